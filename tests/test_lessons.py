@@ -44,3 +44,22 @@ def test_readme_table_has_a_badge_per_written_chapter():
 def test_readme_names_the_two_commands():
     text = lessons.README.read_text()
     assert "make lab" in text and "make test" in text
+
+
+def test_write_all_regenerates_and_removes_orphans(monkeypatch, tmp_path):
+    src, out = tmp_path / "lessons_src", tmp_path / "notebooks"
+    src.mkdir()
+    out.mkdir()
+    (src / "00_setup_and_tour.py").write_text("# %% [markdown]\n# # Chapter 0\n\n# %%\nx = 1\n")
+    (out / "99_orphan.ipynb").write_text("{}")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
+    monkeypatch.setattr(lessons, "LESSONS", src)
+    monkeypatch.setattr(lessons, "NOTEBOOKS", out)
+    monkeypatch.setattr(lessons, "README", readme)
+    monkeypatch.setattr(lessons, "ROOT", tmp_path)
+    assert lessons.main(["notebooks", "--check"]) == 1
+    lessons.write_all()
+    assert sorted(p.name for p in out.iterdir()) == ["00_setup_and_tour.ipynb"]
+    assert "00_setup_and_tour.ipynb" in readme.read_text() and "old" not in readme.read_text()
+    assert lessons.stale_files() == [] and lessons.main(["notebooks", "--check"]) == 0

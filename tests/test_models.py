@@ -140,3 +140,11 @@ def test_missing_manifest_means_invalid(tmp_path):
     (tmp_path / models._MANIFEST).write_text("{not json")
     with warnings.catch_warnings():
         assert not models.cache_is_valid(tmp_path)
+
+
+def test_prepare_tokenizer_adds_pad_and_right_padding():
+    class Tok:
+        pad_token, eos_token, padding_side = None, "</s>", "left"
+
+    tok = models.prepare_tokenizer(Tok())
+    assert tok.pad_token == "</s>" and tok.padding_side == "right"

@@ -39,3 +39,12 @@ def test_env_variable_turns_the_guard_on_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, network.BLOCK_ENV: "1"}, check=True)
     assert out.stdout.strip() == "NetworkBlockedError"
+
+
+def test_allow_network_restores_the_original_connect():
+    network.allow_network()
+    try:
+        assert socket.socket.connect is network._original_connect
+    finally:
+        network.block_network()
+    assert socket.socket.connect is network._guarded_connect

@@ -252,12 +252,16 @@ def load_model(name: str | None = None, *, profile: str | None = None, device: s
             model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)  # never trust_remote_code
         except (OSError, ValueError) as err:
             raise _hub_error(name, err) from err
+    return to_device(model, dev, name).eval(), prepare_tokenizer(tok)
+
+
+def to_device(model, device: torch.device, name: str = "the model"):
+    """Move a model to ``device``; CUDA out-of-memory becomes a ``MemoryError`` that names the fixes."""
     try:
-        model.to(dev)
+        return model.to(device)
     except torch.cuda.OutOfMemoryError as err:
-        raise MemoryError(f"CUDA ran out of memory loading {name!r}. Pick a smaller model or profile "
+        raise MemoryError(f"CUDA ran out of memory loading {name}. Pick a smaller model or profile "
                           "(COURSE_PROFILE=cpu), or restart the runtime to free GPU memory.") from err
-    return model.eval(), prepare_tokenizer(tok)
 
 
 def tiny_llama(vocab_size: int = 256, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,

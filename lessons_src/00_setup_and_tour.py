@@ -17,12 +17,12 @@
 # 4. turn a question into the model's chat format and generate an answer;
 # 5. find each later chapter, the seed sections it teaches and the module that holds its code.
 #
-# **Runtime** (this whole notebook; measured with `make bench`, see the README):
+# **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (CI) | about 20 s with a warm model cache, plus about 25 s once to build it |
-# | cpu | 2-core laptop | about 30 s |
+# | smoke | 2-core CPU (the CI machine) | 15 s with a warm model cache; building the cache once adds about 24 s |
+# | cpu | the same 2-core CPU | 18 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %% [markdown]

@@ -22,12 +22,12 @@
 # 4. give evidence-based answers to the seed's concept questions (why decoder-only? how long can the input be?
 #    BERT or LLaMA? a domain model or a general one?).
 #
-# **Runtime** (measured with `make bench`):
+# **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (CI) | about 25 s (model cache warm) |
-# | cpu | 2-core laptop | about 30 s |
+# | smoke | 2-core CPU (the CI machine), model cache warm | 18 s |
+# | cpu | the same 2-core CPU | 28 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

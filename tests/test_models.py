@@ -148,3 +148,12 @@ def test_prepare_tokenizer_adds_pad_and_right_padding():
 
     tok = models.prepare_tokenizer(Tok())
     assert tok.pad_token == "</s>" and tok.padding_side == "right"
+
+
+def test_cuda_oom_while_moving_becomes_a_clear_error():
+    class Huge:
+        def to(self, device):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    with pytest.raises(MemoryError, match="smaller model or profile.*COURSE_PROFILE=cpu"):
+        models.to_device(Huge(), torch.device("cuda"), "big/model")

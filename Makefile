@@ -45,6 +45,7 @@ doctor: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/bench_foundation.py
+	HF_HUB_OFFLINE=1 $(PY) bench/bench_prompting.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

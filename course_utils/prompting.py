@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,19 @@ from tqdm.auto import tqdm
 
 X_SLOT, Z_SLOT = "[X]", "[Z]"
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
+
+# The seed's example (seed 000 §5.1): "[X] 我感到 [Z]", Z = {太好了, 好, 一般, 不好, 糟糕}.
+SEED_TEMPLATE = "[X] I feel [Z]."
+SEED_LABEL_WORDS = {"positive": ["great", "good"], "neutral": ["okay"], "negative": ["bad", "terrible"]}
+ONE_WORD_LABELS = {"positive": ["great"], "neutral": ["okay"], "negative": ["terrible"]}
+# Templates compared in chapter 2 (cloze style: the answer slot near the end, as a causal LM needs).
+SENTIMENT_TEMPLATES = (
+    SEED_TEMPLATE,
+    "[X] Overall, it was [Z].",
+    "[X] This makes me feel [Z].",
+    "Review: [X]\nSentiment: [Z]",
+    "Sentence: [X]\nThe sentiment of this sentence is [Z]",
+)
 
 
 # ---- 1. prompt addition --------------------------------------------------------------------------------------
@@ -91,6 +105,21 @@ class Verbalizer:
         self.labels: list[str] = list(self.label_words)
         self.answers: list[str] = list(owner)  # the answer space Z, label by label
         self._owner = owner
+
+    @classmethod
+    def from_string(cls, spec: str) -> Verbalizer:
+        """Parse ``"positive: great, good; neutral: okay; negative: bad, terrible"`` (for the playground).
+
+        Raises:
+            ValueError: for a part without ``label: words``.
+        """
+        words: dict[str, list[str]] = {}
+        for part in filter(str.strip, spec.split(";")):
+            if ":" not in part:
+                raise ValueError(f"Write each label as 'label: word, word' separated by ';' (got {part.strip()!r}).")
+            label, ws = part.split(":", 1)
+            words[label.strip()] = [w.strip() for w in ws.split(",") if w.strip()]
+        return cls(words)
 
     def __call__(self, z: str) -> str:
         """The answer mapping ``v(z)``: the label an answer stands for."""
@@ -321,8 +350,13 @@ class PromptClassifier:
 
     def accuracy(self, texts: Sequence[str], labels: Sequence[str], prefixes: Sequence[str] | None = None) -> float:
         """Fraction of texts whose predicted label equals the gold one (gold labels must be known labels)."""
-        gold = torch.tensor([self.verbalizer.label_index(y) for y in labels])
-        return (self.scores(texts, prefixes).argmax(-1) == gold).float().mean().item()
+        return accuracy(self.scores(texts, prefixes), labels, self.verbalizer)
+
+
+def accuracy(scores: torch.Tensor, labels: Sequence[str], verbalizer: Verbalizer) -> float:
+    """Accuracy of label scores ``[N, |Y|]`` (any monotone scale) against gold label names."""
+    gold = torch.tensor([verbalizer.label_index(y) for y in labels])
+    return (scores.argmax(-1) == gold).float().mean().item()
 
 
 def ensemble_scores(classifiers: Sequence[PromptClassifier], texts: Sequence[str]) -> torch.Tensor:
@@ -334,3 +368,25 @@ def ensemble_scores(classifiers: Sequence[PromptClassifier], texts: Sequence[str
     if any(c.verbalizer.labels != labels for c in classifiers):
         raise ValueError("Every prompt in an ensemble needs the same labels in the same order.")
     return torch.stack([c.scores(texts).exp() for c in classifiers]).mean(0).log()
+
+
+def search_label_words(clf: PromptClassifier, texts: Sequence[str], labels: Sequence[str],
+                       candidates: dict[str, Sequence[str]]) -> tuple[Verbalizer, float]:
+    """Answer engineering, automated: for each label in turn, keep the candidate word that gives the best
+    accuracy on ``(texts, labels)`` (a dev split), the other labels' words fixed. One word per label.
+
+    Returns:
+        the best :class:`Verbalizer` found and its accuracy on the given texts.
+    """
+    best = {y: [ws[0]] for y, ws in candidates.items()}
+    best_acc = -1.0
+    for label, words in candidates.items():
+        for w in words:
+            trial = {**best, label: [w]}
+            try:
+                acc = dataclasses.replace(clf, verbalizer=Verbalizer(trial)).accuracy(texts, labels)
+            except ValueError:  # the word is already another label's
+                continue
+            if acc > best_acc:
+                best, best_acc = trial, acc
+    return Verbalizer(best), best_acc

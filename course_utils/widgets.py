@@ -33,3 +33,49 @@ def prompt_playground(respond: Callable[[str, int], str], prompt: str = "", max_
 
     go.on_click(on_click)
     return w.VBox([box, w.HBox([length, go]), out])
+
+
+def prompt_learning_playground(model, tok, sentence: str, template: str, verbalizer: str):
+    """Chapter 2's playground: edit the sentence, the template and the verbalizer (``"label: w, w; ..."``) and
+    see each label word's probability (normalised over the answer space) as a bar chart.
+
+    Draws the chart once for the given values (so the cell shows a result where widgets cannot render) and
+    returns the widget (``None`` without ipywidgets).
+    """
+    import matplotlib.pyplot as plt
+
+    from .prompting import Template, Verbalizer, answer_search
+
+    def draw(sentence: str, template: str, verbalizer: str) -> None:
+        try:
+            t, v = Template(template), Verbalizer.from_string(verbalizer)
+        except ValueError as err:  # show the clear message instead of a traceback while typing
+            print(err)
+            return
+        probs = answer_search(model, tok, t, [sentence], v.answers)[0].softmax(-1)
+        fig, ax = plt.subplots(figsize=(6, 2.6))
+        colours = [f"C{v.label_index(v(z))}" for z in v.answers]
+        ax.bar(v.answers, probs.tolist(), color=colours)
+        ax.set_ylabel("P(z | x') over Z")
+        winner = v(v.answers[int(probs.argmax())])
+        ax.set_title(f"{t.fill(sentence)!r} -> {winner}", fontsize=9)
+        plt.show()
+
+    draw(sentence, template, verbalizer)
+    try:
+        import ipywidgets as w
+    except ImportError:
+        return None
+    boxes = [w.Text(value=sentence, description="x", layout=w.Layout(width="95%")),
+             w.Text(value=template, description="template", layout=w.Layout(width="95%")),
+             w.Text(value=verbalizer, description="verbalizer", layout=w.Layout(width="95%"))]
+    out = w.Output()
+    go = w.Button(description="Score", button_style="primary")
+
+    def on_click(_):
+        out.clear_output(wait=True)
+        with out:
+            draw(*(b.value for b in boxes))
+
+    go.on_click(on_click)
+    return w.VBox([*boxes, go, out])

@@ -1,0 +1,257 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Chapter 2 · Prompt learning (提示学习)
+#
+# *Seed 000 §5.1: the three stages of prompt learning, prompt addition (提示添加), answer search (答案搜索) and
+# answer mapping (答案映射), and the directions derived from it.*
+#
+# **Learning objectives.** After this chapter you can
+# 1. write a template with an input slot `[X]` and an answer slot `[Z]`, and a verbalizer from label words to labels;
+# 2. score every answer in an answer space Z with a causal LM, including answers of several tokens;
+# 3. measure how much the template, the label words, calibration and ensembling move zero-shot accuracy;
+# 4. name the research directions that grew out of prompt learning and what each one changes.
+#
+# **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
+#
+# | profile | machine | time |
+# |---|---|---|
+# | smoke | 2-core CPU (the CI machine), model cache warm | RUNTIME_SMOKE |
+# | cpu | the same 2-core CPU | RUNTIME_CPU |
+# | gpu | Colab T4 / A100 | not measured yet |
+
+# %%
+import dataclasses
+import inspect
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_utils import prompting as pr
+from course_utils.config import profile
+from course_utils.data import load_sentiment
+from course_utils.device import set_seed
+from course_utils.models import load_model
+
+P = profile()
+set_seed(0)
+model, tok = load_model(P.model_name)
+
+# %% [markdown]
+# ## 1. Concept: three stages
+#
+# Instead of training a classifier head, prompt learning rewrites the task as text the language model already
+# knows how to continue (Liu et al. 2021, *Pre-train, Prompt, and Predict*):
+#
+# | stage | 中文 | what it does | the seed's example |
+# |---|---|---|---|
+# | prompt addition | 提示添加 | a template $f_{prompt}$ turns x into x′ with an answer slot | `[X] I feel [Z]` → x′ = "I accidentally missed the bus. I feel [Z]" |
+# | answer search | 答案搜索 | score every answer z in the answer space Z: $\tilde z = \mathrm{search}_{z\in Z} P(f_{fill}(x', z); \theta)$ | Z = {great, good, okay, bad, terrible} (太好了, 好, 一般, 不好, 糟糕) |
+# | answer mapping | 答案映射 | a verbalizer maps answers to labels, by rules people write | great, good → positive; okay → neutral; bad, terrible → negative |
+#
+# With a causal LM, $P(f_{fill}(x', z))$ compares across answers through the part that depends on z: the answer's
+# tokens given the text before the slot, and the text after the slot given both. For an answer of several
+# tokens, $\log P(z \mid x') = \sum_t \log P(z_t \mid x', z_{<t})$.
+
+# %% [markdown]
+# ## 2. From scratch: the seed's example, stage by stage
+
+# %%
+template = pr.Template(pr.SEED_TEMPLATE)
+verbalizer = pr.Verbalizer(pr.SEED_LABEL_WORDS)
+x = "I accidentally missed the bus."
+print("1. prompt addition: x' =", repr(template.fill(x)))
+for z in verbalizer.answers:
+    print("   f_fill(x', z) =", repr(template.fill_answer(x, z)))
+
+# %% [markdown]
+# The definition, written plainly: one forward pass per answer, summing the log-probabilities of the tokens after
+# the slot's context.
+
+# %%
+print(inspect.getsource(pr.answer_search_naive))
+
+# %%
+scores = pr.answer_search_naive(model, tok, template, [x], verbalizer.answers)[0]
+best = verbalizer.answers[int(scores.argmax())]
+for z, s in zip(verbalizer.answers, scores):
+    print(f"2. answer search: log P({z!r:11}) = {s:7.3f}")
+print(f"   z~ = {best!r}  ->  3. answer mapping: v({best!r}) = {verbalizer(best)!r}")
+
+plt.figure(figsize=(5, 2.5))
+plt.bar(verbalizer.answers, scores.softmax(-1).tolist(), color=[f"C{verbalizer.label_index(verbalizer(z))}"
+                                                                  for z in verbalizer.answers])
+plt.ylabel("P(z | x') over Z")
+plt.title(template.fill(x))
+plt.show()
+
+# %% [markdown]
+# **Tokens matter.** A BPE tokenizer gives `" great"` (with its leading space) a different id from `"great"`,
+# and some label words are several tokens. The template's space before `[Z]` belongs to the answer:
+
+# %%
+for z in verbalizer.answers + ["so-so", "disappointed"]:
+    print(f"{z!r:15} -> {tok.tokenize(' ' + z)}")
+
+# %% [markdown]
+# ## 3. The fast engine, checked against the definition
+#
+# The naive search runs the model once per (text, answer). `answer_search` batches the texts and reads each
+# prompt once: its keys and values are cached and reused for every answer (the same KV cache that makes
+# generation fast, chapter 1). It must give the same numbers. OpenPrompt (`ManualTemplate`, `ManualVerbalizer`,
+# `PromptForClassification`) is the reference design, but it does not import with transformers 5, so the course
+# re-implements its core; its single-mask scoring of multi-token words is replaced by the full continuation.
+
+# %%
+texts = [e.text for e in load_sentiment("dev", limit=8)]
+for t in (pr.SEED_TEMPLATE, "Review: [X]\nSentiment: [Z]", "[Z] news: [X]"):
+    naive = pr.answer_search_naive(model, tok, pr.Template(t), texts, verbalizer.answers)
+    fast = pr.answer_search(model, tok, pr.Template(t), texts, verbalizer.answers)
+    diff = (naive - fast).abs().max().item()
+    print(f"{t!r:32} max |naive - fast| = {diff:.1e}")
+    assert diff < 1e-4
+
+# %% [markdown]
+# ## 4. Experiment: does the template matter? Do label words, calibration, ensembling help?
+#
+# Data: the course's 3-class sentiment set (positive / neutral / negative, written for the course; see
+# `course_utils/data/README.md`). Chance is 33%.
+#
+# **Expected, before running** (Zhao et al. 2021; Jiang et al. 2020; Schick & Schütze 2021):
+# 1. accuracy varies strongly across templates that mean the same thing;
+# 2. each template has a bias towards some labels, visible on a content-free input ("N/A");
+# 3. contextual calibration ($p \propto p / p_{cf}$) raises the mean accuracy across templates;
+# 4. several label words per label can help or hurt; the literature gives no fixed direction;
+# 5. ensembling the templates lands near the best single template, without knowing in advance which it is.
+
+# %%
+test = load_sentiment("test", limit=P.eval_examples)
+X, Y = [e.text for e in test], [e.label for e in test]
+verbalizers = {"1 word": pr.Verbalizer(pr.ONE_WORD_LABELS), "seed's words": pr.Verbalizer(pr.SEED_LABEL_WORDS)}
+rows, raw_scores = [], {}
+for t in pr.SENTIMENT_TEMPLATES:
+    for vname, v in verbalizers.items():
+        clf = pr.PromptClassifier(model, tok, t, v, batch_size=32)
+        raw = clf.scores(X)                                         # label log-probs, uncalibrated
+        p_cf = clf.content_free_probs()                             # the template's bias
+        cal = pr.contextual_calibration(raw.exp(), p_cf).log()      # Zhao et al.'s diagonal W
+        raw_scores[t, vname] = raw
+        rows.append({"template": t, "words": vname, "acc": pr.accuracy(raw, Y, v),
+                     "calibrated": pr.accuracy(cal, Y, v), "p_cf": [round(p, 2) for p in p_cf.tolist()]})
+
+print(f"{len(X)} test sentences; labels {verbalizers['1 word'].labels}")
+print(f"{'template':58} {'words':13} {'acc':>6} {'calib.':>7}   p_cf (bias)")
+for r in rows:
+    print(f"{r['template']!r:58} {r['words']:13} {r['acc']:6.3f} {r['calibrated']:7.3f}   {r['p_cf']}")
+
+# %%
+fig, ax = plt.subplots(figsize=(10, 3.5))
+labels = [f"T{i + 1} {r['words']}" for i in range(len(pr.SENTIMENT_TEMPLATES)) for r in rows[2 * i:2 * i + 2]]
+xs = torch.arange(len(rows))
+ax.bar(xs - 0.2, [r["acc"] for r in rows], 0.4, label="raw")
+ax.bar(xs + 0.2, [r["calibrated"] for r in rows], 0.4, label="calibrated")
+ax.axhline(1 / 3, color="grey", ls="--", label="chance")
+ax.set_xticks(xs.tolist(), labels, rotation=30, ha="right", fontsize=8)
+ax.set_ylabel("test accuracy")
+ax.legend()
+ax.set_title("Zero-shot accuracy by template (T1 = the seed's) and label words")
+plt.tight_layout()
+plt.show()
+
+# %%
+accs = [r["acc"] for r in rows]
+mean_raw = sum(accs) / len(rows)
+mean_cal = sum(r["calibrated"] for r in rows) / len(rows)
+helped = sum(r["calibrated"] > r["acc"] for r in rows)
+one = [r["acc"] for r in rows if r["words"] == "1 word"]
+many = [r["acc"] for r in rows if r["words"] != "1 word"]
+print(f"1. spread across prompts: {min(accs):.3f} .. {max(accs):.3f}")
+print(f"3. calibration: mean {mean_raw:.3f} -> {mean_cal:.3f}; better for {helped} of {len(rows)} prompts")
+print(f"4. several label words: mean {sum(many) / len(many):.3f} vs one word {sum(one) / len(one):.3f}")
+
+# %% [markdown]
+# **Prompt ensembling** (multi-prompt learning): average the label probabilities of all templates.
+
+# %%
+for vname, v in verbalizers.items():
+    ens = torch.stack([raw_scores[t, vname].exp() for t in pr.SENTIMENT_TEMPLATES]).mean(0).log()
+    singles = [r["acc"] for r in rows if r["words"] == vname]
+    print(f"{vname:13} ensemble {pr.accuracy(ens, Y, v):.3f} | single templates: mean "
+          f"{sum(singles) / len(singles):.3f}, best {max(singles):.3f}")
+# the same through the library function, for one verbalizer:
+clfs = [pr.PromptClassifier(model, tok, t, verbalizers["1 word"], batch_size=32) for t in pr.SENTIMENT_TEMPLATES[:2]]
+print("ensemble_scores of T1+T2:", round(pr.accuracy(pr.ensemble_scores(clfs, X), Y, verbalizers["1 word"]), 3))
+
+# %% [markdown]
+# **What we measured.** The numbers above are this run's. Read them against the expectations: a spread of
+# several points across prompts that mean the same thing is the main lesson (a 135M model is sensitive to
+# wording); whether calibration helps on average, and by how much, is printed in line 3 and is what the test
+# suite checks at the full test split (`tests/test_prompting.py`).
+#
+# ## 5. Try it: the prompt-learning playground
+#
+# Edit the sentence, the template (keep one `[X]` and one `[Z]`) and the verbalizer
+# (`label: word, word; label: word`), then press **Score**.
+
+# %%
+from course_utils.widgets import prompt_learning_playground
+
+prompt_learning_playground(model, tok, "I accidentally missed the bus.", pr.SEED_TEMPLATE,
+                           "positive: great, good; neutral: okay; negative: bad, terrible")
+
+# %% [markdown]
+# ## 6. Directions that grew out of prompt learning (seed: 提示工程、答案工程、多提示学习、基于提示的训练)
+#
+# **Prompt engineering (提示工程)**: finding the template. By hand (section 4), by search over discrete
+# tokens (AutoPrompt, Shin et al. 2020), or as *continuous* vectors trained by gradient, the soft prompts of
+# prefix tuning and prompt tuning (chapter 4).
+#
+# **Answer engineering (答案工程)**: finding the answer space and mapping. A cheap automatic version: for each
+# label, try candidate words on the dev split and keep the best (in the spirit of PETAL, Schick et al. 2020):
+
+# %%
+dev = load_sentiment("dev", limit=P.eval_examples)
+candidates = {"positive": ["great", "happy", "good", "wonderful"], "neutral": ["okay", "fine", "normal", "calm"],
+              "negative": ["terrible", "sad", "bad", "awful"]}
+base = pr.PromptClassifier(model, tok, pr.SEED_TEMPLATE, pr.ONE_WORD_LABELS, batch_size=32)
+found, dev_acc = pr.search_label_words(base, [e.text for e in dev], [e.label for e in dev], candidates)
+print(f"chosen on dev: {found.label_words} (dev accuracy {dev_acc:.3f})")
+print(f"test accuracy: hand-picked {base.accuracy(X, Y):.3f} | searched "
+      f"{dataclasses.replace(base, verbalizer=found).accuracy(X, Y):.3f}")
+
+# %% [markdown]
+# **Multi-prompt learning (多提示学习)**: use several prompts at once: ensembling (section 4), augmenting the
+# input with solved examples (in-context learning, chapter 3), or decomposing a task into sub-prompts.
+#
+# **Prompt-based training (基于提示的训练策略)**: train the model *through* the template and verbalizer, so the
+# fine-tuning objective looks like pre-training. PET (Schick & Schütze 2021) fine-tunes a masked LM on the
+# verbalizer's cross-entropy over label words with a handful of labelled examples, ensembles several
+# pattern-verbalizer pairs, and distils them into one classifier; with 100 examples it beat a supervised
+# classifier head on Yelp, AG News, Yahoo and MNLI. Chapter 4 fine-tunes our model with LoRA on this task and
+# compares with the zero-shot numbers above.
+#
+# ## 7. Concept check
+#
+# **What are the three stages of prompt learning?** Prompt addition (a template with `[X]` and `[Z]`), answer
+# search over Z by the LM's probability of the filled prompt, answer mapping from the best answer to a label.
+# Section 2 walked them on the seed's sentence.
+#
+# **Why does the template matter if the model is the same?** The model was never trained on our task, only on
+# text; each wording makes some answers more likely a priori. Section 4 measured the spread and the bias
+# (`p_cf`), and calibration divides that bias out.
+#
+# **How do you score a label word of several tokens with a causal LM?** Sum the log-probabilities of its tokens
+# given the prompt and the earlier tokens of the word; optionally divide by its length so long words are not
+# penalised.
+#
+# ## Try it
+# 1. *(warm-up)* Put the answer slot first: `"[Z]! [X]"`. What does the model condition on now?
+# 2. *(core)* Add a sixth template of your own to the table. Does calibration help it?
+# 3. *(stretch)* Compare `aggregate="sum"`, `"mean"` and `"max"` for the seed's label words.

@@ -1,0 +1,219 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Chapter 3 · In-context learning (语境学习)
+#
+# *Seed 000 §5.1: "the key idea is learning from analogy; the whole process needs no parameter update, only
+# forward inference. Give the model some examples of a task and a test case, and let it continue the answer."*
+#
+# **Learning objectives.** After this chapter you can
+# 1. build a k-shot prompt from demonstrations and score it with chapter 2's engine;
+# 2. explain why a shared prompt can be computed once and cached for every test input;
+# 3. measure how accuracy depends on k, on the order of the demonstrations, on their labels and on how they
+#    are chosen (random vs nearest neighbours, KATE);
+# 4. compare in-context learning with zero-shot prompting on the same test split.
+#
+# **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
+#
+# | profile | machine | time |
+# |---|---|---|
+# | smoke | 2-core CPU (the CI machine), model cache warm | RUNTIME_SMOKE |
+# | cpu | the same 2-core CPU | RUNTIME_CPU |
+# | gpu | Colab T4 / A100 | not measured yet |
+
+# %%
+import dataclasses
+import inspect
+import statistics
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_utils import icl
+from course_utils import prompting as pr
+from course_utils.config import profile
+from course_utils.data import load_sentiment
+from course_utils.device import set_seed
+from course_utils.models import load_model
+
+P = profile()
+set_seed(0)
+model, tok = load_model(P.model_name)
+test = load_sentiment("test", limit=P.eval_examples)
+pool = load_sentiment("train")  # demonstrations come from train; the test split is never in the pool
+X, Y = [e.text for e in test], [e.label for e in test]
+seeds = range(P.n_seeds)
+print(f"profile {P.name}: {len(test)} test sentences, {len(pool)} candidate demonstrations, {P.n_seeds} seeds")
+
+# %% [markdown]
+# ## 1. Concept: learning from analogy, with no update
+#
+# A k-shot prompt writes k solved examples (*demonstrations*) with the same template as the query, then the
+# query with its answer slot open. The model's weights never change: whatever it "learns" happens in one forward
+# pass, by continuing the pattern. We use chapter 2's Zhao et al. format, with label names as answers:
+
+# %%
+template = pr.Template("Review: [X]\nSentiment: [Z]")
+verbalizer = pr.Verbalizer({"positive": "positive", "neutral": "neutral", "negative": "negative"})
+SEP = "\n\n"
+demos = icl.select_balanced(pool, 3, seed=0)
+prompt = icl.format_demonstrations(template, verbalizer, demos, SEP) + template.fill(test[0].text)
+print(prompt)
+
+# %% [markdown]
+# ## 2. From scratch, then fast
+#
+# The prefix is the same for every test sentence, so its keys and values can be computed **once** and reused:
+# `continuation_logprobs(..., shared_prefix=...)` runs the demonstrations once, copies their cache for each
+# batch of queries, and scores the answers. It must equal plain concatenation (the definition):
+
+# %%
+print(inspect.getsource(icl.format_demonstrations))
+prefix = icl.format_demonstrations(template, verbalizer, demos, SEP)
+naive = pr.answer_search_naive(model, tok, template, X[:6], verbalizer.answers, shared_prefix=prefix)
+fast = pr.answer_search(model, tok, template, X[:6], verbalizer.answers, shared_prefix=prefix)
+print(f"max |naive - fast| = {(naive - fast).abs().max():.1e}")
+assert (naive - fast).abs().max() < 1e-4
+
+# %% [markdown]
+# ## 3. Experiment: accuracy vs k
+#
+# **Expected** (Brown et al. 2020; Zhao et al. 2021): with large models, accuracy rises with k. With a
+# 135M-parameter model we expect a weak trend and a wide spread over which demonstrations are drawn: small
+# models are poor in-context learners. Calibration should reduce the spread. k = 0 is chapter 2's zero-shot
+# number for this template on the same split.
+
+# %%
+clf = pr.PromptClassifier(model, tok, template, verbalizer, batch_size=32)
+ks = [0, 1, 2, 4, 8]
+results = {"raw": {}, "calibrated": {}}
+for k in ks:
+    for mode in results:
+        c = dataclasses.replace(clf, calibrate=mode == "calibrated")
+        results[mode][k] = [icl.icl_accuracy(c, test, icl.select_balanced(pool, k, seed=s), SEP)
+                            for s in (seeds if k else [0])]  # k = 0 has nothing to draw
+for mode, by_k in results.items():
+    print(mode, {k: f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" for k, v in by_k.items()})
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for mode, by_k in results.items():
+    ax.errorbar(ks, [statistics.mean(by_k[k]) for k in ks], yerr=[statistics.pstdev(by_k[k]) for k in ks],
+                marker="o", capsize=4, label=mode)
+ax.axhline(1 / 3, color="grey", ls="--", label="chance")
+ax.set_xscale("symlog", linthresh=1)
+ax.set_xticks(ks, [str(k) for k in ks])
+ax.set_xlabel("k demonstrations (balanced, random)")
+ax.set_ylabel("test accuracy")
+ax.set_title(f"In-context learning, mean ± std over {P.n_seeds} draws")
+ax.legend()
+plt.show()
+zero_shot = results["raw"][0][0]
+best_k = max(ks[1:], key=lambda k: statistics.mean(results["raw"][k]))
+print(f"zero-shot (chapter 2) {zero_shot:.3f}; best mean k-shot: k={best_k} "
+      f"{statistics.mean(results['raw'][best_k]):.3f}")
+
+# %% [markdown]
+# ## 4. Experiment: the order of the same demonstrations (Lu et al. 2022)
+#
+# **Expected:** permuting the *same* k demonstrations moves accuracy by several points, at every model size.
+
+# %%
+k_order = 4
+fixed = icl.select_balanced(pool, k_order, seed=0)
+orders = icl.orderings(fixed, n=24 if P.name != "smoke" else 6)
+order_accs = [icl.icl_accuracy(clf, test, o, SEP) for o in orders]
+print(f"{len(orders)} orders of the same {k_order} demonstrations: accuracy {min(order_accs):.3f} .. "
+      f"{max(order_accs):.3f} (std {statistics.pstdev(order_accs):.3f})")
+plt.figure(figsize=(6, 2.5))
+plt.scatter(order_accs, [0] * len(order_accs), alpha=0.6)
+plt.yticks([])
+plt.xlabel("test accuracy of one order")
+plt.title(f"Spread over {len(orders)} permutations of the same demonstrations")
+plt.show()
+
+# %% [markdown]
+# ## 5. Experiment: do the labels of the demonstrations matter? (Min et al. 2022)
+#
+# Replace every demonstration's label by a random one (inputs, format and label space unchanged).
+# **Expected** (Min et al., with models of 0.7B-175B and k = 16): gold labels beat random labels by only a few
+# points. Later work (Yoo et al. 2022; Wei et al. 2023) finds the gap depends on the model and the task. For a
+# small model that mostly copies the format and the label distribution of its prompt, random labels may hurt more.
+
+# %%
+k_lab = 8
+gold_accs, rand_accs = [], []
+for s in seeds:
+    d = icl.select_balanced(pool, k_lab, seed=s)
+    gold_accs.append(icl.icl_accuracy(clf, test, d, SEP))
+    rand_accs.append(icl.icl_accuracy(clf, test, icl.corrupt_labels(d, verbalizer.labels, 1.0, seed=s), SEP))
+print(f"k={k_lab}: gold labels {statistics.mean(gold_accs):.3f} | random labels {statistics.mean(rand_accs):.3f} "
+      f"(zero-shot {zero_shot:.3f})")
+
+# %% [markdown]
+# ## 6. Experiment: random vs nearest-neighbour demonstrations (KATE, Liu et al. 2022)
+#
+# KATE embeds every sentence with a sentence encoder and gives each test sentence the k training sentences
+# most similar to it. Our encoder is all-MiniLM-L6-v2 (a sentence-transformers BERT; shipped offline).
+# **Expected:** nearest neighbours beat random demonstrations.
+
+# %%
+pool_emb = icl.embed([e.text for e in pool])
+test_emb = icl.embed(X)
+k_knn = 4
+knn = icl.select_knn(pool, pool_emb, test_emb, k_knn)
+print("nearest to:", repr(X[0]), "->", [d.text for d in knn[0][:2]])
+knn_acc = icl.icl_accuracy(clf, test, knn, SEP)
+rand_knn = [icl.icl_accuracy(clf, test, icl.select_random(pool, k_knn, seed=s), SEP) for s in seeds]
+print(f"k={k_knn}: kNN {knn_acc:.3f} | random {statistics.mean(rand_knn):.3f} ± {statistics.pstdev(rand_knn):.3f}")
+
+# %% [markdown]
+# ## 7. Everything on one chart
+
+# %%
+summary = {
+    "zero-shot": zero_shot,
+    f"k={best_k} random": statistics.mean(results["raw"][best_k]),
+    f"k={best_k} calibrated": statistics.mean(results["calibrated"][best_k]),
+    f"k={k_order} best order": max(order_accs),
+    f"k={k_order} worst order": min(order_accs),
+    f"k={k_lab} gold": statistics.mean(gold_accs),
+    f"k={k_lab} random labels": statistics.mean(rand_accs),
+    f"k={k_knn} kNN": knn_acc,
+}
+from course_utils.plotting import bar
+
+ax = bar(summary, title="In-context learning vs zero-shot (same test split)", ylabel="accuracy", fmt="{:.2f}")
+ax.axhline(1 / 3, color="grey", ls="--")
+plt.show()
+
+# %% [markdown]
+# **What we measured.** The printed numbers are this run's; `tests/test_icl.py` checks the claims that hold at
+# the scale where they hold. Read each experiment against its expectation above: where a 135M model does not
+# show a published effect, that is the result, and a reason to rerun the notebook with a larger model online
+# (`load_model("HuggingFaceTB/SmolLM2-1.7B-Instruct")`, `COURSE_PROFILE=gpu`).
+#
+# ## 8. Concept check
+#
+# **What is in-context learning, and how does it differ from fine-tuning?** The model reads solved examples in
+# its prompt and continues the pattern; no parameter changes (only forward inference), so nothing is learned
+# beyond the current prompt. Fine-tuning (chapters 4, 7) changes weights and keeps what it learned.
+#
+# **Why is it sensitive to the order and choice of demonstrations?** The prediction is a function of the
+# whole prompt; recency and majority-label biases (Zhao et al.) and surface similarity to the query all change
+# it. Sections 4 and 6 measured both.
+#
+# **Do the demonstration labels have to be right?** Min et al. found they matter little for large models; what
+# matters is the format, the label space and the input distribution. Section 5 tested it on our small model.
+#
+# ## Try it
+# 1. *(warm-up)* Print the prompt for `k=8` and count its tokens. How many fit in the context window?
+# 2. *(core)* Reverse KATE's order (`most_similar_first=False`, the nearest example right before the query).
+# 3. *(stretch)* Use only positive demonstrations. Does the model predict "positive" more often?
+#    Does calibration fix it?

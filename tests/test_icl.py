@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from course_utils import icl
+from course_utils import prompting as pr
+from course_utils.data import Example, load_sentiment
+
+POOL = [Example(f"text {i}", ["positive", "neutral", "negative"][i % 3]) for i in range(30)]
+TPL = pr.Template("[X] I feel [Z].")
+VERB = pr.Verbalizer({"positive": ["great", "good"], "neutral": "okay", "negative": "terrible"})
+
+
+def test_demonstrations_use_the_first_label_word():
+    demos = [Example("Sunny day.", "positive"), Example("Lost my keys.", "negative")]
+    assert icl.format_demonstrations(TPL, VERB, demos) == "Sunny day. I feel great.\nLost my keys. I feel terrible.\n"
+    assert icl.format_demonstrations(TPL, VERB, []) == ""
+    with pytest.raises(ValueError, match="Unknown label 'mixed'"):
+        icl.format_demonstrations(TPL, VERB, [Example("x", "mixed")])
+
+
+def test_selection_random_and_balanced():
+    assert icl.select_random(POOL, 5, seed=1) == icl.select_random(POOL, 5, seed=1)
+    assert len(set(map(id, icl.select_random(POOL, 5)))) == 5
+    picks = icl.select_balanced(POOL, 6, seed=3)
+    assert sorted(e.label for e in picks) == sorted(["positive", "neutral", "negative"] * 2)
+    assert icl.select_balanced(POOL, 0) == []
+    with pytest.raises(ValueError, match="k=31 demonstrations"):
+        icl.select_balanced(POOL, 31)
+
+
+def test_knn_picks_the_nearest_in_kate_order():
+    pool_emb = torch.eye(4)
+    query = torch.tensor([[0.9, 0.1, 0.0, 0.0]])
+    pool = POOL[:4]
+    assert icl.select_knn(pool, pool_emb, query, 2) == [[pool[0], pool[1]]]
+    assert icl.select_knn(pool, pool_emb, query, 2, most_similar_first=False) == [[pool[1], pool[0]]]
+    assert icl.select_knn(pool, pool_emb, query, 0) == [[]]
+
+
+def test_orderings_are_distinct_permutations():
+    demos = POOL[:3]
+    orders = icl.orderings(demos, 10)
+    assert len(orders) == 6 and len({tuple(map(id, o)) for o in orders}) == 6
+    big = icl.orderings(POOL[:8], 5, seed=2)
+    assert len(big) == 5 and all(sorted(map(id, o)) == sorted(map(id, POOL[:8])) for o in big)
+
+
+def test_corrupt_labels_keeps_inputs_and_label_space():
+    demos = POOL[:12]
+    bad = icl.corrupt_labels(demos, VERB.labels, 1.0, seed=0)
+    assert [e.text for e in bad] == [e.text for e in demos]
+    assert {e.label for e in bad} <= set(VERB.labels)
+    assert icl.corrupt_labels(demos, VERB.labels, 0.0) == demos
+    with pytest.raises(ValueError, match="fraction"):
+        icl.corrupt_labels(demos, VERB.labels, 1.5)
+
+
+def test_embed_with_the_shipped_encoder():
+    emb = icl.embed(["The food was delicious.", "The meal tasted wonderful.", "The train leaves at six."])
+    assert emb.shape == (3, 384) and torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]  # paraphrases are nearer than unrelated sentences
+
+
+@pytest.mark.model
+def test_icl_accuracy_shared_and_per_example_demos(real_model):
+    model, tok = real_model
+    clf = pr.PromptClassifier(model, tok, TPL, VERB)
+    test, pool = load_sentiment("test", limit=9), load_sentiment("train")
+    demos = icl.select_balanced(pool, 3, seed=0)
+    shared = icl.icl_accuracy(clf, test, demos)
+    per = icl.icl_accuracy(clf, test, [demos] * len(test))  # the same demos, as per-example lists
+    assert shared == pytest.approx(per, abs=1e-6)
+    with pytest.raises(ValueError, match="2 demonstration lists for 9"):
+        icl.icl_accuracy(clf, test, [demos, demos])

@@ -190,10 +190,18 @@ clfs = [pr.PromptClassifier(model, tok, t, verbalizers["1 word"], batch_size=32)
 print("ensemble_scores of T1+T2:", round(pr.accuracy(pr.ensemble_scores(clfs, X), Y, verbalizers["1 word"]), 3))
 
 # %% [markdown]
-# **What we measured.** The numbers above are this run's. Read them against the expectations: a spread of
-# several points across prompts that mean the same thing is the main lesson (a 135M model is sensitive to
-# wording); whether calibration helps on average, and by how much, is printed in line 3 and is what the test
-# suite checks at the full test split (`tests/test_prompting.py`).
+# **What we measured.** The outputs above are this run's. A recorded run of the `cpu` profile (100 test
+# sentences, a 2-core CPU, November 2026) gave:
+# 1. accuracy from 0.33 to 0.61 across the ten prompts: wording alone moves a 135M model by almost 30 points;
+# 2. strong biases: `Review: [X]\nSentiment: [Z]` with one word puts 0.98 of a content-free input on *neutral*;
+# 3. calibration raised the mean from 0.48 to 0.55 and helped 7 of 10 prompts, the most biased ones most
+#    (that template: 0.43 → 0.60);
+# 4. the seed's several label words: 0.50 on average against 0.47 for one word, better for three templates of five;
+# 5. ensembling the five one-word templates gave **0.77, far above the best single template (0.52)**, more than
+#    we expected: the templates' biases point different ways and largely cancel in the average.
+#
+# `tests/test_prompting.py::test_chapter2_claims_on_the_full_test_split` checks claims 1, 3 and 5 on all 120
+# test sentences in every CI run.
 #
 # ## 5. Try it: the prompt-learning playground
 #

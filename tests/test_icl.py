@@ -72,3 +72,29 @@ def test_icl_accuracy_shared_and_per_example_demos(real_model):
     assert shared == pytest.approx(per, abs=1e-6)
     with pytest.raises(ValueError, match="2 demonstration lists for 9"):
         icl.icl_accuracy(clf, test, [demos, demos])
+
+
+@pytest.mark.model
+def test_chapter3_claims_on_the_full_test_split(real_model):
+    """Chapter 3's measured claims that hold for a 135M model: the order of the same demonstrations moves
+    accuracy by 10+ points (Lu et al.); random labels cost little (Min et al.); kNN demonstrations beat random
+    ones on average (KATE)."""
+    import statistics
+
+    model, tok = real_model
+    test, pool = load_sentiment("test"), load_sentiment("train")
+    clf = pr.PromptClassifier(model, tok, "Review: [X]\nSentiment: [Z]",
+                              {"positive": "positive", "neutral": "neutral", "negative": "negative"}, batch_size=32)
+    orders = icl.orderings(icl.select_balanced(pool, 4, seed=0), n=6)
+    order_accs = [icl.icl_accuracy(clf, test, o, "\n\n") for o in orders]
+    assert max(order_accs) - min(order_accs) >= 0.1
+    gold, rand = [], []
+    for s in range(3):
+        d = icl.select_balanced(pool, 8, seed=s)
+        gold.append(icl.icl_accuracy(clf, test, d, "\n\n"))
+        rand.append(icl.icl_accuracy(clf, test, icl.corrupt_labels(d, clf.verbalizer.labels, 1.0, seed=s), "\n\n"))
+    assert statistics.mean(rand) >= statistics.mean(gold) - 0.05
+    knn = icl.select_knn(pool, icl.embed([e.text for e in pool]), icl.embed([e.text for e in test]), 4)
+    knn_acc = icl.icl_accuracy(clf, test, knn, "\n\n")
+    random_accs = [icl.icl_accuracy(clf, test, icl.select_random(pool, 4, seed=s), "\n\n") for s in range(3)]
+    assert knn_acc > statistics.mean(random_accs)

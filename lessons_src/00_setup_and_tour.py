@@ -21,8 +21,8 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine) | 15 s with a warm model cache; building the cache once adds about 24 s |
-# | cpu | the same 2-core CPU | 18 s |
+# | smoke | 2-core CPU (the CI machine) | 16 s with a warm model cache; building the cache once adds 24-36 s |
+# | cpu | the same 2-core CPU | 18-20 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %% [markdown]

@@ -26,8 +26,8 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | 18 s |
-# | cpu | the same 2-core CPU | 28 s |
+# | smoke | 2-core CPU (the CI machine), model cache warm | 18-22 s |
+# | cpu | the same 2-core CPU | 28-34 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

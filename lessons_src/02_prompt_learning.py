@@ -23,8 +23,8 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | RUNTIME_SMOKE |
-# | cpu | the same 2-core CPU | RUNTIME_CPU |
+# | smoke | 2-core CPU (the CI machine), model cache warm | 56 s |
+# | cpu | the same 2-core CPU | 2.5 min |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .models import check_fits
+
 X_SLOT, Z_SLOT = "[X]", "[Z]"
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
 
@@ -241,6 +243,7 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
         total = last.gather(-1, first_ids)
         lengths = torch.tensor([len(c) for c in conts], device=dev).view(len(rows), m)
         C = int(lengths.max())
+        check_fits(model, len(cached) + L + C)  # a clear error, not silently degraded scores past the window
         if C > 1:  # tokens 2..C of all continuations in one forward, over the context's cached keys/values
             cache = first.past_key_values
             cache.batch_repeat_interleave(m)  # each context's cache, once per answer

@@ -203,3 +203,10 @@ def test_chapter2_claims_on_the_full_test_split(real_model):
     assert max(acc) - min(acc) >= 0.05
     assert sum(acc_cal) / len(acc_cal) > sum(acc) / len(acc)
     assert ens > max(acc)
+
+
+def test_prompt_longer_than_the_context_window_is_a_clear_error(tiny):
+    from course_utils.models import ContextLengthError
+
+    with pytest.raises(ContextLengthError, match="context window is 128"):
+        pr.answer_search(tiny, CharTok(), pr.Template("[X] is [Z]"), ["x" * 200], ["a", "b"])

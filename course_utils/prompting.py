@@ -163,14 +163,17 @@ class Verbalizer:
 
 # ---- 2. answer search -----------------------------------------------------------------------------------------
 
-def _encode_parts(tok, context: str, continuation: str, special: bool = True) -> tuple[list[int], list[int]]:
-    """Token ids of the context (with the tokenizer's special prefix, if any and ``special``) and of the
-    continuation."""
-    ctx = tok(context, add_special_tokens=special).input_ids
-    if not ctx and special:  # the answer slot opens the template: condition on the BOS (or EOS) token alone
-        ctx = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
-    cont = tok(continuation, add_special_tokens=False).input_ids
-    return ctx, cont
+def _context_ids(tok, context: str, special: bool = True) -> list[int]:
+    """Token ids of the text before the answer (with the tokenizer's special prefix when ``special``)."""
+    ids = tok(context, add_special_tokens=special).input_ids
+    if not ids and special:  # the answer slot opens the template: condition on the BOS (or EOS) token alone
+        ids = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+    return ids
+
+
+def _continuation_ids(tok, continuation: str) -> list[int]:
+    """Token ids of an answer and the template text after it (never a special token)."""
+    return tok(continuation, add_special_tokens=False).input_ids
 
 
 def _continuations(template: Template, x: str, answers: Sequence[str]) -> tuple[str, list[str]]:
@@ -188,9 +191,9 @@ def answer_search_naive(model, tok, template: Template, texts: Sequence[str], an
     pre = tok(shared_prefix).input_ids if shared_prefix else []
     for i, x in enumerate(texts):
         context, conts = _continuations(template, x, answers)
+        ctx_ids = pre + _context_ids(tok, context, special=not pre)
         for j, cont in enumerate(conts):
-            ctx_ids, cont_ids = _encode_parts(tok, context, cont, special=not pre)
-            ctx_ids = pre + ctx_ids
+            cont_ids = _continuation_ids(tok, cont)
             ids = torch.tensor([ctx_ids + cont_ids], device=model.device)
             with torch.no_grad():
                 logits = model(ids).logits.float()
@@ -223,9 +226,12 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
             pre_cache = model(input_ids=torch.tensor([cached], device=dev), use_cache=True).past_key_values
     for s in tqdm(range(0, n, batch_size), desc="answer search", disable=not progress):
         rows = range(s, min(s + batch_size, n))
-        enc = [[_encode_parts(tok, contexts[i], c, special=not pre_ids) for c in continuations[i]] for i in rows]
-        ctx = [held + e[0][0] for e in enc]
+        ctx = [held + _context_ids(tok, contexts[i], special=not pre_ids) for i in rows]
+        conts = [_continuation_ids(tok, c) for i in rows for c in continuations[i]]  # row-major: text, answer
         L = max(map(len, ctx))
+        lengths = torch.tensor([len(c) for c in conts], device=dev).view(len(rows), m)
+        C = int(lengths.max())
+        check_fits(model, len(cached) + L + C)  # a clear error, not silently degraded scores past the window
         ids = torch.tensor([[pad] * (L - len(c)) + c for c in ctx], device=dev)
         # layout per row: [cached prefix][left padding][context]; padding is masked out, positions skip it
         mask = torch.tensor([[1] * len(cached) + [0] * (L - len(c)) + [1] * len(c) for c in ctx], device=dev)
@@ -238,12 +244,8 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
             first = model(input_ids=ids, attention_mask=mask, position_ids=pos[:, len(cached):],
                           past_key_values=cache, use_cache=True)
         last = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts each continuation's 1st token
-        conts = [e[j][1] for e in enc for j in range(m)]  # row-major: text, then answer
         first_ids = torch.tensor([c[0] for c in conts], device=dev).view(len(rows), m)
         total = last.gather(-1, first_ids)
-        lengths = torch.tensor([len(c) for c in conts], device=dev).view(len(rows), m)
-        C = int(lengths.max())
-        check_fits(model, len(cached) + L + C)  # a clear error, not silently degraded scores past the window
         if C > 1:  # tokens 2..C of all continuations in one forward, over the context's cached keys/values
             cache = first.past_key_values
             cache.batch_repeat_interleave(m)  # each context's cache, once per answer

@@ -395,3 +395,27 @@ def search_label_words(clf: PromptClassifier, texts: Sequence[str], labels: Sequ
             if acc > best_acc:
                 best, best_acc = trial, acc
     return Verbalizer(best), best_acc
+
+
+def prompt_pairs(template: Template | str, verbalizer: Verbalizer | dict,
+                 examples: Sequence) -> list[tuple[str, str]]:
+    """Prompt-based fine-tuning data (PET's idea, chapter 4): each labelled example becomes the pair
+    (text before the answer slot, the label's first word and the rest of the template).
+
+    Fine-tuning on these pairs teaches the model to put its probability on the verbalizer's words, so the tuned
+    model is scored exactly as in chapter 2 (same template, same answer search).
+
+    Args:
+        examples: objects with ``.text`` and ``.label`` (``course_utils.data.Example``).
+
+    Raises:
+        ValueError: an example whose label the verbalizer does not know.
+    """
+    template = Template(template) if isinstance(template, str) else template
+    verbalizer = Verbalizer(verbalizer) if isinstance(verbalizer, dict) else verbalizer
+    pairs = []
+    for ex in examples:
+        verbalizer.label_index(ex.label)  # a clear error for an unknown label
+        context, (target,) = _continuations(template, ex.text, [verbalizer.label_words[ex.label][0]])
+        pairs.append((context, target))
+    return pairs

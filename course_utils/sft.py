@@ -1,0 +1,566 @@
+"""The course's supervised fine-tuning engine: (prompt, response) pairs -> masked labels -> a training loop.
+
+One readable loop instead of a framework, so every line can be taught; ``transformers.Trainer`` is shown next to
+it in chapter 4 and must give comparable losses. Used again by chapters 6-9.
+
+    data = build_dataset(tok, [("Review: great film\\nSentiment:", " positive"), ...], max_len=64)
+    result = train(model, data, TrainConfig(steps=60, batch_size=8, lr=2e-4), eval_data=dev)
+    result.plot()
+
+The loss is the mean cross-entropy over *response* tokens only: prompt and padding positions carry the label
+``-100`` (PyTorch's ``ignore_index``), so the model is not trained to reproduce the prompt. The mean is taken over
+all target tokens of the whole optimiser step (every micro-batch, every process), which is what makes gradient
+accumulation and multi-process training give the same update as one large batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+IGNORE_INDEX = -100  # labels with this value add nothing to the loss (torch's cross_entropy ignore_index)
+OVERFLOW_POLICIES = ("truncate", "error")
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data: pairs -> token ids with masked labels -> padded batches
+# ---------------------------------------------------------------------------------------------------------------
+
+def format_prompt(tok, prompt: str, chat: bool = False) -> str:
+    """The text the model reads before its answer: the prompt itself, or wrapped in the chat template."""
+    if not chat:
+        return prompt
+    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+
+
+def tokenize_pair(tok, prompt: str, response: str, max_len: int, *, chat: bool = False,
+                  on_overflow: str = "truncate", weight: float = 1.0) -> dict:
+    """One training example: ``input_ids`` = prompt + response + EOS, ``labels`` = -100 on the prompt.
+
+    Prompt and response are tokenized separately so the boundary is exact (the response's first token is
+    the first one trained), as in chapter 2's answer search.
+
+    Args:
+        tok: the tokenizer (needs ``eos_token_id``).
+        prompt: what the model is given. ``chat=True`` wraps it in the tokenizer's chat template.
+        response: what the model must learn to write (its tokens get labels; EOS is appended so it learns to stop).
+        max_len: maximum tokens of the whole example.
+        on_overflow: ``"truncate"`` cuts the response to fit (keeping the prompt whole), ``"error"`` raises.
+        weight: a per-example loss weight (chapter 7's sample weights); 1.0 is the plain mean.
+
+    Raises:
+        ValueError: an empty response, or an example that does not fit (``on_overflow="error"``, or a prompt
+            that alone leaves no room for the response).
+    """
+    if on_overflow not in OVERFLOW_POLICIES:
+        raise ValueError(f"on_overflow must be one of {OVERFLOW_POLICIES}, not {on_overflow!r}.")
+    if not response:
+        raise ValueError(f"Empty response for prompt {prompt[:60]!r}: an SFT example needs a target to learn.")
+    prompt_ids = tok(format_prompt(tok, prompt, chat), add_special_tokens=not chat)["input_ids"]
+    response_ids = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    n = len(prompt_ids) + len(response_ids)
+    if n > max_len:
+        room = max_len - len(prompt_ids)
+        if on_overflow == "error" or room < 1:
+            why = (f"its prompt alone has {len(prompt_ids)} tokens" if room < 1
+                   else f"on_overflow='error' was asked")
+            raise ValueError(f"Example of {n} tokens is longer than max_len={max_len} ({why}). Raise max_len, "
+                             "shorten the prompt, or pass on_overflow='truncate' to cut the response.")
+        response_ids = response_ids[:room]
+    return {"input_ids": prompt_ids + response_ids,
+            "labels": [IGNORE_INDEX] * len(prompt_ids) + response_ids,
+            "weight": float(weight), "truncated": n > max_len}
+
+
+def build_dataset(tok, pairs: Sequence[tuple[str, str]], max_len: int, *, chat: bool = False,
+                  on_overflow: str = "truncate", weights: Sequence[float] | None = None) -> list[dict]:
+    """Tokenize (prompt, response) pairs with :func:`tokenize_pair`; warns once with the number truncated.
+
+    Raises:
+        ValueError: no pairs, or ``weights`` of the wrong length.
+    """
+    if len(pairs) == 0:
+        raise ValueError("The dataset is empty: pass at least one (prompt, response) pair.")
+    if weights is not None and len(weights) != len(pairs):
+        raise ValueError(f"{len(weights)} weights for {len(pairs)} pairs: give one weight per example.")
+    data = [tokenize_pair(tok, p, r, max_len, chat=chat, on_overflow=on_overflow,
+                          weight=1.0 if weights is None else weights[i]) for i, (p, r) in enumerate(pairs)]
+    n_cut = sum(d["truncated"] for d in data)
+    if n_cut:
+        warnings.warn(f"{n_cut} of {len(data)} examples were longer than max_len={max_len}; their responses were "
+                      "truncated (pass on_overflow='error' to refuse them instead).", stacklevel=2)
+    return data
+
+
+@dataclass
+class SFTCollator:
+    """Pads a list of examples to the longest one (right padding): ids with ``pad_id``, labels with -100."""
+
+    pad_id: int
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for i, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[i, :n] = torch.tensor(e["input_ids"])
+            labels[i, :n] = torch.tensor(e["labels"])
+            mask[i, :n] = 1
+        weight = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weight": weight}
+
+
+def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of (weighted) cross-entropies over the batch's target tokens, and the number of target tokens.
+
+    Position t predicts token t+1, so logits and labels are shifted by one (what ``labels=`` does inside
+    transformers). Summing here and dividing once per optimiser step keeps accumulation exact.
+    """
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+                             ignore_index=IGNORE_INDEX, reduction="none").view_as(labels)
+    weight = batch.get("weight")
+    if weight is not None:
+        losses = losses * weight.to(losses.dtype)[:, None]
+    return losses.sum(), (labels != IGNORE_INDEX).sum()
+
+
+@torch.no_grad()
+def evaluate_loss(model, data: Sequence[dict], batch_size: int = 8, pad_id: int | None = None) -> float:
+    """Mean cross-entropy per target token of ``data`` (no weights), in eval mode; restores the mode after."""
+    pad_id = _pad_id(model, pad_id)
+    was_training = model.training
+    model.eval()
+    dev = _device(model)
+    total, count = 0.0, 0
+    collate = SFTCollator(pad_id)
+    for i in range(0, len(data), batch_size):
+        batch = {k: v.to(dev) for k, v in collate(data[i:i + batch_size]).items() if k != "weight"}
+        s, n = token_loss_sum(model, batch)
+        total, count = total + s.item(), count + n.item()
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """Settings of one fine-tuning run (the names follow ``transformers.TrainingArguments``).
+
+    ``batch_size`` is the number of examples per optimiser step across all micro-batches and processes;
+    ``grad_accum`` splits it into that many micro-batches (same update, less memory).
+    """
+
+    steps: int
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    max_grad_norm: float | None = 1.0
+    gradient_checkpointing: bool = False
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    output_dir: str | None = None
+    seed: int = 0
+    plot: str | None = "final"  # "final", "live" (notebooks) or None
+    progress: bool = True
+
+    def validate(self, n_examples: int) -> None:
+        """Raise a clear ``ValueError`` for settings that cannot train."""
+        if n_examples == 0:
+            raise ValueError("The training set is empty: build it with build_dataset(tok, pairs, max_len).")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, not {self.steps}.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"The learning rate is {self.lr}: nothing would change. Use a positive value, e.g. "
+                             "2e-4 for LoRA or 2e-5 for full fine-tuning.")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size={self.batch_size} must be a positive multiple of grad_accum="
+                             f"{self.grad_accum} (each micro-batch has batch_size // grad_accum examples).")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}.")
+        if self.checkpoint_every and not self.output_dir:
+            raise ValueError("checkpoint_every needs output_dir (where checkpoints are written).")
+        if self.plot not in ("final", "live", None):
+            raise ValueError(f"plot must be 'final', 'live' or None, not {self.plot!r}.")
+
+
+@dataclass
+class TrainResult:
+    """What a run measured: one loss per optimiser step, periodic eval losses, time and throughput."""
+
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    step: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    resumed_from: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Training tokens (padding included: the compute that was paid for) per second."""
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Mean wall time of the steps run in this call (resumed steps excluded)."""
+        done = self.step - self.resumed_from
+        return self.seconds / done if done else 0.0
+
+    def plot(self, ax=None, title: str = "Fine-tuning loss"):
+        """Training loss per step (and eval loss where measured); returns the axes."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+        ax.plot(range(1, len(self.losses) + 1), self.losses, label="train", alpha=0.8)
+        if self.eval_losses:
+            ax.plot(*zip(*self.eval_losses), "o-", label="eval")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("loss (nats / target token)")
+        ax.set_title(title)
+        ax.legend()
+        return ax
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pad_id(model, pad_id: int | None) -> int:
+    if pad_id is not None:
+        return pad_id
+    cfg = getattr(model, "config", None)
+    for name in ("pad_token_id", "eos_token_id"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world_size) of this process; (0, 1) outside ``torchrun`` / ``accelerate launch``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def step_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
+    """The example indices of optimiser step ``step`` (0-based): a fixed function of (step, seed).
+
+    The data are walked epoch by epoch, each epoch in its own seeded permutation, so a resumed run sees exactly
+    the batches the uninterrupted run would have seen, and every process agrees on them.
+    """
+    out = []
+    for p in range(step * batch_size, (step + 1) * batch_size):
+        epoch, i = divmod(p, n)
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        out.append(int(torch.randperm(n, generator=g)[i]))
+    return out
+
+
+def make_scheduler(optimizer, cfg: TrainConfig):
+    """Linear warm-up for ``warmup_steps``, then cosine / linear decay to 0, or constant (transformers' own)."""
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; the fused kernel where torch has one (as Trainer's default)."""
+    if not params:
+        raise ValueError("The model has no trainable parameters: inject LoRA / adapters, or unfreeze weights.")
+    try:
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # a dtype or device without a fused kernel
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """The parameters that training changes (all of them for full fine-tuning, the LoRA / adapter ones otherwise)."""
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(path: str | Path, model, optimizer, scheduler, result: TrainResult) -> Path:
+    """Write ``path/`` (trainable weights as safetensors, optimiser and schedule, the history, RNG state).
+
+    Written to a temporary folder and renamed, so an interrupted save never leaves a half checkpoint.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state(model), tmp / "trainable.safetensors")
+    save_file({"cpu_rng": torch.get_rng_state()}, tmp / "rng.safetensors")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    state = asdict(result)
+    (tmp / "trainer_state.json").write_text(json.dumps(state))
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, model, optimizer, scheduler) -> TrainResult:
+    """Restore what :func:`save_checkpoint` wrote; returns the history so far (safetensors + weights_only)."""
+    path = Path(path)
+    weights = load_file(path / "trainable.safetensors")
+    params = dict(model.named_parameters())
+    missing = [n for n in weights if n not in params]
+    if missing:
+        raise ValueError(f"Checkpoint {path} does not match this model (no parameter {missing[0]!r}). Use a new "
+                         "output_dir, or build the model the same way (same LoRA targets and rank) as before.")
+    with torch.no_grad():
+        for n, w in weights.items():
+            params[n].copy_(w)
+    states = torch.load(path / "optimizer.pt", weights_only=True, map_location=_device(model))
+    optimizer.load_state_dict(states["optimizer"])
+    scheduler.load_state_dict(states["scheduler"])
+    torch.set_rng_state(load_file(path / "rng.safetensors")["cpu_rng"])
+    state = json.loads((path / "trainer_state.json").read_text())
+    state["eval_losses"] = [tuple(x) for x in state["eval_losses"]]
+    return TrainResult(**state)
+
+
+class _LivePlot:
+    """Redraws the loss curve in place in a notebook every few steps (no-op outside IPython)."""
+
+    def __init__(self, every: int = 5):
+        import matplotlib.pyplot as plt
+
+        self.every, self.plt = every, plt
+        self.fig, self.ax = plt.subplots(figsize=(6, 3.5))
+        try:
+            from IPython.display import display
+
+            self.handle = display(self.fig, display_id=True)
+        except ImportError:  # plain Python: nothing to update
+            self.handle = None
+
+    def update(self, result: TrainResult, force: bool = False) -> None:
+        if self.handle is None or not (force or result.step % self.every == 0):
+            return
+        self.ax.clear()
+        result.plot(self.ax)
+        self.handle.update(self.fig)
+
+    def close(self) -> None:
+        self.plt.close(self.fig)
+
+
+def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequence[dict] | None = None, *,
+          pad_id: int | None = None, resume: bool = True, stop_after: int | None = None,
+          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Fine-tune ``model`` in place on tokenized examples (from :func:`build_dataset`).
+
+    Each optimiser step draws ``cfg.batch_size`` examples (:func:`step_indices`), runs them as ``grad_accum``
+    micro-batches, divides the summed token losses by the step's number of target tokens, clips the gradient
+    norm, and steps AdamW and the schedule. Under ``torchrun`` / ``accelerate launch`` the model is wrapped in
+    ``DistributedDataParallel`` and each process takes its share of every micro-batch.
+
+    Args:
+        model: a causal LM; only parameters with ``requires_grad`` are trained.
+        train_data, eval_data: lists of examples; ``eval_data`` is scored every ``cfg.eval_every`` steps and at
+            the end.
+        cfg: the :class:`TrainConfig`.
+        resume: continue from ``cfg.output_dir/checkpoint-last`` when it exists.
+        stop_after: stop after this step as if interrupted (a checkpoint is written when ``output_dir`` is set);
+            ``KeyboardInterrupt`` (the notebook's stop button) does the same.
+        on_step: called with (step, loss) after every optimiser step.
+
+    Returns:
+        A :class:`TrainResult`; the model is left in eval mode.
+
+    Raises:
+        ValueError: bad settings or data (see :meth:`TrainConfig.validate`).
+        TrainingDivergedError: the loss became NaN / inf (the message names the fixes).
+    """
+    cfg.validate(len(train_data))
+    rank, world = _dist()
+    micro = cfg.batch_size // cfg.grad_accum
+    if micro % world:
+        raise ValueError(f"Each micro-batch of {micro} examples must split evenly over {world} processes.")
+    pad_id = _pad_id(model, pad_id)
+    collate, dev = SFTCollator(pad_id), _device(model)
+    torch.manual_seed(cfg.seed)
+
+    checkpointing_was_on = getattr(model, "is_activation_checkpointing", False)
+    if cfg.gradient_checkpointing and not checkpointing_was_on:
+        # Non-reentrant checkpointing also works when the inputs need no gradient (frozen embeddings + LoRA).
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "config"):
+            model.config.use_cache = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    result = TrainResult()
+    ckpt = Path(cfg.output_dir) / "checkpoint-last" if cfg.output_dir else None
+    if resume and ckpt is not None and (ckpt / "trainer_state.json").exists():
+        result = load_checkpoint(ckpt, model, optimizer, scheduler)
+        result.resumed_from, result.seconds, result.tokens = result.step, 0.0, 0
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    live = _LivePlot() if cfg.plot == "live" and rank == 0 else None
+    bar = tqdm(total=cfg.steps, initial=result.step, desc="fine-tuning", disable=not cfg.progress or rank > 0)
+    net.train()
+    try:
+        while result.step < cfg.steps:
+            t0 = time.perf_counter()
+            idx = step_indices(result.step, len(train_data), cfg.batch_size, cfg.seed)
+            micro_batches = [collate([train_data[i] for i in idx[j:j + micro][rank::world]])
+                             for j in range(0, cfg.batch_size, micro)]
+            n_targets = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro_batches)
+            if world > 1:  # every process divides by the same global count
+                t = torch.tensor([n_targets], device=dev)
+                torch.distributed.all_reduce(t)
+                n_targets = int(t.item())
+            if n_targets == 0:
+                raise ValueError(f"Step {result.step + 1} has no target tokens (every label is -100): check that "
+                                 "the responses are not empty or truncated away.")
+            total = 0.0
+            for j, b in enumerate(micro_batches):
+                b = {k: v.to(dev) for k, v in b.items()}
+                sync = j == len(micro_batches) - 1
+                ctx = net.no_sync() if world > 1 and not sync else contextlib.nullcontext()
+                with ctx:
+                    s, _ = token_loss_sum(net, b)
+                    # DDP averages gradients over processes, so scale by world to get sum / global count.
+                    (s * world / n_targets).backward()
+                total += s.item()
+                result.tokens += b["input_ids"].numel()
+            if world > 1:
+                t = torch.tensor([total], device=dev, dtype=torch.float64)
+                torch.distributed.all_reduce(t)
+                total = t.item()
+            loss = total / n_targets
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"The loss became {loss} at step {result.step + 1} (lr {scheduler.get_last_lr()[0]:.2e}). Lower the "
+                    "learning rate, keep gradient clipping on (max_grad_norm=1.0), and check the data for empty "
+                    "or corrupt examples; in float16 try bfloat16 or float32.")
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            result.lrs.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.step += 1
+            result.losses.append(loss)
+            result.seconds += time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if on_step:
+                on_step(result.step, loss)
+            if eval_data and cfg.eval_every and result.step % cfg.eval_every == 0 and result.step < cfg.steps:
+                result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
+                net.train()
+            if ckpt is not None and rank == 0 and cfg.checkpoint_every and result.step % cfg.checkpoint_every == 0:
+                save_checkpoint(ckpt, model, optimizer, scheduler, result)
+            if live:
+                live.update(result)
+            if stop_after is not None and result.step >= stop_after and result.step < cfg.steps:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        if ckpt is not None and rank == 0:
+            save_checkpoint(ckpt, model, optimizer, scheduler, result)
+            print(f"Stopped at step {result.step}; checkpoint saved to {ckpt}. Run train(...) again to resume.")
+        else:
+            print(f"Stopped at step {result.step} (set output_dir to be able to resume).")
+    finally:
+        bar.close()
+    if result.step >= cfg.steps:
+        if eval_data:
+            result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
+        if ckpt is not None and rank == 0 and cfg.checkpoint_every:
+            save_checkpoint(ckpt, model, optimizer, scheduler, result)
+    if live:
+        live.update(result, force=True)
+        live.close()
+    elif cfg.plot == "final" and rank == 0 and result.losses:
+        import matplotlib.pyplot as plt
+
+        result.plot()
+        plt.show()
+    if cfg.gradient_checkpointing and not checkpointing_was_on:  # generation wants its KV cache back
+        model.activation_checkpointing_disable()
+        if hasattr(model, "config"):
+            model.config.use_cache = True
+    model.eval()
+    return result
+
+
+def trainer_finetune(model, train_data: Sequence[dict], cfg: TrainConfig, *, pad_id: int | None = None,
+                     output_dir: str | None = None) -> TrainResult:
+    """The same run with ``transformers.Trainer`` (the library's engine), for comparison with :func:`train`.
+
+    Trainer gets the examples in exactly :func:`step_indices`' order (a sequential sampler over the pre-ordered
+    list), the same AdamW, schedule, clipping and accumulation, so on the same model the two loss curves should
+    agree closely. It writes nothing to disk (``save_strategy="no"``).
+    """
+    import tempfile
+
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer, TrainingArguments
+
+    cfg.validate(len(train_data))
+    collate = SFTCollator(_pad_id(model, pad_id))
+    ordered = [train_data[i] for s in range(cfg.steps)
+               for i in step_indices(s, len(train_data), cfg.batch_size, cfg.seed)]
+
+    class InOrderTrainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+    args = TrainingArguments(
+        output_dir=output_dir or tempfile.mkdtemp(prefix="trainer-"), max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size // cfg.grad_accum, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,
+        max_grad_norm=cfg.max_grad_norm or 0.0, activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False}, logging_steps=1, save_strategy="no",
+        report_to="none", use_cpu=_device(model).type == "cpu", seed=cfg.seed, disable_tqdm=not cfg.progress,
+        dataloader_pin_memory=False)
+    trainer = InOrderTrainer(model=model, args=args, train_dataset=ordered,
+                             data_collator=lambda ex: {k: v for k, v in collate(ex).items() if k != "weight"})
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    log = [h for h in trainer.state.log_history if "loss" in h and "train_runtime" not in h]
+    model.eval()
+    return TrainResult(losses=[h["loss"] for h in log], lrs=[h.get("learning_rate", 0.0) for h in log],
+                       step=trainer.state.global_step, seconds=seconds,
+                       tokens=_padded_tokens(ordered, cfg.batch_size // cfg.grad_accum))
+
+
+def _padded_tokens(ordered: Sequence[dict], micro: int) -> int:
+    """Tokens the model computed on (padding included), micro-batch by micro-batch, as :func:`train` counts."""
+    return sum(len(ordered[i:i + micro]) * max(len(e["input_ids"]) for e in ordered[i:i + micro])
+               for i in range(0, len(ordered), micro))

@@ -1,0 +1,223 @@
+"""The fine-tuning engine: masked labels, padding, exact accumulation, resume, bad input, Trainer parity, DDP."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from course_utils import sft
+from course_utils.finetune import build_model, load_pairs, main
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    """A random tiny Llama with the default model's tokenizer, and the sentiment training set."""
+    model, tok = build_model("tiny", "full")
+    return model, tok, sft.build_dataset(tok, load_pairs("sentiment"), 64)
+
+
+def cfg(**kw) -> sft.TrainConfig:
+    base = dict(steps=4, batch_size=8, lr=1e-3, plot=None, progress=False)
+    return sft.TrainConfig(**{**base, **kw})
+
+
+def test_labels_mask_the_prompt_and_end_with_eos(tiny_lm):
+    _, tok, _ = tiny_lm
+    ex = sft.tokenize_pair(tok, "Review: fine\nSentiment:", " positive", 64)
+    n_prompt = len(tok("Review: fine\nSentiment:").input_ids)
+    assert ex["labels"][:n_prompt] == [sft.IGNORE_INDEX] * n_prompt
+    assert ex["labels"][n_prompt:] == ex["input_ids"][n_prompt:]
+    assert ex["input_ids"][-1] == tok.eos_token_id
+    assert tok.decode(ex["input_ids"][n_prompt:-1]) == " positive"
+
+
+def test_chat_prompt_uses_the_chat_template(tiny_lm):
+    _, tok, _ = tiny_lm
+    ex = sft.tokenize_pair(tok, "Hi", "Hello!", 64, chat=True)
+    text = tok.decode(ex["input_ids"])
+    assert "<|im_start|>user" in text and "<|im_start|>assistant" in text and text.endswith("Hello!<|im_end|>")
+
+
+def test_overflow_is_truncated_with_a_warning_or_refused(tiny_lm):
+    _, tok, _ = tiny_lm
+    long = " word" * 50
+    with pytest.warns(UserWarning, match="1 of 2 examples .* truncated"):
+        data = sft.build_dataset(tok, [("Q:", long), ("Q:", " short")], max_len=16)
+    assert len(data[0]["input_ids"]) == 16 and data[0]["truncated"] and not data[1]["truncated"]
+    with pytest.raises(ValueError, match="longer than max_len=16.*Raise max_len"):
+        sft.build_dataset(tok, [("Q:", long)], max_len=16, on_overflow="error")
+    with pytest.raises(ValueError, match="prompt alone"):
+        sft.tokenize_pair(tok, "word " * 40, " yes", 16)
+    with pytest.raises(ValueError, match="on_overflow must be"):
+        sft.tokenize_pair(tok, "Q:", " a", 16, on_overflow="drop")
+
+
+@pytest.mark.parametrize("pairs,weights,msg", [([], None, "empty"), ([("Q:", "")], None, "Empty response"),
+                                              ([("Q:", " a")], [1.0, 2.0], "one weight per example")])
+def test_bad_datasets_are_refused(tiny_lm, pairs, weights, msg):
+    _, tok, _ = tiny_lm
+    with pytest.raises(ValueError, match=msg):
+        sft.build_dataset(tok, pairs, 16, weights=weights)
+
+
+def test_collator_pads_right_with_ignored_labels():
+    batch = sft.SFTCollator(pad_id=0)([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
+                                       {"input_ids": [8], "labels": [8], "weight": 2.0}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["weight"].tolist() == [1.0, 2.0]
+
+
+def test_token_loss_matches_transformers_labels_loss(tiny_lm):
+    model, tok, data = tiny_lm
+    batch = sft.SFTCollator(tok.pad_token_id)(data[:4])
+    s, n = sft.token_loss_sum(model, batch)
+    ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    assert torch.allclose(s / n, ref, atol=1e-5)
+
+
+def test_step_indices_walk_each_epoch_once_in_a_seeded_order():
+    seen = [i for s in range(5) for i in sft.step_indices(s, 10, 2, seed=3)]
+    assert sorted(seen) == list(range(10)) and seen != list(range(10))
+    assert sft.step_indices(7, 10, 4, seed=1) == sft.step_indices(7, 10, 4, seed=1)
+
+
+def test_training_lowers_the_loss(tiny_lm):
+    model, tok, data = tiny_lm
+    m = copy.deepcopy(model)
+    before = sft.evaluate_loss(m, data[:16], pad_id=tok.pad_token_id)
+    r = sft.train(m, data, cfg(steps=8, lr=3e-3), eval_data=data[:16], pad_id=tok.pad_token_id)
+    assert r.eval_losses[-1][1] < before - 1.0 and r.step == 8 and len(r.losses) == 8
+    assert r.tokens_per_second > 0 and not m.training
+
+
+def test_gradient_accumulation_equals_the_large_batch(tiny_lm):
+    model, tok, data = tiny_lm
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    ra = sft.train(a, data, cfg(steps=3, grad_accum=1), pad_id=tok.pad_token_id)
+    rb = sft.train(b, data, cfg(steps=3, grad_accum=4), pad_id=tok.pad_token_id)
+    assert ra.losses == pytest.approx(rb.losses, abs=1e-5)
+    assert max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters())) < 1e-5
+
+
+def test_stop_and_resume_reaches_the_same_result(tiny_lm, tmp_path):
+    model, tok, data = tiny_lm
+    straight, interrupted = copy.deepcopy(model), copy.deepcopy(model)
+    r1 = sft.train(straight, data, cfg(steps=6, warmup_steps=2), pad_id=tok.pad_token_id)
+    c = cfg(steps=6, warmup_steps=2, output_dir=str(tmp_path), checkpoint_every=2)
+    part = sft.train(interrupted, data, c, pad_id=tok.pad_token_id, stop_after=3)
+    assert part.step == 3 and (tmp_path / "checkpoint-last" / "trainable.safetensors").exists()
+    fresh = copy.deepcopy(model)  # a new session: the weights come back from the checkpoint
+    r2 = sft.train(fresh, data, c, pad_id=tok.pad_token_id)
+    assert r2.resumed_from == 3 and r2.step == 6
+    assert r2.losses == pytest.approx(r1.losses, abs=1e-6)
+    assert max((p - q).abs().max().item() for p, q in zip(straight.parameters(), fresh.parameters())) < 1e-6
+
+
+def test_checkpoint_of_another_model_is_refused(tiny_lm, tmp_path):
+    model, tok, data = tiny_lm
+    m = copy.deepcopy(model)
+    sft.train(m, data, cfg(steps=2, output_dir=str(tmp_path), checkpoint_every=1), pad_id=tok.pad_token_id)
+    other = copy.deepcopy(model)
+    for name, p in other.named_parameters():
+        p.requires_grad = "embed" in name
+    (tmp_path / "checkpoint-last" / "trainable.safetensors").unlink()
+    from safetensors.torch import save_file
+    save_file({"not.a.param": torch.zeros(1)}, tmp_path / "checkpoint-last" / "trainable.safetensors")
+    with pytest.raises(ValueError, match="does not match this model"):
+        sft.train(other, data, cfg(steps=4, output_dir=str(tmp_path), checkpoint_every=1), pad_id=tok.pad_token_id)
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(lr=0.0), "learning rate is 0.0"), (dict(lr=float("nan")), "learning rate"),
+                                    (dict(steps=0), "steps must be"), (dict(batch_size=6, grad_accum=4), "multiple"),
+                                    (dict(schedule="step"), "schedule"), (dict(checkpoint_every=2), "output_dir"),
+                                    (dict(plot="inline"), "plot must be")])
+def test_bad_settings_are_refused(tiny_lm, kw, msg):
+    model, tok, data = tiny_lm
+    with pytest.raises(ValueError, match=msg):
+        sft.train(model, data, cfg(**kw))
+
+
+def test_empty_data_and_frozen_model_are_refused(tiny_lm):
+    model, tok, data = tiny_lm
+    with pytest.raises(ValueError, match="training set is empty"):
+        sft.train(model, [], cfg())
+    frozen = copy.deepcopy(model).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        sft.train(frozen, data, cfg())
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_lm):
+    model, tok, data = tiny_lm
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.model.norm.weight.fill_(float("nan"))
+    with pytest.raises(sft.TrainingDivergedError, match="loss became nan at step 1.*Lower the learning rate"):
+        sft.train(broken, data, cfg(), pad_id=tok.pad_token_id)
+
+
+def test_gradient_checkpointing_gives_the_same_update(tiny_lm):
+    model, tok, data = tiny_lm
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    ra = sft.train(a, data, cfg(steps=2), pad_id=tok.pad_token_id)
+    rb = sft.train(b, data, cfg(steps=2, gradient_checkpointing=True), pad_id=tok.pad_token_id)
+    assert ra.losses == pytest.approx(rb.losses, abs=1e-5)
+    assert not b.is_activation_checkpointing and b.config.use_cache  # switched back off for generation
+
+
+def test_sample_weights_scale_the_loss(tiny_lm):
+    model, tok, data = tiny_lm
+    batch = sft.SFTCollator(tok.pad_token_id)(data[:2])
+    s1, _ = sft.token_loss_sum(model, batch)
+    batch["weight"] = torch.tensor([2.0, 2.0])
+    s2, _ = sft.token_loss_sum(model, batch)
+    assert torch.allclose(s2, 2 * s1)
+
+
+def test_trainer_gives_the_same_losses(tiny_lm):
+    model, tok, data = tiny_lm
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    c = cfg(steps=4, grad_accum=2, warmup_steps=1)
+    ours = sft.train(a, data, c, pad_id=tok.pad_token_id)
+    lib = sft.trainer_finetune(b, data, c, pad_id=tok.pad_token_id)
+    assert lib.losses == pytest.approx(ours.losses, rel=1e-3)  # Trainer logs rounded losses
+    assert max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters())) < 1e-5
+
+
+def test_finetune_script_single_process(tmp_path):
+    r = main(["--model", "tiny", "--method", "full", "--steps", "2", "--batch-size", "4", "--limit", "16",
+              "--output-dir", str(tmp_path)])
+    assert r.step == 2 and (tmp_path / "trainable.safetensors").exists()
+    assert json.loads((tmp_path / "result.json").read_text())["world_size"] == 1
+
+
+def test_load_pairs_reads_jsonl_and_refuses_bad_rows(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"prompt": "Q: 1+1?", "response": " 2"}\n\n{"prompt": "Q: 2+2?", "response": " 4"}\n')
+    assert load_pairs(str(f)) == [("Q: 1+1?", " 2"), ("Q: 2+2?", " 4")]
+    f.write_text('{"question": "x"}\n')
+    with pytest.raises(ValueError, match="needs 'prompt' and 'response'"):
+        load_pairs(str(f))
+    with pytest.raises(FileNotFoundError, match="--data sentiment"):
+        load_pairs(str(tmp_path / "missing.jsonl"))
+
+
+def test_two_cpu_processes_match_one(tmp_path):
+    """torchrun with 2 processes (gloo) gives the single-process update: data parallelism is exact."""
+    args = ["--model", "tiny", "--method", "full", "--steps", "3", "--batch-size", "8", "--limit", "32", "--lr", "1e-3"]
+    main(args + ["--output-dir", str(tmp_path / "one")])
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          "29533", "-m", "course_utils.finetune", *args, "--output-dir", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    res = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert res["world_size"] == 2
+    assert res["losses"] == pytest.approx(json.loads((tmp_path / "one" / "result.json").read_text())["losses"],
+                                          abs=1e-5)
+    one, two = load_file(tmp_path / "one" / "trainable.safetensors"), load_file(tmp_path / "two" / "trainable.safetensors")
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-5

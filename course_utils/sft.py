@@ -550,6 +550,10 @@ def trainer_finetune(model, train_data: Sequence[dict], cfg: TrainConfig, *, pad
         dataloader_pin_memory=False)
     trainer = InOrderTrainer(model=model, args=args, train_dataset=ordered,
                              data_collator=lambda ex: {k: v for k, v in collate(ex).items() if k != "weight"})
+    if not cfg.progress:  # without a bar Trainer prints every log dict instead; the history is kept either way
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0

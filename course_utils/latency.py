@@ -1,0 +1,38 @@
+"""Inference latency of one forward pass: the median of a few timed runs after a warm-up.
+
+Used in chapter 4 to show that adapters (extra layers in series) add latency while a merged LoRA model
+(the same matrices as the base) adds none.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, input_ids: torch.Tensor, repeats: int = 10, warmup: int = 2) -> float:
+    """Median seconds per ``model(input_ids=input_ids)`` under ``torch.no_grad()``.
+
+    The warm-up runs are not timed (first calls pay for allocation and kernel selection); the median resists
+    the odd slow run a mean would absorb. On CUDA the device is synchronised around each run, since kernels
+    launch asynchronously and the clock would otherwise stop before the GPU is done.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"Need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}.")
+    cuda = input_ids.is_cuda
+    for _ in range(warmup):
+        model(input_ids=input_ids)
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(input_ids=input_ids)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

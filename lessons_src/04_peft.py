@@ -1,0 +1,462 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Chapter 4 · Parameter-efficient fine-tuning (高效微调)
+#
+# *Seed 000 §5.2: "efficient fine-tuning cuts the number of trained parameters and the GPU memory, while the tuned
+# model performs comparably to full fine-tuning (全量微调)". Seed 001 §12 (the memory full fine-tuning needs) and
+# §19 (out-of-memory errors and their remedies).*
+#
+# **Learning objectives.** After this chapter you can
+# 1. estimate the memory of a fine-tuning run (weights, gradients, optimiser states, activations) and explain the
+#    16 bytes per parameter of mixed-precision Adam;
+# 2. fine-tune a causal LM on (prompt, response) pairs with labels masked on the prompt, and resume a stopped run;
+# 3. write LoRA from scratch (`h = W0 x + B A x`), show it starts as a no-op, merge it, and match peft exactly;
+# 4. name the remedies for out-of-memory errors and measure what gradient accumulation and checkpointing cost;
+# 5. compare full fine-tuning, LoRA, adapters and prefix tuning on one task: parameters, memory, time, accuracy,
+#    inference latency.
+#
+# **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
+#
+# | profile | machine | time |
+# |---|---|---|
+# | smoke | 2-core CPU (the CI machine), model cache warm | TBD |
+# | cpu | the same 2-core CPU | TBD |
+# | gpu | Colab T4 / A100 | not measured yet |
+
+# %%
+import copy
+import inspect
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+from peft import LoraConfig, get_peft_model
+
+from course_utils import adapters, lora, memory, peft_methods, prefix, sft
+from course_utils import prompting as pr
+from course_utils.config import profile
+from course_utils.data import load_sentiment
+from course_utils.device import set_seed
+from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
+from course_utils.models import ContextLengthError, context_window, load_model
+from course_utils.plotting import bar, readable_tokens, token_strip
+
+P = profile()
+set_seed(0)
+model, tok = load_model(P.model_name)
+n_params = sum(p.numel() for p in model.parameters())
+print(f"profile {P.name}: {P.model_name}, {n_params / 1e6:.1f}M parameters, {P.train_steps} training steps")
+
+# %% [markdown]
+# ## 1. Why full fine-tuning is expensive
+#
+# Training keeps four things in memory (seed 001 §12: model size, batch size, sequence length, mixed precision):
+#
+# | what | bytes per parameter (mixed-precision AdamW) | why |
+# |---|---|---|
+# | weights | 2 (bf16) | the forward pass |
+# | gradients | 2 (bf16) | one per trained weight |
+# | optimiser states | 12 = 4 (fp32 master copy) + 4 (Adam's m) + 4 (Adam's v) | AdamW keeps two running moments |
+# | activations | grows with batch × sequence length × layers | saved in the forward pass for the backward pass |
+#
+# That is **16 bytes per parameter** before activations (the ZeRO paper's (2 + 2 + 12)Ψ): 7B parameters need
+# about 112 GB, more than any single GPU of 80 GB. Only the trained parameters pay for gradients and optimiser
+# states, which is where parameter-efficient methods save: LoRA trains well under 1 % of the weights.
+
+# %%
+table = memory.memory_table()
+print(memory.format_memory_table(table))
+memory.plot_memory_table(table)
+plt.show()
+
+# %% [markdown]
+# The estimator is arithmetic; does it hold? Measure the peak memory of one real training step of our model
+# (float32 on this CPU: 4 + 4 + 8 = 16 bytes per trained parameter, no master copy needed) next to the estimate,
+# which counts weights, gradients, AdamW's two moments and the activations the backward pass needs (see
+# `memory.activation_memory`). **Expected:** within 20 %; LoRA's peak far below full fine-tuning's.
+
+# %%
+measured_rows = []
+for name, m in {"full": copy.deepcopy(model).requires_grad_(True),
+                "LoRA r=8": lora.inject_lora(copy.deepcopy(model), r=8, alpha=16)}.items():
+    est = memory.estimate_from_model(m, batch_size=P.batch_size, seq_len=P.seq_len)
+    got = memory.measure_training_step(m, batch_size=P.batch_size, seq_len=P.seq_len, time_steps=1)
+    measured_rows.append({"method": name, "estimate MiB": est.peak / 2**20, "measured MiB": got.peak / 2**20,
+                          "ratio": est.peak / got.peak, "s / step": got.seconds})
+    del m
+for r in measured_rows:
+    print(f"{r['method']:9} estimate {r['estimate MiB']:7.0f} MiB   measured {r['measured MiB']:7.0f} MiB   "
+          f"ratio {r['ratio']:.2f}   {r['s / step']:.2f} s/step")
+
+# %% [markdown]
+# ## 2. The fine-tuning engine: pairs, masked labels, one loop
+#
+# Supervised fine-tuning trains on (prompt, response) pairs. The model reads both, but only the response is
+# *learned*: prompt positions get the label `-100`, which cross-entropy ignores, so the loss is the mean over
+# response tokens. For our task the pairs come from chapter 2's template and verbalizer (prompt-based
+# fine-tuning, PET's idea): the prompt is the template up to the answer slot, the response is the label word.
+
+# %%
+train_set = load_sentiment("train")
+test = load_sentiment("test", limit=P.eval_examples)
+dev = load_sentiment("dev", limit=P.eval_examples)
+X, Y = [e.text for e in test], [e.label for e in test]
+pairs = pr.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, train_set)
+train_data = sft.build_dataset(tok, pairs, max_len=P.seq_len)
+dev_data = sft.build_dataset(tok, pr.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, dev), max_len=P.seq_len)
+print(repr(pairs[0][0]), "->", repr(pairs[0][1]))
+ex = train_data[0]
+fig, ax = plt.subplots(figsize=(10, 1.4))
+token_strip(readable_tokens(tok, ex["input_ids"]), [float(l != sft.IGNORE_INDEX) for l in ex["labels"]],
+            title="Which tokens are trained (1) and which only read (0)", ax=ax)
+plt.show()
+
+# %% [markdown]
+# The loop itself is short enough to read whole: draw the step's examples, run them as micro-batches, divide
+# the summed token losses by the step's number of target tokens, clip, step AdamW and the warm-up + cosine
+# schedule. Around it, `sft.train` adds checkpoints, evaluation, a progress bar and the loss plot.
+
+# %%
+src = inspect.getsource(sft.train)
+print(src[src.index("        while result.step"):src.index("            if not math.isfinite")])
+
+# %% [markdown]
+# ## 3. LoRA from scratch (Hu et al. 2021)
+#
+# The seed's formula: $h = W_0 x + \Delta W x = W_0 x + B A x$. The pretrained $W_0$ ($d_{out} \times d_{in}$)
+# is frozen; the update is the product of $A$ ($r \times d_{in}$) and $B$ ($d_{out} \times r$) with a small rank
+# $r$, scaled by $\alpha / r$. **A is random and B is zero, so $BA = 0$: before training the bypass changes
+# nothing** (the seed says A is Gaussian; microsoft/LoRA and peft use Kaiming-uniform, which is what runs here).
+# After training, $W_0 + \frac{\alpha}{r} BA$ is one matrix again: **merged, LoRA costs nothing at inference**.
+
+# %%
+print(inspect.getsource(lora.LoRALinear.forward))
+q = model.model.layers[0].self_attn.q_proj
+layer = lora.LoRALinear(q, r=8, alpha=16)
+x = torch.randn(2, 5, q.in_features)
+assert torch.equal(layer(x), q(x)), "B = 0: the LoRA layer starts as the frozen layer"
+with torch.no_grad():
+    layer.lora_B.normal_(std=0.02)  # pretend training moved B
+merged = layer.merge()
+print(f"after training: |LoRA(x) - merged(x)| = {(layer(x) - merged(x)).abs().max():.1e}; merged is a plain "
+      f"{type(merged).__name__}")
+assert torch.allclose(layer(x), merged(x), atol=1e-4)  # equal up to float32 rounding
+
+# %% [markdown]
+# **Scratch vs library.** `inject_lora` puts LoRA on the attention's query and value projections (the paper's
+# choice) and freezes everything else. The same A and B copied into a `peft` LoRA model must give the same logits.
+
+# %%
+ours = lora.inject_lora(copy.deepcopy(model), target_modules=("q_proj", "v_proj"), r=8, alpha=16)
+for p in ours.parameters():
+    if p.requires_grad:  # make the check non-trivial: a random, non-zero update
+        torch.nn.init.normal_(p, std=0.02)
+theirs = get_peft_model(copy.deepcopy(model), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+lora.copy_lora_to_peft(ours, theirs)
+ids = tok("LoRA: low-rank adaptation of large language models.", return_tensors="pt").input_ids
+with torch.no_grad():
+    diff = (ours(ids).logits - theirs(ids).logits).abs().max().item()
+print(f"max |our logits - peft logits| = {diff:.1e}")
+assert diff < 1e-4
+print(lora.count_parameters(ours))
+theirs.print_trainable_parameters()
+del ours, theirs
+
+# %% [markdown]
+# ## 4. Experiment: does LoRA beat prompting on chapter 2's task?
+#
+# Same model, same template (`Review: [X]\nSentiment: [Z]`, label names as answers), same test split, same
+# scoring (chapter 2's answer search). Before: zero-shot, measured now. Recorded in chapters 2-3 (`cpu` profile,
+# 100 test sentences): the best single zero-shot template 0.52 (0.61 for the best of all ten prompts), the
+# five-template ensemble 0.77, the best in-context setting 0.62 (kNN, k = 4).
+#
+# **Expected:** a few dozen LoRA steps on 180 labelled sentences beat every prompting number: the model no
+# longer has to guess the task from the prompt, its weights now encode it. The run below writes checkpoints:
+# it stops itself halfway (as if you pressed the stop button), then the same call resumes where it left off.
+
+# %%
+zero_shot = pr.PromptClassifier(model, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
+print(f"zero-shot accuracy, this template: {zero_shot:.3f}")
+
+run_dir = Path(tempfile.mkdtemp(prefix="ch4-lora-"))
+cfg = sft.TrainConfig(steps=P.train_steps, batch_size=P.batch_size, lr=1e-3, warmup_steps=max(1, P.train_steps // 10),
+                      eval_every=max(1, P.train_steps // 4), checkpoint_every=max(1, P.train_steps // 4),
+                      output_dir=str(run_dir), plot="live")
+set_seed(0)
+tuned = lora.inject_lora(copy.deepcopy(model), ("q_proj", "v_proj"), r=8, alpha=16)
+first = sft.train(tuned, train_data, cfg, eval_data=dev_data, stop_after=P.train_steps // 2)
+
+# %% [markdown]
+# The kernel could have died here: the checkpoint holds the LoRA weights (safetensors), the optimiser and
+# schedule, the history and the random state. A *new* copy of the model resumes from it:
+
+# %%
+set_seed(0)
+tuned = lora.inject_lora(copy.deepcopy(model), ("q_proj", "v_proj"), r=8, alpha=16)
+result = sft.train(tuned, train_data, cfg, eval_data=dev_data)
+print(f"resumed from step {result.resumed_from}; {result.seconds_per_step:.2f} s/step, "
+      f"{result.tokens_per_second:.0f} tokens/s")
+lora_acc = pr.PromptClassifier(tuned, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
+summary = {"zero-shot\n(now)": zero_shot, "best template\n(ch. 2)": 0.52, "ICL kNN k=4\n(ch. 3)": 0.62,
+           "ensemble\n(ch. 2)": 0.77, f"LoRA r=8\n{P.train_steps} steps": lora_acc}
+ax = bar(summary, title="Sentiment accuracy on the same test split", ylabel="accuracy")
+ax.axhline(1 / 3, color="grey", ls="--")
+plt.show()
+
+# %% [markdown]
+# **The library's engine, same run.** `transformers.Trainer` with peft's LoRA, given the same batches in the same
+# order, the same AdamW, schedule and clipping. Both curves should lie on top of each other: the engine is a
+# readable re-implementation, not a different algorithm.
+
+# %%
+parity = sft.TrainConfig(steps=min(P.train_steps, 10), batch_size=P.batch_size, lr=1e-3, warmup_steps=1,
+                         plot=None, progress=False)
+peft_cfg = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+a = lora.inject_lora(copy.deepcopy(model), ("q_proj", "v_proj"), r=8, alpha=16)
+b = get_peft_model(copy.deepcopy(model), peft_cfg)
+lora.copy_lora_to_peft(a, b)  # the same random A in both
+ours_run = sft.train(a, train_data, parity)
+lib_run = sft.trainer_finetune(b, train_data, parity)
+plt.figure(figsize=(6, 3))
+plt.plot(ours_run.losses, "o-", label="course engine + our LoRA")
+plt.plot(lib_run.losses, "x--", label="transformers.Trainer + peft")
+plt.xlabel("step")
+plt.ylabel("loss")
+plt.legend()
+plt.show()
+gap = max(abs(x - y) for x, y in zip(ours_run.losses, lib_run.losses))
+print(f"largest loss difference over {parity.steps} steps: {gap:.4f}")
+assert gap < 0.01 * max(ours_run.losses)
+del a, b
+
+# %% [markdown]
+# ## 5. Experiment: full fine-tuning vs LoRA vs adapters vs prefix tuning
+#
+# Each method starts from a fresh copy of the model and gets the same steps, batches and test split; the learning
+# rates are the usual ranges for each (5e-5 full, 1e-3 LoRA and adapters, 1e-2 prefix), not tuned per method.
+# **Expected**, after the seed and the LoRA paper's GPT-2 table (full 68.2, adapter 66.3, prefix 69.7, LoRA 70.4
+# BLEU on E2E): similar accuracy for all; LoRA and the prefix train well under 1 % of the parameters; full
+# fine-tuning needs the most memory (gradients and AdamW states for every weight); adapters add inference latency
+# (two extra layers in series per block), merged LoRA adds none, the prefix adds a little (20 more keys).
+
+# %%
+rows, tuned_models = peft_methods.compare_methods(
+    model, tok, train_data, X, Y, steps=P.train_steps, batch_size=P.batch_size,
+    template=SENTIMENT_TEMPLATE, label_words=SENTIMENT_WORDS)
+print(peft_methods.format_rows(rows))
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+for ax, col, log in zip(axes, ["trainable", "peak MB", "accuracy", "latency vs base"], [True, False, False, False]):
+    bar({r["method"].replace(" ", "\n", 1): r[col] for r in rows}, title=col, ax=ax,
+        fmt="{:.0f}" if col in ("trainable", "peak MB") else "{:.2f}")
+    if log:
+        ax.set_yscale("log")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 6. Low rank, shown
+#
+# Why should a rank-8 update be enough? Hu et al. argue that the update a task needs has a low *intrinsic rank*.
+# The seed lists what low rank means: rows and columns strongly linearly dependent, redundant information, a few
+# basis vectors explain it. We can look: take the full fine-tune's real update $\Delta W = W_{tuned} - W_0$ of
+# one query projection, and compare its singular values with those of a random matrix of the same shape and norm.
+# **Expected:** the update's energy sits in a handful of directions; the random matrix spreads it over all.
+
+# %%
+full = tuned_models["full fine-tuning"]
+layer_idx = len(model.model.layers) // 2
+W0 = model.model.layers[layer_idx].self_attn.q_proj.weight.detach()
+delta = full.model.layers[layer_idx].self_attn.q_proj.weight.detach() - W0
+noise = torch.randn_like(delta)
+noise *= delta.norm() / noise.norm()
+s_delta, s_noise = lora.singular_values(delta), lora.singular_values(noise)
+plt.figure(figsize=(6, 3.2))
+plt.semilogy(s_delta / s_delta[0], label=f"ΔW of full fine-tuning (layer {layer_idx} q_proj)")
+plt.semilogy(s_noise / s_noise[0], label="random matrix, same shape and norm")
+plt.xlabel("singular value index")
+plt.ylabel("σ_i / σ_1")
+plt.legend()
+plt.show()
+k_delta, k_noise = lora.effective_rank(s_delta, 0.9), lora.effective_rank(s_noise, 0.9)
+print(f"directions holding 90% of the energy: ΔW {k_delta} of {len(s_delta)}, random {k_noise}")
+
+# %% [markdown]
+# ## 7. What adapters and prefixes cost at inference (seed 000 §5.2, 其它高效微调方式)
+#
+# **Adapters** (Houlsby et al. 2019) insert a small bottleneck network (down-projection, nonlinearity,
+# up-projection, residual) between a sublayer and its residual connection, after attention and after the MLP.
+# They *add depth*: every token passes through 60 more small layers, in series, so inference gets slower; the
+# up-projection starts at zero, so the model starts unchanged, as with LoRA.
+#
+# **Prefix tuning** (Li & Liang 2021) learns `n` keys and values per layer that every token attends to, as if `n`
+# invisible tokens preceded the input. **Soft prompts** (prompt tuning, Lester et al. 2021) learn `n` input
+# embeddings instead (continuous prompts: 软提示). Either way the virtual tokens sit in the context window, so the
+# real input can only be as long as what is left (seed: 随着软提示的参数量增多, 实际输入序列的最大长度也会相应减小).
+
+# %%
+print(inspect.getsource(adapters.BottleneckAdapter.forward))
+window = context_window(model)
+for n in (20, 100, 1000):
+    print(f"{n:5d} virtual tokens: {prefix.remaining_context(model, n):5d} of {window} positions left for the input")
+soft = prefix.soft_prompt(copy.deepcopy(model), 8, init_text="Classify the sentiment:", tokenizer=tok)
+ids = tok("Review: great\nSentiment:", return_tensors="pt").input_ids
+with torch.no_grad():
+    logits = soft(input_ids=ids).logits
+print(f"soft prompt: {ids.shape[1]} input tokens -> logits for {logits.shape[1]} positions (8 virtual + "
+      f"{ids.shape[1]}); strip them before scoring: {tuple(prefix.strip_virtual_tokens(logits, 8).shape)}")
+try:
+    soft(input_ids=torch.ones(1, window - 4, dtype=torch.long))
+except ContextLengthError as err:
+    print("ContextLengthError:", err)
+del soft
+
+# %% [markdown]
+# The latency column of section 5 measured single forward passes of 32 tokens (median of 10). Over many runs on
+# a busy 2-core CPU timing noise is a few percent, so read differences under ~5 % as noise.
+
+# %%
+lat = {r["method"].replace(" ", "\n", 1): r["latency vs base"] for r in rows}
+ax = bar(lat, title="Inference latency relative to the base model (batch 1, 32 tokens)", ylabel="× base")
+ax.axhline(1.0, color="grey", ls="--")
+plt.show()
+
+# %% [markdown]
+# ## 8. Out of memory (seed 001 §19): the remedies, measured
+#
+# When the data, the batch or the sequences grow, training can run out of memory (OOM). The seed's remedies:
+# 1. **a smaller batch**: less activation memory, but noisier gradients;
+# 2. **gradient accumulation**: run the batch as several micro-batches and add their gradients before one
+#    optimiser step: the memory of the small batch with the update of the large one;
+# 3. **model parallelism**: put parts of the model on different devices.
+#
+# To these, practice adds **gradient checkpointing** (keep only each layer's input in the forward pass and
+# recompute the rest during the backward pass: less memory, about one more forward of time), parameter-efficient
+# methods (sections 3-5), lower precision, and quantized base weights (QLoRA, below).
+#
+# **Accumulation is exact.** Our engine divides by the number of target tokens of the whole step, so 4
+# micro-batches of 2 must give the update of one batch of 8 (up to float rounding):
+
+# %%
+acc_cfg = dict(steps=1, batch_size=8, lr=1e-3, plot=None, progress=False)
+a = lora.inject_lora(copy.deepcopy(model), ("q_proj", "v_proj"), r=8, alpha=16)
+b = copy.deepcopy(a)
+sft.train(a, train_data, sft.TrainConfig(grad_accum=1, **acc_cfg))
+sft.train(b, train_data, sft.TrainConfig(grad_accum=4, **acc_cfg))
+diff = max((p - q).abs().max().item() for p, q in zip(lora.lora_state_dict(a).values(),
+                                                         lora.lora_state_dict(b).values()))
+print(f"largest weight difference, batch 8 vs 4 micro-batches of 2: {diff:.1e}")
+assert diff < 1e-5
+del a, b
+
+# %% [markdown]
+# **Gradient checkpointing trades time for memory.** The same LoRA training step, with and without it.
+# **Expected:** a lower peak (the activations of one layer at a time instead of all 30) and a slower step (each
+# layer's forward pass runs twice).
+
+# %%
+ckpt_rows = {}
+m = lora.inject_lora(copy.deepcopy(model), r=8, alpha=16)
+for on in (False, True):
+    if on:
+        m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    got = memory.measure_training_step(m, batch_size=P.batch_size, seq_len=P.seq_len, time_steps=2)
+    est = memory.estimate_from_model(m, batch_size=P.batch_size, seq_len=P.seq_len)
+    ckpt_rows[on] = got
+    print(f"{'with' if on else 'without':7} checkpointing: peak {got.peak / 2**20:5.0f} MiB (estimate "
+          f"{est.peak / 2**20:5.0f}), {got.seconds:.2f} s/step")
+del m
+print(f"checkpointing: {1 - ckpt_rows[True].peak / ckpt_rows[False].peak:.0%} lower peak, "
+      f"{ckpt_rows[True].seconds / ckpt_rows[False].seconds - 1:+.0%} time per step")
+
+# %% [markdown]
+# Checkpointing only shrinks *activations*. For full fine-tuning at a small batch the peak is elsewhere: at the
+# end of the backward pass, when every gradient exists and AdamW updates the weights. `bench/bench_memory.py`
+# measured it: full fine-tuning at batch 4 × 64 peaks at 2268 MiB with or without checkpointing; at 8 × 128,
+# where activations dominate, checkpointing lowers it from 3428 to 2268 MiB. Know where your peak is before you
+# pick a remedy.
+
+# %% [markdown]
+# **Model and data parallelism.** The same fine-tune exists as a script, `python -m course_utils.finetune`, that
+# runs unchanged under `torchrun` or `accelerate launch` on several GPUs. Each process holds a full copy of the
+# model and takes its share of every batch (data parallelism, `DistributedDataParallel`); their gradients are
+# averaged, so the update equals the single-process one. Here: two CPU processes (gloo backend) on a tiny model,
+# next to one process. When the *model* does not fit one device, it has to be split across devices instead:
+# layer by layer (pipeline parallelism), inside each matrix (tensor parallelism), or its weights, gradients and
+# optimiser states sharded (FSDP, DeepSpeed ZeRO; `accelerate` and `Trainer` drive both).
+
+# %%
+common = ["-m", "course_utils.finetune", "--model", "tiny", "--method", "full", "--steps", "3", "--batch-size", "8",
+          "--limit", "32", "--lr", "1e-3"]
+dist_dir = Path(tempfile.mkdtemp(prefix="ch4-ddp-"))
+runs = {"1 process": [sys.executable, *common, "--output-dir", str(dist_dir / "one")],
+        "2 processes (torchrun)": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                   *common, "--output-dir", str(dist_dir / "two")]}
+for name, cmd in runs.items():
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+losses = {name: json.loads((dist_dir / d / "result.json").read_text())["losses"]
+          for name, d in zip(runs, ["one", "two"])}
+print(losses)
+assert max(abs(x - y) for x, y in zip(*losses.values())) < 1e-4
+
+# %% [markdown]
+# **QLoRA** (Dettmers et al. 2023) stores the frozen base in 4 bits (NF4, about 0.5 byte per parameter plus
+# quantization constants) and trains LoRA on top in 16 bits: a 65B model fine-tuned on one 48 GB GPU, matching
+# 16-bit fine-tuning on their benchmarks. It needs CUDA and `bitsandbytes`, so the cell below only runs on a GPU:
+#
+# ```python
+# bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+#                          bnb_4bit_compute_dtype=torch.bfloat16)
+# model = AutoModelForCausalLM.from_pretrained(name, quantization_config=bnb, dtype=torch.bfloat16)
+# model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+# model = get_peft_model(model, LoraConfig(r=64, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+# ```
+
+# %% [markdown]
+# ## 9. What we measured
+#
+# RESULTS_PLACEHOLDER
+#
+# ## 10. Concept check
+#
+# **Why does full fine-tuning need so much memory?** Besides the weights, every trained parameter has a gradient
+# and two AdamW moments (plus an fp32 master copy in mixed precision): 16 bytes per parameter, 112 GB for 7B,
+# before the activations, which grow with batch size × sequence length × layers (seed 001 §12).
+#
+# **Why is B initialised to zero in LoRA, and not A as well?** With B = 0 the product BA is 0, so the tuned model
+# starts exactly as the pretrained one (seed: 训练开始之前旁路对原模型不造成影响). If A were also zero, the
+# gradients of both would be zero (each is multiplied by the other) and nothing would train.
+#
+# **Why does merged LoRA cost nothing at inference, when adapters do?** $W_0 + \frac{\alpha}{r}BA$ is one matrix of
+# the original shape; the model after merging has exactly the base's layers. Adapters are extra layers in series
+# that every token must pass through (seed: 增加网络的深度, 带来额外的时间开销).
+#
+# **What does prefix tuning cost that LoRA does not?** Context: `n` virtual tokens occupy `n` positions of the
+# window in every layer, so the real input can be `n` tokens shorter (and attention reads `n` more keys).
+#
+# **Your training run runs out of memory. What do you try, in order?** A smaller micro-batch with gradient
+# accumulation (same update), gradient checkpointing (less activation memory, ~30 % more time), LoRA instead of
+# full fine-tuning, lower precision or a 4-bit base (QLoRA), and if the model itself does not fit, sharding or
+# model parallelism across devices (seed 001 §19).
+#
+# ## Try it
+# 1. *(warm-up)* Print `lora.count_parameters` for `inject_lora(..., target_modules="all-linear", r=8)`. How does
+#    it compare with q and v only?
+# 2. *(core)* Rerun section 4 with `r=1` and `r=64`. Does accuracy change? Hu et al. report that very small ranks
+#    suffice on GPT-3.
+# 3. *(core)* Set `lr=1e-2` for full fine-tuning in `peft_methods.METHODS` and rerun section 5. What happens to the
+#    loss (and to the clear error the engine raises, if it diverges)?
+# 4. *(stretch)* Use `prefix.soft_prompt(...)` as a sixth method (`peft_methods.Method` needs a new kind). How
+#    many parameters does it train, and how accurate is it after the same steps?

@@ -72,7 +72,8 @@ class AdapterLinear(nn.Module):
         return self.adapter(self.base(x))
 
 
-def inject_adapters(model: nn.Module, bottleneck: int = 16, target_modules: str | Iterable[str] = ("o_proj", "down_proj"),
+def inject_adapters(model: nn.Module, bottleneck: int = 16,
+                    target_modules: str | Iterable[str] = ("o_proj", "down_proj"),
                     activation: str = "gelu") -> nn.Module:
     """Wrap every matching Linear in an :class:`AdapterLinear` and freeze everything else (in place).
 

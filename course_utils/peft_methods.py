@@ -97,7 +97,9 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
     for name, method in methods.items():
         m = method.build(model, tok)
         counts = count_parameters(m)
-        peak = measure_training_step(copy.deepcopy(m), batch_size, seq_len, time_steps=0).peak if measure_memory else None
+        peak = None
+        if measure_memory:
+            peak = measure_training_step(copy.deepcopy(m), batch_size, seq_len, time_steps=0).peak
         cfg = sft.TrainConfig(steps=steps, batch_size=batch_size, lr=method.lr, warmup_steps=max(1, steps // 10),
                               plot=None, seed=seed)
         result = sft.train(m, train_data, cfg, pad_id=tok.pad_token_id)

@@ -15,8 +15,8 @@ continuation ``sum_t log P(z_t | x', z_<t)`` rather than OpenPrompt's single-mas
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch

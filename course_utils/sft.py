@@ -79,7 +79,7 @@ def tokenize_pair(tok, prompt: str, response: str, max_len: int, *, chat: bool =
         room = max_len - len(prompt_ids)
         if on_overflow == "error" or room < 1:
             why = (f"its prompt alone has {len(prompt_ids)} tokens" if room < 1
-                   else f"on_overflow='error' was asked")
+                   else "on_overflow='error' was asked")
             raise ValueError(f"Example of {n} tokens is longer than max_len={max_len} ({why}). Raise max_len, "
                              "shorten the prompt, or pass on_overflow='truncate' to cut the response.")
         response_ids = response_ids[:room]
@@ -463,7 +463,8 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
             loss = total / n_targets
             if not math.isfinite(loss):
                 raise TrainingDivergedError(
-                    f"The loss became {loss} at step {result.step + 1} (lr {scheduler.get_last_lr()[0]:.2e}). Lower the "
+                    f"The loss became {loss} at step {result.step + 1} (lr {scheduler.get_last_lr()[0]:.2e}). "
+                    "Lower the "
                     "learning rate, keep gradient clipping on (max_grad_norm=1.0), and check the data for empty "
                     "or corrupt examples; in float16 try bfloat16 or float32.")
             if cfg.max_grad_norm:

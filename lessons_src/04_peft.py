@@ -119,7 +119,7 @@ dev_data = sft.build_dataset(tok, pr.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_
 print(repr(pairs[0][0]), "->", repr(pairs[0][1]))
 ex = train_data[0]
 fig, ax = plt.subplots(figsize=(10, 1.4))
-token_strip(readable_tokens(tok, ex["input_ids"]), [float(l != sft.IGNORE_INDEX) for l in ex["labels"]],
+token_strip(readable_tokens(tok, ex["input_ids"]), [float(y != sft.IGNORE_INDEX) for y in ex["labels"]],
             title="Which tokens are trained (1) and which only read (0)", ax=ax)
 plt.show()
 

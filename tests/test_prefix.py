@@ -153,7 +153,8 @@ def test_real_model_sizes_and_text_init_match_peft(real_model):
         theirs = get_peft_model(copy.deepcopy(model), PromptTuningConfig(
             task_type="CAUSAL_LM", num_virtual_tokens=8, prompt_tuning_init="TEXT", prompt_tuning_init_text=text,
             tokenizer_name_or_path=tok.name_or_path))
-    assert torch.equal(ours.prompt_encoder["default"].embedding.weight, theirs.prompt_encoder["default"].embedding.weight)
+    table = "default"
+    assert torch.equal(ours.prompt_encoder[table].embedding.weight, theirs.prompt_encoder[table].embedding.weight)
     ids = tok("Great film.", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert ours(input_ids=ids).logits.shape == (1, 8 + ids.shape[1], model.config.vocab_size)

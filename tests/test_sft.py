@@ -219,5 +219,6 @@ def test_two_cpu_processes_match_one(tmp_path):
     assert res["world_size"] == 2
     assert res["losses"] == pytest.approx(json.loads((tmp_path / "one" / "result.json").read_text())["losses"],
                                           abs=1e-5)
-    one, two = load_file(tmp_path / "one" / "trainable.safetensors"), load_file(tmp_path / "two" / "trainable.safetensors")
+    one = load_file(tmp_path / "one" / "trainable.safetensors")
+    two = load_file(tmp_path / "two" / "trainable.safetensors")
     assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-5

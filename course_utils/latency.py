@@ -36,3 +36,23 @@ def measure_latency(model: nn.Module, input_ids: torch.Tensor, repeats: int = 10
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+@torch.no_grad()
+def compare_latency(models: dict[str, nn.Module], input_ids: torch.Tensor, rounds: int = 5,
+                    repeats: int = 5) -> dict[str, float]:
+    """Seconds per forward of several models, measured fairly: the models take turns, ``rounds`` times.
+
+    Timing one model after another lets a slow phase of the machine (another process, a CPU clock change) land on
+    one of them; interleaving spreads it over all. Each model's time is the fastest of its per-round medians,
+    the best estimate of what its computation costs.
+    """
+    if not models:
+        raise ValueError("compare_latency needs at least one model, e.g. {'base': model}.")
+    if rounds < 1:
+        raise ValueError(f"Need rounds >= 1, got {rounds}.")
+    best = {name: float("inf") for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            best[name] = min(best[name], measure_latency(model, input_ids, repeats=repeats, warmup=1))
+    return best

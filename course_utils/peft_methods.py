@@ -5,7 +5,8 @@
 Every method starts from a fresh copy of the same model, trains with the course engine (:func:`sft.train`) for the
 same steps on the same batches, and is scored with chapter 2's answer search on the same test split. Each row
 reports trainable parameters, the measured peak memory of one training step, seconds per step, accuracy and the
-inference latency of the model as it would be deployed (LoRA merged, adapters kept, prefix in the cache).
+inference latency of the model as it would be deployed (LoRA merged, adapters kept, prefix in the cache), for a
+short input (4 tokens: close to one generation step, where extra layers in series show most).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from course_utils import prompting as pr
 from course_utils import sft
 from course_utils.adapters import inject_adapters
-from course_utils.latency import measure_latency
+from course_utils.latency import compare_latency
 from course_utils.lora import count_parameters, inject_lora, merge_lora
 from course_utils.memory import measure_training_step
 from course_utils.prefix import prefix_tuning
@@ -83,7 +84,7 @@ def prompt_accuracy(model: nn.Module, tok, texts: Sequence[str], labels: Sequenc
 def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Sequence[str],
                     labels: Sequence[str], *, steps: int, batch_size: int, template: str, label_words: dict,
                     methods: dict[str, Method] | None = None, measure_memory: bool = True,
-                    latency_tokens: int = 32, seed: int = 0) -> tuple[list[dict], dict[str, nn.Module]]:
+                    latency_tokens: int = 4, seed: int = 0) -> tuple[list[dict], dict[str, nn.Module]]:
     """Train and measure every method; returns the table rows and the tuned models (by method name).
 
     Raises:
@@ -93,7 +94,6 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
     rows, tuned = [], {}
     probe = torch.randint(100, 1000, (1, latency_tokens), generator=torch.Generator().manual_seed(seed))
     seq_len = max(len(e["input_ids"]) for e in train_data)  # memory measured at the longest example's length
-    base_latency = measure_latency(model, probe.to(model.device))
     for name, method in methods.items():
         m = method.build(model, tok)
         counts = count_parameters(m)
@@ -104,13 +104,16 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
                               plot=None, seed=seed)
         result = sft.train(m, train_data, cfg, pad_id=tok.pad_token_id)
         acc = prompt_accuracy(m, tok, texts, labels, template, label_words, plain=method.kind == "prefix")
-        served = method.deployable(m)
-        latency = measure_latency(served, probe.to(model.device))
         rows.append({"method": name, "trainable": counts["trainable"], "trainable %": counts["percent"],
                      "peak MB": None if peak is None else peak / 2**20, "s / step": result.seconds_per_step,
-                     "final loss": result.losses[-1], "accuracy": acc,
-                     "latency ms": 1000 * latency, "latency vs base": latency / base_latency})
+                     "final loss": result.losses[-1], "accuracy": acc})
         tuned[name] = m
+    # Latency last, all models taking turns (a fair comparison on a shared machine).
+    served = {"base": model, **{name: methods[name].deployable(m) for name, m in tuned.items()}}
+    times = compare_latency(served, probe.to(model.device))
+    for row in rows:
+        row["latency ms"] = 1000 * times[row["method"]]
+        row["latency vs base"] = times[row["method"]] / times["base"]
     return rows, tuned
 
 

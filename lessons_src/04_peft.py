@@ -209,6 +209,7 @@ result = sft.train(tuned, train_data, cfg, eval_data=dev_data)
 print(f"resumed from step {result.resumed_from}; {result.seconds_per_step:.2f} s/step, "
       f"{result.tokens_per_second:.0f} tokens/s")
 lora_acc = pr.PromptClassifier(tuned, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
+print(f"LoRA accuracy after {P.train_steps} steps: {lora_acc:.3f} (zero-shot {zero_shot:.3f})")
 summary = {"zero-shot\n(now)": zero_shot, "best template\n(ch. 2)": 0.52, "ICL kNN k=4\n(ch. 3)": 0.62,
            "ensemble\n(ch. 2)": 0.77, f"LoRA r=8\n{P.train_steps} steps": lora_acc}
 ax = bar(summary, title="Sentiment accuracy on the same test split", ylabel="accuracy")
@@ -323,12 +324,14 @@ except ContextLengthError as err:
 del soft
 
 # %% [markdown]
-# The latency column of section 5 measured single forward passes of 32 tokens (median of 10). Over many runs on
-# a busy 2-core CPU timing noise is a few percent, so read differences under ~5 % as noise.
+# The latency column of section 5 timed one forward pass of a 4-token input (close to one generation step),
+# every model taking turns five times so that a busy moment of the machine does not land on one of them
+# (`latency.compare_latency`). Timing noise on a shared 2-core CPU is still a few percent: read differences
+# under ~5 % as noise.
 
 # %%
 lat = {r["method"].replace(" ", "\n", 1): r["latency vs base"] for r in rows}
-ax = bar(lat, title="Inference latency relative to the base model (batch 1, 32 tokens)", ylabel="× base")
+ax = bar(lat, title="Inference latency relative to the base model (batch 1, 4 tokens)", ylabel="× base")
 ax.axhline(1.0, color="grey", ls="--")
 plt.show()
 
@@ -401,8 +404,8 @@ common = ["-m", "course_utils.finetune", "--model", "tiny", "--method", "full", 
           "--limit", "32", "--lr", "1e-3"]
 dist_dir = Path(tempfile.mkdtemp(prefix="ch4-ddp-"))
 runs = {"1 process": [sys.executable, *common, "--output-dir", str(dist_dir / "one")],
-        "2 processes (torchrun)": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                   *common, "--output-dir", str(dist_dir / "two")]}
+        "2 processes (torchrun)": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   "--nproc_per_node", "2", *common, "--output-dir", str(dist_dir / "two")]}
 for name, cmd in runs.items():
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]

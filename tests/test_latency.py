@@ -36,3 +36,13 @@ def test_real_forward_on_tiny(tiny):
 def test_bad_counts_raise():
     with pytest.raises(ValueError, match="repeats >= 1"):
         measure_latency(Sleepy(), torch.zeros(1, 1), repeats=0)
+
+
+def test_compare_latency_times_every_model_and_refuses_none(tiny):
+    from course_utils.latency import compare_latency
+
+    ids = torch.randint(0, 256, (1, 8))
+    times = compare_latency({"a": tiny, "b": tiny}, ids, rounds=2, repeats=2)
+    assert set(times) == {"a", "b"} and all(0 < t < 1 for t in times.values())
+    with pytest.raises(ValueError, match="at least one model"):
+        compare_latency({}, ids)

@@ -211,8 +211,8 @@ def test_two_cpu_processes_match_one(tmp_path):
     """torchrun with 2 processes (gloo) gives the single-process update: data parallelism is exact."""
     args = ["--model", "tiny", "--method", "full", "--steps", "3", "--batch-size", "8", "--limit", "32", "--lr", "1e-3"]
     main(args + ["--output-dir", str(tmp_path / "one")])
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                          "29533", "-m", "course_utils.finetune", *args, "--output-dir", str(tmp_path / "two")],
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "course_utils.finetune", *args, "--output-dir", str(tmp_path / "two")],
                          capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     res = json.loads((tmp_path / "two" / "result.json").read_text())

@@ -76,8 +76,9 @@ class LoRALinear(nn.Module):
         The new layer is frozen like ``base``; this module is left untouched.
         """
         base = self.base
-        merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
-                           dtype=base.weight.dtype, device=base.weight.device)
+        # skip_init: no random initialisation to overwrite (and no draw from the global RNG)
+        merged = torch.nn.utils.skip_init(nn.Linear, base.in_features, base.out_features, bias=base.bias is not None,
+                                          dtype=base.weight.dtype, device=base.weight.device)
         merged.weight.copy_(base.weight + self.delta_weight())
         if base.bias is not None:
             merged.bias.copy_(base.bias)

@@ -95,6 +95,7 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
     probe = torch.randint(100, 1000, (1, latency_tokens), generator=torch.Generator().manual_seed(seed))
     seq_len = max(len(e["input_ids"]) for e in train_data)  # memory measured at the longest example's length
     for name, method in methods.items():
+        torch.manual_seed(seed)  # each method's random init is independent of the methods run before it
         m = method.build(model, tok)
         counts = count_parameters(m)
         peak = None

@@ -27,8 +27,8 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | TBD |
-# | cpu | the same 2-core CPU | TBD |
+# | smoke | 2-core CPU (the CI machine), model cache warm | 2.6 min |
+# | cpu | the same 2-core CPU | 12 min |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%
@@ -430,7 +430,45 @@ assert max(abs(x - y) for x, y in zip(*losses.values())) < 1e-4
 # %% [markdown]
 # ## 9. What we measured
 #
-# RESULTS_PLACEHOLDER
+# The outputs above are this run's. A recorded run of the `cpu` profile (60 steps of 8 examples, 100 test
+# sentences, a 2-core CPU, November 2026) gave:
+#
+# | method | trainable | peak memory | s / step | accuracy | latency vs base |
+# |---|---|---|---|---|---|
+# | full fine-tuning (lr 5e-5) | 134.5M (100 %) | 2269 MiB | 2.0 | 0.89 | 0.98× |
+# | LoRA r=4 on q, v | 230k (0.17 %) | 797 MiB | 1.0 | 0.94 | 1.00× (merged) |
+# | LoRA r=16 on q, v | 922k (0.68 %) | 806 MiB | 1.0 | **0.99** | 0.98× (merged) |
+# | adapters, bottleneck 16 | 1.14M (0.84 %) | 820 MiB | 1.1 | 0.95 | **1.10×** |
+# | prefix, 20 tokens | 230k (0.17 %) | 823 MiB | 1.1 | 0.94 | 1.02× |
+#
+# 1. **Fine-tuning beat every prompting result.** Zero-shot 0.58 → LoRA r=8 0.96 after 60 steps (section 4),
+#    against 0.62 for the best in-context setting and 0.77 for chapter 2's ensemble.
+# 2. **The methods were close, and full fine-tuning came last.** This is as the seed says ("comparable to full
+#    fine-tuning") and in the direction of the LoRA paper's table. With 100 test sentences one standard error is
+#    about 0.03, so 0.94 vs 0.99 is a small difference. Full fine-tuning's 0.89 used one untuned learning rate.
+# 3. **Memory:** the estimate matched the measured peak of a training step to 0.1 % (full 3428 vs 3429 MiB, LoRA
+#    2022 vs 2020 MiB at batch 8 × 128). For this small model the efficient methods saved 64 % of the peak
+#    (2269 → about 800 MiB at batch 8 × 41 tokens). The fp32 logits over a 49k-token vocabulary are a large share
+#    of what is left. At 7B the table's saving is 100 GB → 15 GB.
+# 4. **Latency as the seed says:** adapters +10 % per forward (small input, batch 1); merged LoRA and full
+#    fine-tuning the same as the base within noise (same matrices); the prefix +2 % (20 more keys to attend to).
+# 5. **Low rank:** after 60 full fine-tuning steps, 18 of the 576 singular directions of one ΔW held 90 % of its
+#    energy; a random matrix of the same shape and norm needed 294.
+# 6. **OOM remedies:** 4 micro-batches of 2 gave the batch-8 update to 4e-7. Gradient checkpointing lowered LoRA's
+#    peak by 42 % (2020 → 1164 MiB) for +14 % to +50 % time per step, depending on the run (this shared CPU is
+#    noisy). Two torchrun processes reproduced the single-process losses to 1e-6.
+# 7. **The two engines agree:** our loop and `transformers.Trainer` gave the same losses for 10 steps (difference
+#    below 1e-4), because both see the same batches and use the same AdamW, schedule and normalisation.
+#
+# Tests that check these claims on every CI run:
+# - `tests/test_peft_methods.py::test_chapter4_lora_beats_prompting_on_the_full_test_split`: 40 LoRA steps beat
+#   both zero-shot and 0.62 by at least 10 points, on all 120 test sentences.
+# - `tests/test_memory.py`: the estimate is within 20 % of the measurement.
+# - `tests/test_sft.py`: accumulation, resume, Trainer parity and two processes.
+# - `tests/test_lora.py`: our LoRA gives the same logits as peft.
+#
+# Latency is timing, so it is measured and not asserted. `make bench` records the engine-vs-Trainer throughput
+# (`bench/bench_peft.py`) and memory (`bench/bench_memory.py`).
 #
 # ## 10. Concept check
 #

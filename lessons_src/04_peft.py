@@ -99,6 +99,7 @@ for name, m in {"full": copy.deepcopy(model).requires_grad_(True),
 for r in measured_rows:
     print(f"{r['method']:9} estimate {r['estimate MiB']:7.0f} MiB   measured {r['measured MiB']:7.0f} MiB   "
           f"ratio {r['ratio']:.2f}   {r['s / step']:.2f} s/step")
+assert all(0.8 < r["ratio"] < 1.2 for r in measured_rows), "the estimate should be within 20 % of the measurement"
 
 # %% [markdown]
 # ## 2. The fine-tuning engine: pairs, masked labels, one loop
@@ -292,6 +293,7 @@ plt.legend()
 plt.show()
 k_delta, k_noise = lora.effective_rank(s_delta, 0.9), lora.effective_rank(s_noise, 0.9)
 print(f"directions holding 90% of the energy: ΔW {k_delta} of {len(s_delta)}, random {k_noise}")
+assert k_delta < k_noise / 4, "expected the fine-tuning update to be far lower-rank than noise"
 
 # %% [markdown]
 # ## 7. What adapters and prefixes cost at inference (seed 000 §5.2, 其它高效微调方式)

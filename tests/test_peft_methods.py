@@ -71,3 +71,20 @@ def test_chapter4_lora_beats_prompting_on_the_full_test_split(real_model):
                                            progress=False))
     acc = pm.prompt_accuracy(tuned, tok, X, Y, SENTIMENT_TEMPLATE, SENTIMENT_WORDS)
     assert acc > max(zero, 0.62) + 0.1, (zero, acc)
+
+
+@pytest.mark.model
+def test_full_fine_tuning_update_is_low_rank(real_model):
+    """Chapter 4 §6: a real update's energy sits in far fewer directions than a random matrix's."""
+    import torch
+
+    from course_utils.lora import effective_rank, singular_values
+
+    model, tok = real_model
+    tuned = pm.METHODS["full fine-tuning"].build(model, tok)
+    data = sft.build_dataset(tok, load_pairs("sentiment", limit=32), 64)
+    sft.train(tuned, data, sft.TrainConfig(steps=4, batch_size=4, lr=5e-5, plot=None, progress=False))
+    i = len(model.model.layers) // 2
+    delta = (tuned.model.layers[i].self_attn.q_proj.weight - model.model.layers[i].self_attn.q_proj.weight).detach()
+    noise = torch.randn(delta.shape, generator=torch.Generator().manual_seed(0))
+    assert effective_rank(singular_values(delta)) < effective_rank(singular_values(noise)) / 4

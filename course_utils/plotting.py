@@ -63,3 +63,57 @@ def token_strip(tokens: Sequence[str], values: Sequence[float], title: str = "",
     ax.set_title(title)
     ax.set_ylabel(label)
     return ax
+
+
+def plot_alibi_heads(num_heads: int = 8, length: int = 12, heads: Sequence[int] | None = None):
+    """ALiBi's bias matrix ``-m (i - j)`` of a few heads side by side (white = masked future)."""
+    from .positions import alibi_bias, alibi_slopes
+
+    bias, slopes = alibi_bias(num_heads, length), alibi_slopes(num_heads)
+    heads = list(heads) if heads is not None else [0, num_heads // 2 - 1, num_heads - 1]
+    fig, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads), 3.2))
+    for ax, h in zip(axes, heads):
+        im = ax.imshow(bias[h].masked_fill(torch.isinf(bias[h]), float("nan")).numpy(), cmap="viridis")
+        ax.set_title(f"head {h + 1}: m = 1/{1 / slopes[h].item():.4g}")
+        ax.set_xlabel("key j")
+        ax.set_ylabel("query i")
+        fig.colorbar(im, ax=ax, shrink=0.75)
+    fig.suptitle("ALiBi bias added to the attention scores: steep heads look near, flat heads look far")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rope_rotations(head_dim: int = 64, base: float = 10000.0, scale: float = 1.0, max_pos: int = 256,
+                        pairs: Sequence[int] | None = None, train_len: int | None = None, ax=None):
+    """``cos(m theta_i)`` against position ``m`` for a few dimension pairs: fast pairs turn every few tokens,
+    slow ones barely move inside the training length (the ones extrapolation pushes to unseen angles)."""
+    from .positions import rope_inv_freq
+
+    inv = rope_inv_freq(head_dim, base, scale)
+    pairs = list(pairs) if pairs is not None else sorted({0, len(inv) // 4, len(inv) // 2, len(inv) - 1})
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    m = torch.arange(max_pos, dtype=torch.float32)
+    for i in pairs:
+        ax.plot(m.numpy(), torch.cos(m * inv[i]).numpy(), label=f"pair {i}: wavelength {2 * torch.pi / inv[i]:.0f}")
+    if train_len:
+        ax.axvspan(0, train_len, color="grey", alpha=0.12, label=f"training length {train_len}")
+    ax.set_xlabel("position m")
+    ax.set_ylabel("cos(m θ_i)")
+    ax.set_title(f"RoPE rotations (base {base:g}, scale {scale:g})")
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
+
+
+def plot_loss_by_position(curves: Mapping[str, torch.Tensor], train_len: int, ax=None, smooth: int = 8):
+    """Next-token loss at each position (moving average over ``smooth`` positions), the training length marked."""
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    for name, c in curves.items():
+        k = max(1, min(smooth, len(c)))
+        avg = torch.nn.functional.avg_pool1d(c.view(1, 1, -1), k, stride=1).flatten()
+        ax.plot((torch.arange(len(avg)) + k // 2).numpy(), avg.detach().cpu().numpy(), label=name)
+    ax.axvline(train_len, color="grey", ls="--", lw=1)
+    ax.set_xlabel("position in the window")
+    ax.set_ylabel("loss (nats / byte)")
+    ax.set_title("Where each model breaks: loss by position")
+    ax.legend()
+    return ax

@@ -79,3 +79,32 @@ def prompt_learning_playground(model, tok, sentence: str, template: str, verbali
 
     go.on_click(on_click)
     return w.VBox([*boxes, go, out])
+
+
+def rope_explorer(head_dim: int = 64, base: float = 10000.0, scale: float = 1.0, max_pos: int = 512,
+                  train_len: int = 128):
+    """Sliders for RoPE's base and interpolation scale, redrawing :func:`plotting.plot_rope_rotations`.
+
+    Draws the default setting once first, so the cell shows a figure where widgets do not render.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_rope_rotations
+
+    plot_rope_rotations(head_dim, base, scale, max_pos, train_len=train_len)
+    plt.show()
+    try:
+        import ipywidgets as w
+    except ImportError:
+        print("(ipywidgets not installed: one setting shown)")
+        return None
+
+    def draw(log10_base: float, scale: float) -> None:
+        plot_rope_rotations(head_dim, 10 ** log10_base, scale, max_pos, train_len=train_len)
+        plt.show()
+
+    import math
+
+    return w.interactive(draw, log10_base=w.FloatSlider(value=math.log10(base), min=2, max=7, step=0.25,
+                                                        description="log10 base"),
+                         scale=w.FloatSlider(value=scale, min=1, max=8, step=0.5, description="scale L'/L"))

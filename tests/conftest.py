@@ -27,3 +27,13 @@ def tiny():
     from course_utils.models import tiny_llama
 
     return tiny_llama()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (cpu-profile claims, minutes each) run only with COURSE_RUN_SLOW=1."""
+    if os.environ.get("COURSE_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set COURSE_RUN_SLOW=1 to run the cpu-profile claims")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -29,3 +29,29 @@ def test_prompt_playground_shows_a_first_reply(capsys):
     ui = widgets.prompt_playground(lambda p, n: calls.append((p, n)) or f"echo {p}", prompt="hi", max_new_tokens=8)
     assert calls == [("hi", 8)] and "echo hi" in capsys.readouterr().out
     assert ui is not None and len(ui.children) == 3
+
+
+def test_plot_alibi_heads_one_panel_per_head():
+    fig = plotting.plot_alibi_heads(8, length=6, heads=[0, 7])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["head 1: m = 1/2", "head 8: m = 1/256"]
+
+
+def test_plot_rope_rotations_marks_the_training_length():
+    ax = plotting.plot_rope_rotations(head_dim=16, max_pos=64, pairs=[0, 7], train_len=32)
+    assert len(ax.lines) == 2 and "base 10000" in ax.get_title()
+    assert any("training length 32" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_plot_loss_by_position_smooths_each_curve():
+    import torch
+
+    ax = plotting.plot_loss_by_position({"rope": torch.ones(40), "alibi": torch.zeros(40)}, train_len=10, smooth=8)
+    assert len(ax.lines) == 3  # two curves and the line at L
+    assert len(ax.lines[0].get_xdata()) == 33
+
+
+def test_rope_explorer_draws_once_and_has_sliders():
+    ui = widgets.rope_explorer(head_dim=16, max_pos=64, train_len=16)
+    labels = [c.description for c in ui.children[:-1]]
+    assert labels == ["log10 base", "scale L'/L"]

@@ -5,8 +5,15 @@ import torch
 
 from course_utils.data.corpus import decode_bytes, encode_bytes, load_corpus
 from course_utils.models import ContextLengthError
-from course_utils.tinygpt import (POSITIONS, GPTConfig, TinyGPT, lm_examples, loss_by_position,
-                                  perplexity_by_length, train_lm)
+from course_utils.tinygpt import (
+    POSITIONS,
+    GPTConfig,
+    TinyGPT,
+    lm_examples,
+    loss_by_position,
+    perplexity_by_length,
+    train_lm,
+)
 
 
 def tiny(position, **kw):

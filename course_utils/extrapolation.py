@@ -1,0 +1,191 @@
+"""Length extrapolation and context extension, measured on TinyGPTs trained from scratch (chapter 5).
+
+Two experiments:
+
+1. **Extrapolation** (after Press et al. 2022, Fig. 1): train one TinyGPT per position encoding at context L on
+   the same bytes, then measure perplexity on windows of 1, 2, 4, 8 x L of the same held-out text.
+2. **Context extension** (after Chen et al. 2023): take the RoPE model to 4 x L by extrapolation (positions as
+   they are), position interpolation (positions / 4) or NTK-aware scaling (a larger base); measure each before
+   and during a short fine-tune at the longer length.
+
+Sizes come from the course profile (:func:`setup_for`): seconds in ``smoke``, minutes in ``cpu``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+from course_utils.positions import ntk_base
+from course_utils.tinygpt import POSITIONS, GPTConfig, TinyGPT, perplexity_by_length, train_lm
+
+EXTENSION_METHODS = ("extrapolation", "interpolation", "ntk")
+
+
+@dataclass(frozen=True)
+class ExtrapolationSetup:
+    """Sizes of the chapter-5 experiments for one profile."""
+
+    seq_len: int  # L, the training context
+    n_layer: int
+    n_head: int
+    n_embd: int
+    steps: int
+    batch_size: int
+    lr: float
+    factors: tuple[int, ...] = (1, 2, 4, 8)
+    extend_factor: int = 4
+    extend_steps: int = 60
+    extend_batch: int = 16
+    extend_lr: float = 5e-4
+    extend_eval_every: int = 10
+    model_kwargs: dict = field(default_factory=dict)
+
+    def config(self, position: str) -> GPTConfig:
+        """The :class:`GPTConfig` of one variant."""
+        return GPTConfig(block_size=self.seq_len, n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
+                         position=position, **self.model_kwargs)
+
+    @property
+    def lengths(self) -> list[int]:
+        """The evaluation lengths, ``factor * L``."""
+        return [f * self.seq_len for f in self.factors]
+
+
+SETUPS = {
+    # CI: every variant trains in a few seconds; the numbers mean little.
+    "smoke": ExtrapolationSetup(seq_len=32, n_layer=2, n_head=4, n_embd=64, steps=40, batch_size=16, lr=2e-3,
+                                extend_steps=10, extend_batch=8, extend_eval_every=5),
+    # A laptop: about 1.5 min per variant on 2 cores; the results of the chapter's text.
+    "cpu": ExtrapolationSetup(seq_len=64, n_layer=4, n_head=8, n_embd=128, steps=600, batch_size=32, lr=2e-3),
+    # A GPU: longer context, bigger model, more steps.
+    "gpu": ExtrapolationSetup(seq_len=128, n_layer=6, n_head=8, n_embd=256, steps=3000, batch_size=64, lr=1e-3,
+                              extend_steps=200, extend_batch=32, extend_eval_every=20),
+}
+
+
+def setup_for(profile_name: str) -> ExtrapolationSetup:
+    """The experiment sizes of a course profile (``smoke``, ``cpu`` or ``gpu``)."""
+    if profile_name not in SETUPS:
+        raise ValueError(f"Unknown profile {profile_name!r}; choose one of {tuple(SETUPS)}.")
+    return SETUPS[profile_name]
+
+
+def train_variants(setup: ExtrapolationSetup, train_ids: torch.Tensor, positions=POSITIONS, *, seed: int = 0,
+                   device: str | torch.device = "cpu", progress: bool = True) -> dict[str, tuple[TinyGPT, object]]:
+    """One TinyGPT per position encoding, same seed, data and steps; returns ``{position: (model, result)}``."""
+    out = {}
+    for pos in positions:
+        model = TinyGPT(setup.config(pos), seed=seed).to(device)
+        result = train_lm(model, train_ids, seq_len=setup.seq_len, steps=setup.steps, batch_size=setup.batch_size,
+                          lr=setup.lr, seed=seed, progress=progress, desc=f"position encoding: {pos}")
+        out[pos] = (model, result)
+    return out
+
+
+def length_table(models: dict[str, TinyGPT], val_ids: torch.Tensor, setup: ExtrapolationSetup,
+                 n_tokens: int | None = None) -> dict[str, dict[int, float]]:
+    """Perplexity of every model at every evaluation length, all on the same held-out tokens."""
+    return {name: perplexity_by_length(m, val_ids, setup.lengths, n_tokens) for name, m in models.items()}
+
+
+def format_length_table(table: dict[str, dict[int, float]], seq_len: int) -> str:
+    """The table as aligned text: one row per encoding, one column per length (``n/a`` = cannot run)."""
+    lengths = sorted(next(iter(table.values())))
+    head = f"{'position':12}" + "".join(f"{f'{n // seq_len}x L={n}':>14}" for n in lengths)
+    rows = [head]
+    for name, row in table.items():
+        cells = "".join(f"{'n/a' if v != v else f'{v:.2f}':>14}" for v in (row[n] for n in lengths))
+        rows.append(f"{name:12}{cells}")
+    return "\n".join(rows)
+
+
+def plot_length_table(table: dict[str, dict[int, float]], seq_len: int, ax=None):
+    """Perplexity vs evaluation length (log-scaled), one line per encoding, the training length marked."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.5, 4))[1]
+    for name, row in table.items():
+        xs = [n for n in sorted(row) if row[n] == row[n]]
+        ax.plot(xs, [row[n] for n in xs], "o-", label=name)
+    ax.axvline(seq_len, color="grey", ls="--", lw=1)
+    ax.text(seq_len, ax.get_ylim()[1], " trained at L", va="top", color="grey")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("evaluation length (tokens)")
+    ax.set_ylabel("perplexity (lower is better)")
+    ax.set_title("Length extrapolation: trained at L, evaluated longer")
+    ax.legend()
+    return ax
+
+
+def extended(model: TinyGPT, method: str, factor: float) -> TinyGPT:
+    """A copy of a RoPE TinyGPT prepared to read ``factor`` x its training length by ``method``.
+
+    ``extrapolation`` keeps RoPE as trained; ``interpolation`` divides positions by ``factor`` (Chen et al.);
+    ``ntk`` raises the base to ``ntk_base(base, factor, head_dim)`` (bloc97's NTK-aware scaling).
+    """
+    if model.config.position != "rope":
+        raise ValueError(f"Context extension here rescales RoPE; this model uses {model.config.position!r}.")
+    if method not in EXTENSION_METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {EXTENSION_METHODS}.")
+    m = copy.deepcopy(model)  # the attention layers share m.config, so changing it changes them all
+    head_dim = m.config.n_embd // m.config.n_head
+    if method == "interpolation":
+        m.set_rope(scale=factor)
+    elif method == "ntk":
+        m.set_rope(base=ntk_base(m.config.rope_base, factor, head_dim))
+    m.config.block_size = int(model.config.block_size * factor)
+    return m
+
+
+def extension_experiment(model: TinyGPT, train_ids: torch.Tensor, val_ids: torch.Tensor,
+                         setup: ExtrapolationSetup, methods=EXTENSION_METHODS, *, seed: int = 0,
+                         progress: bool = True) -> dict[str, list[tuple[int, float]]]:
+    """Perplexity at ``extend_factor`` x L of each method, at step 0 and during a short fine-tune at that length.
+
+    Returns ``{method: [(step, perplexity), ...]}``; every method fine-tunes from the same model on the same
+    windows. Also returns the original model's in-window perplexity under ``"trained at L"`` as a reference.
+    """
+    from course_utils import sft
+    from course_utils.tinygpt import lm_examples
+
+    long_len = setup.extend_factor * setup.seq_len
+    out = {"trained at L": [(0, perplexity_by_length(model, val_ids, [setup.seq_len])[setup.seq_len])]}
+    data = lm_examples(train_ids, long_len, setup.extend_steps * setup.extend_batch, seed=seed + 1)
+    for method in methods:
+        m = extended(model, method, setup.extend_factor)
+        curve = [(0, perplexity_by_length(m, val_ids, [long_len])[long_len])]
+
+        def record(step: int, _loss: float, m=m, curve=curve) -> None:
+            if step % setup.extend_eval_every == 0:
+                curve.append((step, perplexity_by_length(m, val_ids, [long_len])[long_len]))
+                m.train()
+
+        cfg = sft.TrainConfig(steps=setup.extend_steps, batch_size=setup.extend_batch, lr=setup.extend_lr,
+                              warmup_steps=0, schedule="constant", seed=seed, plot=None, progress=progress)
+        if progress:
+            print(f"extending by {method}")
+        sft.train(m, data, cfg, pad_id=0, on_step=record)
+        out[method] = curve
+    return out
+
+
+def plot_extension(curves: dict[str, list[tuple[int, float]]], setup: ExtrapolationSetup, ax=None):
+    """Perplexity at the extended length over fine-tuning steps, one line per method."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.5, 4))[1]
+    for name, curve in curves.items():
+        if name == "trained at L":
+            ax.axhline(curve[0][1], color="grey", ls="--", lw=1, label=f"original model at L={setup.seq_len}")
+            continue
+        ax.plot(*zip(*curve), "o-", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"fine-tuning steps at {setup.extend_factor}x L = {setup.extend_factor * setup.seq_len}")
+    ax.set_ylabel("perplexity at the extended length")
+    ax.set_title("Extending a RoPE model's context")
+    ax.legend()
+    return ax

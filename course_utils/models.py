@@ -349,6 +349,50 @@ def generate_text(model, tok, prompt: str | list[dict], *, max_new_tokens: int =
     return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
+def generate_batch(model, tok, prompts: list[str], *, max_new_tokens: int = 64, chat: bool = True,
+                   batch_size: int = 8, progress: bool = False, desc: str = "generating",
+                   return_finished: bool = False, **generate_kwargs) -> list[str] | tuple[list[str], list[bool]]:
+    """Generate for many prompts, ``batch_size`` at a time, and return the new text of each (in order).
+
+    With ``return_finished``, also whether each one ended by itself (an end-of-sequence token) rather than at
+    ``max_new_tokens``, i.e. whether its last words may have been cut.
+
+    Batches are left-padded so every prompt ends where generation starts (on 2 CPU cores a batch of 8 gives
+    several times the tokens per second of one prompt at a time). Greedy unless sampling arguments are given.
+
+    Raises:
+        ValueError: an empty prompt list or ``batch_size < 1``.
+        ContextLengthError: a prompt that with ``max_new_tokens`` does not fit the context window.
+    """
+    from tqdm.auto import tqdm
+
+    if not prompts:
+        raise ValueError("No prompts to generate from: pass a non-empty list.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}.")
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             if chat else p for p in prompts]
+    generate_kwargs.setdefault("do_sample", False)
+    side, tok.padding_side = tok.padding_side, "left"
+    outs: list[str] = []
+    finished: list[bool] = []
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=not progress):
+            enc = tok(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                      add_special_tokens=not chat).to(model.device)
+            check_fits(model, enc["input_ids"].shape[1] + max_new_tokens)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                                     **generate_kwargs)
+            new = out[:, enc["input_ids"].shape[1]:]
+            outs += tok.batch_decode(new, skip_special_tokens=True)
+            finished += (new == tok.eos_token_id).any(dim=1).tolist()
+    finally:
+        tok.padding_side = side
+    outs = [o.strip() for o in outs]
+    return (outs, finished) if return_finished else outs
+
+
 def timed_load(name: str | None = None, **kwargs) -> tuple[object, object, float]:
     """``load_model`` plus the wall-clock seconds it took (used by the doctor and the benchmark)."""
     start = time.perf_counter()

@@ -157,3 +157,16 @@ def test_cuda_oom_while_moving_becomes_a_clear_error():
 
     with pytest.raises(MemoryError, match="smaller model or profile.*COURSE_PROFILE=cpu"):
         models.to_device(Huge(), torch.device("cuda"), "big/model")
+
+
+@pytest.mark.model
+def test_generate_batch_equals_one_at_a_time(real_model):
+    model, tok = real_model
+    prompts = ["The capital of France is", "One, two, three, four,", "Water boils at a temperature of"]
+    batched = models.generate_batch(model, tok, prompts, max_new_tokens=6, chat=False, batch_size=3)
+    single = [models.generate_text(model, tok, p, max_new_tokens=6, chat=False) for p in prompts]
+    assert batched == single and tok.padding_side == "right"  # left padding only while generating
+    with pytest.raises(ValueError, match="non-empty"):
+        models.generate_batch(model, tok, [])
+    with pytest.raises(ValueError, match="batch_size"):
+        models.generate_batch(model, tok, ["x"], batch_size=0)

@@ -3,7 +3,7 @@
 #   make lab        set up, then open JupyterLab on the notebooks
 #   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile)
 #   make notebooks  regenerate notebooks/*.ipynb (and the README chapter table) from lessons_src/*.py
-#   make bench      load-time, per-notebook, answer-search, fine-tuning throughput and memory benchmarks
+#   make bench      load-time, per-notebook, answer-search, fine-tuning throughput, memory and ROUGE-L benchmarks
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -48,6 +48,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/bench_prompting.py
 	HF_HUB_OFFLINE=1 $(PY) bench/bench_peft.py
 	HF_HUB_OFFLINE=1 $(PY) bench/bench_memory.py
+	HF_HUB_OFFLINE=1 $(PY) bench/bench_rouge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -659,3 +659,35 @@ def plot_similarity_histogram(generated: Sequence[str], seed: Sequence[str], ax=
     ax.set_ylabel("new instructions")
     ax.legend()
     return ax
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m course_utils.self_instruct --out runs/si``: the four steps from the command line (resumable:
+    run the same command again after a stop), then a summary of what each filter removed."""
+    import argparse
+
+    from .config import profile
+    from .models import load_model
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--out", required=True, help="folder for the step files and instruction_data.jsonl")
+    ap.add_argument("--model", default=None, help="model name (default: the profile's, offline SmolLM2)")
+    ap.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $COURSE_PROFILE or auto)")
+    ap.add_argument("--seed-tasks", default=None, help="a seed_tasks.jsonl (default: the course's 72)")
+    ap.add_argument("--target", type=int, default=None, help="new instructions to keep (default: the profile's)")
+    args = ap.parse_args(argv)
+    P = profile(args.profile)
+    setup = setup_for(P.name)
+    if args.target:
+        setup = SelfInstructSetup(**{**setup.__dict__, "target": args.target,
+                                     "max_requests": max(setup.max_requests, 2 * args.target)})
+    model, tok = load_model(args.model or P.model_name)
+    pool, _ = split_seed_tasks(load_seed_tasks(args.seed_tasks), 0 if args.seed_tasks else setup.n_heldout)
+    data, report = bootstrap(model, tok, pool, args.out, setup)
+    print(report.table())
+    print(f"wrote {len(data)} examples to {Path(args.out) / 'instruction_data.jsonl'}; fine-tune on them with\n"
+          f"  python -m course_utils.finetune --data {Path(args.out) / 'instruction_data.jsonl'} --method lora")
+
+
+if __name__ == "__main__":
+    main()

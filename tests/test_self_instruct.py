@@ -236,3 +236,15 @@ def test_similarity_histogram(seeds):
     ax = si.plot_similarity_histogram(["Suggest a packing list for a hiking trip.", "Name a river."],
                                       [t["instruction"] for t in seeds])
     assert sum(p.get_height() for p in ax.patches) == 2
+
+
+def test_command_line_runs_and_resumes(tiny_lm, tmp_path, monkeypatch, capsys):
+    import course_utils.models
+
+    monkeypatch.setattr(course_utils.models, "load_model", lambda name=None, **kw: tiny_lm)
+    si.main(["--out", str(tmp_path), "--profile", "smoke", "--target", "2"])
+    out = capsys.readouterr().out
+    assert "instructions proposed" in out and "python -m course_utils.finetune --data" in out
+    first = (tmp_path / "step1_instructions.jsonl").read_text()
+    si.main(["--out", str(tmp_path), "--profile", "smoke", "--target", "2"])
+    assert (tmp_path / "step1_instructions.jsonl").read_text() == first  # nothing redone

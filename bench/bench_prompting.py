@@ -9,20 +9,10 @@ answer). Target: the engine at least 5x faster on CPU. Also the same with an 8-s
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+from common import save_results, timed  # bench/common.py: this folder is on sys.path when run as a script
 
 
 def main() -> int:
@@ -49,9 +39,7 @@ def main() -> int:
                         "speedup": round(t_naive / t_fast, 1), "max_abs_diff": diff}
         print(f"{name:14} 60 texts x {len(answers)} answers: naive {t_naive:6.2f} s | engine {t_fast:5.2f} s | "
               f"{t_naive / t_fast:4.1f}x (target >= 5x) | max |diff| {diff:.1e}")
-    out = ROOT / "bench" / "results" / "prompting.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    save_results("prompting", result)
     return 0
 
 

@@ -13,55 +13,24 @@ Both must give the same scores. Results also go to bench/results/rouge.json.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-VERBS = ("write explain summarize describe list give classify translate generate create suggest compare find "
-         "rewrite identify design plan draft outline evaluate").split()
-WORDS = ("a the an of to in for and with about on your my this that short long simple detailed poem story email "
-         "essay list summary recipe plan tweet letter report title question answer sentence paragraph article "
-         "review code function python program data table chart example reason way idea tip step benefit problem "
-         "solution difference climate change history science health food travel music movie book sport team "
-         "company product customer student teacher child friend city country world water energy money time day "
-         "week year people computer phone internet machine learning model language english french three five "
-         "ten two best most new old good bad important").split()
-ZIPF = [1 / (i + 1) ** 0.8 for i in range(len(WORDS))]  # frequent function words, as in real instructions
-
-
-def instruction(rng: random.Random) -> str:
-    words = [rng.choice(VERBS).capitalize()] + rng.choices(WORDS, weights=ZIPF, k=rng.randint(10, 20) - 1)
-    return " ".join(words) + "."
-
-
-def near_duplicate(rng: random.Random, text: str) -> str:
-    words = text.split()
-    for _ in range(rng.randint(1, 3)):
-        words[rng.randrange(len(words))] = rng.choice(WORDS)
-    return " ".join(words)
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+from common import save_results, timed  # bench/common.py: this folder is on sys.path when run as a script
 
 
 def main() -> int:
     from course_utils import rouge as R
+    from course_utils.rouge import perturb_instruction, random_instruction
 
     rng = random.Random(0)
     n_queries = 20
     result = {}
     print(f"{'pool':>6} | {'brute ms/query':>14} | {'pool ms/query':>13} | {'speed-up':>8} | {'build ms':>8}")
     for size in (100, 1_000, 5_000):
-        texts = [instruction(rng) for _ in range(size)]
-        queries = [instruction(rng) for _ in range(n_queries // 2)]
-        queries += [near_duplicate(rng, rng.choice(texts)) for _ in range(n_queries - len(queries))]
+        texts = [random_instruction(rng) for _ in range(size)]
+        queries = [random_instruction(rng) for _ in range(n_queries // 2)]
+        queries += [perturb_instruction(rng, rng.choice(texts)) for _ in range(n_queries - len(queries))]
         rows = [R.tokenize(t) for t in texts]
         brute, t_brute = timed(lambda: [max(R.rouge_l(R.tokenize(q), row) for row in rows) for q in queries])
         pool, t_build = timed(lambda: R.RougePool(texts))
@@ -72,9 +41,7 @@ def main() -> int:
                         "speedup": round(t_brute / t_pool, 1), "build_ms": round(1e3 * t_build, 1)}
         print(f"{size:>6,} | {ms_brute:>14.2f} | {ms_pool:>13.3f} | {t_brute / t_pool:>7.1f}x | "
               f"{1e3 * t_build:>8.1f}")
-    out = ROOT / "bench" / "results" / "rouge.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    save_results("rouge", result)
     return 0
 
 

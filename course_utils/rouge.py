@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import numbers
+import random
 import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
@@ -346,3 +347,42 @@ def pairwise_max_similarity(texts: Sequence[str], pool: Sequence[str], *, progre
         raise TypeError("texts and pool must be sequences of str, not a single str.")
     index = RougePool(pool)
     return [index.max_similarity(t)[0] for t in tqdm(texts, desc="max ROUGE-L", disable=not progress)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthetic instructions, for speed tests of the pool (the benchmark, the tests, chapter 6)
+# ---------------------------------------------------------------------------------------------------------------
+
+_VERBS = ("write explain summarize describe list give classify translate generate create suggest compare find "
+         "rewrite identify design plan draft outline evaluate").split()
+_WORDS = ("a the an of to in for and with about on your my this that short long simple detailed poem story email "
+         "essay list summary recipe plan tweet letter report title question answer sentence paragraph article "
+         "review code function python program data table chart example reason way idea tip step benefit problem "
+         "solution difference climate change history science health food travel music movie book sport team "
+         "company product customer student teacher child friend city country world water energy money time day "
+         "week year people computer phone internet machine learning model language english french three five "
+         "ten two best most new old good bad important").split()
+_ZIPF = [1 / (i + 1) ** 0.8 for i in range(len(_WORDS))]  # function words first, so they recur as in real text
+
+
+def random_instruction(rng: random.Random, lo: int = 10, hi: int = 20) -> str:
+    """A random instruction of lo to hi words, with a capital, punctuation and the odd digit."""
+    words = [rng.choice(_VERBS).capitalize()] + rng.choices(_WORDS, weights=_ZIPF, k=rng.randint(lo, hi) - 1)
+    if rng.random() < 0.2:
+        words.insert(rng.randint(1, len(words)), str(rng.randint(1, 99)))
+    return " ".join(words) + rng.choice([".", "?", "!", ":"])
+
+
+def perturb_instruction(rng: random.Random, text: str) -> str:
+    """A near-duplicate: drop, replace or swap a few words (what a model re-proposing an instruction does)."""
+    words = text.split()
+    for _ in range(rng.randint(0, 3)):
+        op, i = rng.random(), rng.randrange(len(words))
+        if op < 0.4 and len(words) > 2:
+            del words[i]
+        elif op < 0.8:
+            words[i] = rng.choice(_WORDS)
+        else:
+            j = rng.randrange(len(words))
+            words[i], words[j] = words[j], words[i]
+    return " ".join(words)

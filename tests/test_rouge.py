@@ -8,17 +8,8 @@ from rouge_score import rouge_scorer
 from rouge_score import tokenize as rs_tokenize
 
 from course_utils import rouge as R
-
-VERBS = ("write explain summarize describe list give classify translate generate create suggest compare find "
-         "rewrite identify design plan draft outline evaluate").split()
-WORDS = ("a the an of to in for and with about on your my this that short long simple detailed poem story email "
-         "essay list summary recipe plan tweet letter report title question answer sentence paragraph article "
-         "review code function python program data table chart example reason way idea tip step benefit problem "
-         "solution difference climate change history science health food travel music movie book sport team "
-         "company product customer student teacher child friend city country world water energy money time day "
-         "week year people computer phone internet machine learning model language english french three five "
-         "ten two best most new old good bad important").split()
-ZIPF = [1 / (i + 1) ** 0.8 for i in range(len(WORDS))]  # function words first, so they recur as in real text
+from course_utils.rouge import perturb_instruction as perturb
+from course_utils.rouge import random_instruction as instruction
 
 HAND_PAIRS = [
     ("Write a short poem about the sea.", "Write a poem about the ocean."),
@@ -37,29 +28,6 @@ HAND_PAIRS = [
     ("a a a b", "a b b b"),
     ("the cat sat on the mat", "the mat sat on the cat"),
 ]
-
-
-def instruction(rng: random.Random, lo: int = 10, hi: int = 20) -> str:
-    """A random instruction of lo to hi words, with a capital, punctuation and the odd digit."""
-    words = [rng.choice(VERBS).capitalize()] + rng.choices(WORDS, weights=ZIPF, k=rng.randint(lo, hi) - 1)
-    if rng.random() < 0.2:
-        words.insert(rng.randint(1, len(words)), str(rng.randint(1, 99)))
-    return " ".join(words) + rng.choice([".", "?", "!", ":"])
-
-
-def perturb(rng: random.Random, text: str) -> str:
-    """A near-duplicate: drop, replace or swap a few words (what a model re-proposing an instruction does)."""
-    words = text.split()
-    for _ in range(rng.randint(0, 3)):
-        op, i = rng.random(), rng.randrange(len(words))
-        if op < 0.4 and len(words) > 2:
-            del words[i]
-        elif op < 0.8:
-            words[i] = rng.choice(WORDS)
-        else:
-            j = rng.randrange(len(words))
-            words[i], words[j] = words[j], words[i]
-    return " ".join(words)
 
 
 def random_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:

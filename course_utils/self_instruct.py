@@ -252,7 +252,7 @@ def generate_instructions(model, tok, seed_tasks: Sequence[Mapping], out_path: s
 CLF_HEAD = "Can the following task be regarded as a classification task with finite output labels?\n\n"
 
 
-def classification_shots(seed_tasks: Sequence[Mapping], n_shots: int = 8,
+def classification_shots(seed_tasks: Sequence[Mapping], n_shots: int = 16,
                          seed: int = 0) -> tuple[list[Mapping], list[Mapping]]:
     """Few-shot examples for step 2, half classification and half not, and the seed tasks left over (used to
     calibrate the decision threshold).
@@ -311,7 +311,7 @@ def calibrate_threshold(p_yes: torch.Tensor, labels: Sequence[bool]) -> float:
 
 
 def identify_classification(model, tok, instructions: Sequence[str], seed_tasks: Sequence[Mapping],
-                            out_path: str | Path, threshold: float | None = None, n_shots: int = 8,
+                            out_path: str | Path, threshold: float | None = None, n_shots: int = 16,
                             progress: bool = True) -> dict[str, bool]:
     """Step 2, resumable: ``{instruction: is_classification}``; rows ``{instruction, is_classification, p_yes,
     threshold}``. Without a ``threshold``, it is calibrated on the seed tasks that are not shots."""

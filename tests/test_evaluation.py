@@ -1,0 +1,75 @@
+"""The evaluation harness: matching rules by hand, every probe on a tiny model, KL zero against itself."""
+
+import copy
+
+import pytest
+import torch
+
+from course_utils import evaluation as ev
+
+
+def test_answer_matching_and_numbers():
+    assert ev.answer_matches("The capital is Paris.", "Paris")
+    assert ev.answer_matches("It's the U.S.A.!", "United States", ["USA", "U S A"])
+    assert not ev.answer_matches("Parisian food", "Paris")  # whole words only
+    assert not ev.answer_matches("anything", "", [])
+    assert ev.first_number("The answer is -12, not 3") == "-12"
+    assert ev.first_number("1,024 bytes") == "1024"
+    assert ev.first_number("no digits") is None
+
+
+def test_probe_data():
+    qs = ev.arithmetic_questions(20, seed=1)
+    assert qs == ev.arithmetic_questions(20, seed=1) and len(qs) == 20
+    for q in qs:
+        a, op, b = q["question"][len("What is "):-1].split()
+        assert int(q["answer"]) == (int(a) + int(b) if op == "+" else int(a) - int(b))
+    facts = ev.load_facts()
+    assert len(facts) >= 200 and ev.load_facts(5) == facts[:5]
+    assert all(f["question"] and f["answer"] and isinstance(f["aliases"], list) for f in facts)
+    assert len({f["category"] for f in facts[:40]}) >= 4  # shuffled: a prefix mixes categories
+    with pytest.raises(ValueError, match="profile"):
+        ev.sizes_for("tpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from transformers import AutoTokenizer
+
+    from course_utils import models
+    from course_utils.config import DEFAULT_MODEL
+
+    tok = models.prepare_tokenizer(AutoTokenizer.from_pretrained(models.ensure_cached(DEFAULT_MODEL)))
+    return models.tiny_llama(vocab_size=len(tok), max_positions=1024).eval(), tok
+
+
+def test_every_probe_runs_and_kl_is_zero_against_itself(tiny_lm):
+    model, tok = tiny_lm
+    held = [{"instruction": "Name a colour.", "input": "", "output": "Red."}]
+    h = ev.Harness(tok, ev.sizes_for("smoke"), instructions=held)
+    with pytest.raises(ValueError, match="set_reference"):
+        h.evaluate(model, "x", ["kl"])
+    h.set_reference(model)
+    row = h.evaluate(model, "tiny")
+    assert set(row) == {"model", *ev.METRICS}
+    assert row["perplexity"] > 100  # random weights: near-uniform over 49k tokens
+    assert 0 <= row["sentiment"] <= 1 and 0 <= row["facts"] <= 1 and 0 <= row["arithmetic"] <= 1
+    assert abs(row["kl"]) < 1e-6
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        moved.lm_head.weight.add_(0.05 * torch.randn_like(moved.lm_head.weight))
+    assert h.evaluate(moved, "moved", ["kl"])["kl"] > 1e-3
+    with pytest.raises(ValueError, match="Unknown probe"):
+        h.evaluate(model, "x", ["bleu"])
+    assert not model.training
+
+
+def test_results_table_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [{"model": "original", "perplexity": 12.0, "facts": 0.5}, {"model": "tuned", "facts": 0.25, "kl": 0.1}]
+    text = ev.format_results(rows)
+    assert "perplexity" in text and "kl" in text and text.count("\n") == 3 and "-" in text.splitlines()[2]
+    fig = ev.plot_results(rows)
+    assert len(fig.axes) == 3

@@ -376,7 +376,8 @@ class _LivePlot:
 
 def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequence[dict] | None = None, *,
           pad_id: int | None = None, resume: bool = True, stop_after: int | None = None,
-          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, float], None] | None = None,
+          penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> TrainResult:
     """Fine-tune ``model`` in place on tokenized examples (from :func:`build_dataset`).
 
     Each optimiser step draws ``cfg.batch_size`` examples (:func:`step_indices`), runs them as ``grad_accum``
@@ -393,6 +394,8 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
         stop_after: stop after this step as if interrupted (a checkpoint is written when ``output_dir`` is set);
             ``KeyboardInterrupt`` (the notebook's stop button) does the same.
         on_step: called with (step, loss) after every optimiser step.
+        penalty: a regulariser on the weights, ``penalty(model) -> scalar``, added to every step's loss (chapter
+            7's L2-SP and EWC, :mod:`course_utils.forgetting`); the reported loss stays the data loss.
 
     Returns:
         A :class:`TrainResult`; the model is left in eval mode.
@@ -456,6 +459,8 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                     (s * world / n_targets).backward()
                 total += s.item()
                 result.tokens += b["input_ids"].numel()
+            if penalty is not None:  # once per step, after the data gradients (DDP has already averaged those)
+                penalty(model).backward()
             if world > 1:
                 t = torch.tensor([total], device=dev, dtype=torch.float64)
                 torch.distributed.all_reduce(t)

@@ -1,0 +1,69 @@
+"""Forgetting mitigations: penalties by hand, the engine's penalty hook, data mixing."""
+
+import copy
+
+import pytest
+import torch
+
+from course_utils import forgetting as fg
+from course_utils import sft
+from course_utils.models import tiny_llama
+
+
+def _data(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": ids, "labels": [-100] * 4 + ids[4:], "weight": 1.0}
+            for ids in (torch.randint(1, 250, (12,), generator=g).tolist() for _ in range(n))]
+
+
+def test_l2sp_is_zero_at_the_start_and_matches_the_formula():
+    m = tiny_llama()
+    pen = fg.L2SP(m, alpha=0.5)
+    assert pen(m).item() == 0.0
+    w = next(p for p in m.parameters())
+    with torch.no_grad():
+        w.add_(0.1)
+    assert pen(m).item() == pytest.approx(0.5 * 0.5 * (0.1 ** 2) * w.numel(), rel=1e-4)
+    with pytest.raises(ValueError, match=">= 0"):
+        fg.L2SP(m, alpha=-1)
+    frozen = tiny_llama().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable"):
+        fg.L2SP(frozen, 1.0)
+    with pytest.raises(ValueError, match="same model"):
+        fg.L2SP(m, 1.0)(torch.nn.Linear(2, 2))
+
+
+def test_fisher_and_ewc():
+    m = tiny_llama()
+    fisher = fg.fisher_diagonal(m, _data(), batch_size=4, max_batches=2)
+    assert set(fisher) == {n for n, p in m.named_parameters() if p.requires_grad}
+    assert all((f >= 0).all() for f in fisher.values()) and any(f.sum() > 0 for f in fisher.values())
+    ewc = fg.EWC(m, alpha=1.0, general_data=_data(), max_batches=2)
+    mean = torch.cat([f.flatten() for f in ewc.fisher.values()]).mean().item()
+    assert mean == pytest.approx(1.0, rel=1e-4) and ewc(m).item() == 0.0
+    with pytest.raises(ValueError, match="general-data"):
+        fg.fisher_diagonal(m, [])
+
+
+def test_penalty_in_the_engine_keeps_weights_closer():
+    base = tiny_llama()
+    data = _data(32, seed=1)
+    cfg = sft.TrainConfig(steps=8, batch_size=4, lr=1e-2, plot=None, progress=False)
+    free, held = copy.deepcopy(base), copy.deepcopy(base)
+    sft.train(free, data, cfg, pad_id=0)
+    pen = fg.L2SP(held, alpha=50.0)
+    sft.train(held, data, cfg, pad_id=0, penalty=pen)
+    dist = fg.L2SP(base, alpha=2.0)
+    assert dist(held).item() < 0.5 * dist(free).item()
+
+
+def test_mix_data():
+    task, general = list(range(30)), [f"g{i}" for i in range(100)]
+    mixed = fg.mix_data(task, general, 0.25)
+    assert len(mixed) == 40 and sum(isinstance(x, str) for x in mixed) == 10 and set(task) <= set(mixed)
+    assert fg.mix_data(task, general, 0.25) == mixed and fg.mix_data(task, [], 0.0) != []
+    assert len(fg.mix_data(task, ["g"], 0.5)) == 60  # too few general examples: drawn with repetition
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        fg.mix_data(task, general, 1.0)
+    with pytest.raises(ValueError, match="needs general data"):
+        fg.mix_data(task, [], 0.5)

@@ -28,7 +28,8 @@ def test_read_jsonl_skips_bad_lines_with_their_numbers(tmp_path):
         rows = ins.load_instructions(f)
     assert [r["output"] for r in rows] == ["c", "f"]
     assert "line 2: not valid JSON" in str(w[0].message) and "line 4: missing" in str(w[0].message)
-    rows, problems = ins.read_jsonl(f)  # no validation: only the JSON error
+    with pytest.warns(UserWarning, match="skipped 1 bad line"):
+        rows, problems = ins.read_jsonl(f)  # no validation: only the JSON error
     assert len(rows) == 3 and [n for n, _ in problems] == [2]
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         ins.read_jsonl(tmp_path / "nope.jsonl")

@@ -7,7 +7,7 @@ of probes, run on the original and on the tuned model, shows both sides at once:
 * **sentiment** accuracy, zero-shot through chapter 2's template and verbalizer;
 * **facts**: short factual questions written for the course, answered greedily (correct if the answer or an
   alias appears in the reply);
-* **arithmetic**: two-number sums and differences, exact match on the first number in the reply;
+* **arithmetic**: one-digit sums and differences, exact match on the reply's final number;
 * **instructions**: ROUGE-L of the replies to held-out instructions against their references (optional);
 * **KL** between the tuned and the original model's next-token distributions on the general text: how far the
   model moved, whatever the probes happen to test.
@@ -86,12 +86,14 @@ def load_facts(limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
-def arithmetic_questions(n: int, seed: int = 0) -> list[dict]:
-    """``n`` questions ``What is a + b?`` / ``a - b`` with two-digit numbers, and their answers (fixed seed)."""
+def arithmetic_questions(n: int, seed: int = 0, digits: int = 1) -> list[dict]:
+    """``n`` questions ``What is a + b?`` / ``a - b`` (``a >= b``) with ``digits``-digit numbers, and their
+    answers (fixed seed). One digit is what a 135M model gets partly right; two digits it mostly gets wrong."""
     rng = random.Random(seed)
+    lo, hi = (2, 9) if digits == 1 else (10 ** (digits - 1), 10 ** digits - 1)
     out = []
     for _ in range(n):
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        a, b = sorted((rng.randint(lo, hi), rng.randint(lo, hi)), reverse=True)
         op = rng.choice("+-")
         out.append({"question": f"What is {a} {op} {b}?", "answer": str(a + b if op == "+" else a - b)})
     return out
@@ -107,10 +109,17 @@ def answer_matches(reply: str, answer: str, aliases: Sequence[str] = ()) -> bool
     return any(f" {_normalize(a)} " in r for a in (answer, *aliases) if _normalize(a))
 
 
-def first_number(text: str) -> str | None:
-    """The first integer in a reply (``"-12"``, ``"1,024"`` -> ``"1024"``), or ``None``."""
-    m = re.search(r"-?\d[\d,]*", text)
-    return m.group(0).replace(",", "") if m else None
+def final_number(text: str) -> str | None:
+    """The number a reply gives as its answer: the first one after the last ``=`` or "answer is", else the last
+    number in the reply (``"5 + 3 = 8"`` -> ``"8"``, ``"1,024"`` -> ``"1024"``); ``None`` without digits."""
+    low = text.lower()
+    cut = max(low.rfind("="), low.rfind("answer is"))
+    if cut >= 0:
+        m = re.search(r"-?\d[\d,]*", text[cut:])
+        if m:
+            return m.group(0).replace(",", "")
+    nums = re.findall(r"-?\d[\d,]*", text)
+    return nums[-1].replace(",", "") if nums else None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -198,10 +207,10 @@ class Harness:
             self.facts)
 
     def arithmetic_accuracy(self, model) -> float:
-        """Share of sums and differences whose reply's first number is right."""
-        replies = _chat_replies(model, self.tok, [q["question"] for q in self.arithmetic], 8,
+        """Share of sums and differences whose reply's final number is right."""
+        replies = _chat_replies(model, self.tok, [q["question"] for q in self.arithmetic], 32,
                                 " Answer with the number only.")
-        return sum(first_number(r) == q["answer"] for r, q in zip(replies, self.arithmetic)) / len(self.arithmetic)
+        return sum(final_number(r) == q["answer"] for r, q in zip(replies, self.arithmetic)) / len(self.arithmetic)
 
     def instructions_rouge(self, model) -> float:
         """Mean ROUGE-L of greedy replies (Alpaca template, raw text) to the held-out instructions' references."""

@@ -13,14 +13,18 @@ def test_answer_matching_and_numbers():
     assert ev.answer_matches("It's the U.S.A.!", "United States", ["USA", "U S A"])
     assert not ev.answer_matches("Parisian food", "Paris")  # whole words only
     assert not ev.answer_matches("anything", "", [])
-    assert ev.first_number("The answer is -12, not 3") == "-12"
-    assert ev.first_number("1,024 bytes") == "1024"
-    assert ev.first_number("no digits") is None
+    assert ev.final_number("The answer is -12, not 3") == "-12"
+    assert ev.final_number("43 - 15 = 28") == "28"
+    assert ev.final_number("We add 5 and 3 to get 8") == "8"
+    assert ev.final_number("1,024 bytes") == "1024"
+    assert ev.final_number("no digits") is None
 
 
 def test_probe_data():
     qs = ev.arithmetic_questions(20, seed=1)
     assert qs == ev.arithmetic_questions(20, seed=1) and len(qs) == 20
+    assert all(0 <= int(q["answer"]) <= 18 for q in qs)
+    assert all(len(q["question"].split()[2]) == 2 for q in ev.arithmetic_questions(5, digits=2))
     for q in qs:
         a, op, b = q["question"][len("What is "):-1].split()
         assert int(q["answer"]) == (int(a) + int(b) if op == "+" else int(a) - int(b))

@@ -16,8 +16,10 @@ Both penalties plug into the engine as ``sft.train(..., penalty=L2SP(model, alph
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -127,3 +129,97 @@ def mix_data(task: Sequence, general: Sequence, general_fraction: float, seed: i
     mixed = list(task) + extra
     rng.shuffle(mixed)
     return mixed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The experiment: one narrow fine-tune, each mitigation with the same budget
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mitigation:
+    """One way to fine-tune: full or LoRA, a learning rate, a share of general data, a weight penalty."""
+
+    name: str
+    method: str = "full"  # "full" or "lora"
+    lr: float = 1e-4
+    general_fraction: float = 0.0
+    penalty: str | None = None  # None, "l2sp" or "ewc"
+    alpha: float = 0.0
+
+    def __post_init__(self):
+        if self.method not in ("full", "lora"):
+            raise ValueError(f"method must be 'full' or 'lora', not {self.method!r}.")
+        if self.penalty not in (None, "l2sp", "ewc"):
+            raise ValueError(f"penalty must be None, 'l2sp' or 'ewc', not {self.penalty!r}.")
+
+
+#: The seed's mitigations (001 §15), against the plain full fine-tune they are meant to improve on.
+MITIGATIONS = (
+    Mitigation("full fine-tune", lr=1e-4),
+    Mitigation("smaller lr", lr=1e-5),
+    Mitigation("mix general data", lr=1e-4, general_fraction=0.5),
+    Mitigation("LoRA", method="lora", lr=1e-3),
+    Mitigation("L2-SP", lr=1e-4, penalty="l2sp", alpha=1.0),
+    Mitigation("EWC", lr=1e-4, penalty="ewc", alpha=1.0),
+)
+
+
+def run_mitigation(model: nn.Module, m: Mitigation, task_data: Sequence[dict], general_data: Sequence[dict],
+                   steps: int, batch_size: int = 8, seed: int = 0, pad_id: int | None = None):
+    """Fine-tune a copy of ``model`` on the task the way ``m`` says; returns ``(tuned_copy, TrainResult)``.
+
+    The original is left untouched, so every mitigation starts from the same weights with the same budget.
+    """
+    from .lora import inject_lora
+    from .sft import TrainConfig, train
+
+    tuned = copy.deepcopy(model)
+    if m.method == "lora":
+        inject_lora(tuned, r=8, alpha=16)
+    else:
+        tuned.requires_grad_(True)
+    data = mix_data(task_data, general_data, m.general_fraction, seed) if m.general_fraction else list(task_data)
+    pad = pad_id if pad_id is not None else (getattr(tuned.config, "pad_token_id", None) or 0)
+    penalty = None
+    if m.penalty == "l2sp":
+        penalty = L2SP(tuned, m.alpha)
+    elif m.penalty == "ewc":
+        penalty = EWC(tuned, m.alpha, general_data, pad_id=pad)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=m.lr, seed=seed, plot=None, progress=False)
+    return tuned, train(tuned, data, cfg, pad_id=pad_id, penalty=penalty)
+
+
+def compare_mitigations(model: nn.Module, harness, task_data: Sequence[dict], general_data: Sequence[dict],
+                        mitigations: Sequence[Mitigation] = MITIGATIONS, steps: int = 30, batch_size: int = 8,
+                        seed: int = 0, progress: bool = True) -> list[dict]:
+    """Evaluate the original, then each mitigation's fine-tune, with the same probes (``evaluation.Harness``,
+    whose KL reference is set here). Returns one row per model: the harness's metrics plus ``train_s`` and the
+    final training loss."""
+    from tqdm.auto import tqdm
+
+    harness.set_reference(model)
+    rows = [harness.evaluate(model, "original")]
+    for m in tqdm(mitigations, desc="mitigations", disable=not progress):
+        tuned, result = run_mitigation(model, m, task_data, general_data, steps, batch_size, seed)
+        rows.append({**harness.evaluate(tuned, m.name), "train_s": result.seconds, "train_loss": result.losses[-1]})
+        del tuned
+    return rows
+
+
+def plot_tradeoff(rows: Sequence[dict], task: str = "sentiment", general: str = "facts", ax=None):
+    """Task gain (y) against the change of a general probe (x), both relative to the first row (the original):
+    the ideal mitigation sits top right (task learned, nothing lost)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4.2))[1]
+    base = rows[0]
+    for i, r in enumerate(rows[1:], 1):
+        x, y = r[general] - base[general], r[task] - base[task]
+        ax.scatter(x, y, s=60, color=f"C{i}")
+        ax.annotate(str(r["model"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel(f"change in {general} (general ability)")
+    ax.set_ylabel(f"gain in {task} (the fine-tuned task)")
+    ax.set_title("Task gain vs general loss")
+    return ax

@@ -67,3 +67,42 @@ def test_mix_data():
         fg.mix_data(task, general, 1.0)
     with pytest.raises(ValueError, match="needs general data"):
         fg.mix_data(task, [], 0.5)
+
+
+class _FakeHarness:
+    """Stands in for evaluation.Harness: how far the logits on a fixed input moved, as 'task' and 'general'."""
+
+    ids = torch.arange(1, 17)[None]
+
+    def set_reference(self, model):
+        with torch.no_grad():
+            self.ref = model(self.ids).logits
+
+    def evaluate(self, model, name):
+        with torch.no_grad():
+            d = (model(self.ids).logits - self.ref).abs().mean().item()
+        return {"model": name, "sentiment": d, "facts": -d}
+
+
+def test_compare_mitigations_runs_every_kind_on_copies():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    base = tiny_llama()
+    before = {n: p.clone() for n, p in base.named_parameters()}
+    mitigations = [fg.Mitigation("full", lr=1e-2), fg.Mitigation("lora", method="lora", lr=1e-2),
+                   fg.Mitigation("mix", lr=1e-2, general_fraction=0.5),
+                   fg.Mitigation("l2sp", lr=1e-2, penalty="l2sp", alpha=10.0),
+                   fg.Mitigation("ewc", lr=1e-2, penalty="ewc", alpha=10.0)]
+    rows = fg.compare_mitigations(base, _FakeHarness(), _data(16), _data(16, seed=2), mitigations, steps=3,
+                                  batch_size=4, progress=False)
+    assert [r["model"] for r in rows] == ["original", "full", "lora", "mix", "l2sp", "ewc"]
+    assert rows[0]["sentiment"] == 0 and all(r["sentiment"] > 0 for r in rows[1:])
+    assert all(torch.equal(p, before[n]) for n, p in base.named_parameters())  # the original is untouched
+    assert rows[4]["sentiment"] < rows[1]["sentiment"]  # the penalty held the weights closer
+    ax = fg.plot_tradeoff(rows)
+    assert len(ax.collections) == 5
+    with pytest.raises(ValueError, match="method"):
+        fg.Mitigation("x", method="adapters")
+    with pytest.raises(ValueError, match="penalty"):
+        fg.Mitigation("x", penalty="l1")

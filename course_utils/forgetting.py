@@ -3,7 +3,7 @@
 Fine-tuning moves the weights towards the new task and nothing holds them near what made the model good at
 everything else. The remedies the seed lists, each a small piece here or a setting elsewhere:
 
-* a smaller learning rate or fewer steps (``sft.TrainConfig``);
+* a smaller learning rate, weight decay or early stopping (``sft.TrainConfig``; the seed's §13);
 * **mixing general data** into the task data (:func:`mix_data`);
 * **LoRA** instead of full fine-tuning (``lora.inject_lora``): few trainable weights, a low-rank change;
 * **L2-SP** (Li et al. 2018): penalise the distance to the starting weights, ``alpha/2 * ||theta - theta0||^2``
@@ -145,6 +145,7 @@ class Mitigation:
     general_fraction: float = 0.0
     penalty: str | None = None  # None, "l2sp" or "ewc"
     alpha: float = 0.0
+    weight_decay: float = 0.0  # AdamW's: pulls towards zero, not towards the pretrained weights (unlike L2-SP)
 
     def __post_init__(self):
         if self.method not in ("full", "lora"):
@@ -161,6 +162,7 @@ MITIGATIONS = (
     Mitigation("LoRA", method="lora", lr=1e-3),
     Mitigation("L2-SP", lr=1e-4, penalty="l2sp", alpha=1.0),
     Mitigation("EWC", lr=1e-4, penalty="ewc", alpha=1.0),
+    Mitigation("weight decay", lr=1e-4, weight_decay=0.1),
 )
 
 
@@ -185,7 +187,8 @@ def run_mitigation(model: nn.Module, m: Mitigation, task_data: Sequence[dict], g
         penalty = L2SP(tuned, m.alpha)
     elif m.penalty == "ewc":
         penalty = EWC(tuned, m.alpha, general_data, pad_id=pad)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=m.lr, seed=seed, plot=None, progress=False)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=m.lr, weight_decay=m.weight_decay, seed=seed,
+                      plot=None, progress=False)
     return tuned, train(tuned, data, cfg, pad_id=pad_id, penalty=penalty)
 
 

@@ -133,17 +133,35 @@ def next_token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits, dim=-1).cpu()
 
 
-def kl_to_reference(model, ids: torch.Tensor, reference: torch.Tensor) -> float:
-    """Mean over positions of KL(tuned || original) of the next-token distributions, in nats per token.
+def kl_per_position(model, ids: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``[T-1]``: KL(tuned || original) of the next-token distribution at each position, in nats.
 
     KL(p || q) = sum_v p(v) (log p(v) - log q(v)) with p the tuned model: large where the tuned model puts
     probability the original did not.
+
+    Raises:
+        ValueError: a reference computed on other ids (or with another tokenizer).
     """
     logp = next_token_logprobs(model, ids)
     if logp.shape != reference.shape:
         raise ValueError(f"Reference log-probs have shape {tuple(reference.shape)}, the model gives "
                          f"{tuple(logp.shape)}: compute the reference on the same ids with the same tokenizer.")
-    return (logp.exp() * (logp - reference)).sum(-1).mean().item()
+    return (logp.exp() * (logp - reference)).sum(-1)
+
+
+def kl_to_reference(model, ids: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean of :func:`kl_per_position`: how far the tuned model moved, in nats per token."""
+    return kl_per_position(model, ids, reference).mean().item()
+
+
+def most_shifted(tok, ids: torch.Tensor, kl: torch.Tensor, k: int = 10, context: int = 6) -> list[tuple]:
+    """The ``k`` positions where the tuned model's prediction moved most: ``(kl, preceding text, next token)``.
+
+    What they have in common says what fine-tuning changed (chapter 8 takes this further with URIAL's token
+    shift)."""
+    top = torch.topk(kl, min(k, len(kl))).indices.tolist()
+    return [(kl[i].item(), tok.decode(ids[max(0, i + 1 - context):i + 1]), tok.decode(ids[i + 1:i + 2]))
+            for i in top]
 
 
 def _chat_replies(model, tok, questions: Sequence[str], max_new_tokens: int, suffix: str) -> list[str]:

@@ -77,3 +77,19 @@ def test_results_table_and_plot():
     assert "perplexity" in text and "kl" in text and text.count("\n") == 3 and "-" in text.splitlines()[2]
     fig = ev.plot_results(rows)
     assert len(fig.axes) == 3
+
+
+def test_kl_per_position_and_most_shifted(tiny_lm):
+    model, tok = tiny_lm
+    ids = tok("The quick brown fox jumps over the lazy dog again and again.", return_tensors="pt").input_ids[0]
+    ref = ev.next_token_logprobs(model, ids)
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        moved.lm_head.weight[:, :].add_(0.05 * torch.randn_like(moved.lm_head.weight))
+    kl = ev.kl_per_position(moved, ids, ref)
+    assert kl.shape == (len(ids) - 1,) and (kl >= -1e-6).all()
+    assert ev.kl_to_reference(moved, ids, ref) == pytest.approx(kl.mean().item())
+    top = ev.most_shifted(tok, ids, kl, k=3)
+    assert len(top) == 3 and top[0][0] >= top[1][0] >= top[2][0] and isinstance(top[0][2], str)
+    with pytest.raises(ValueError, match="same ids"):
+        ev.kl_per_position(moved, ids[:-2], ref)

@@ -1,0 +1,110 @@
+"""Sample-level optimisation for SFT (样本优化, seed 001 §20): change *which* examples the model learns from and
+*how much* each counts, rather than the model or the optimiser.
+
+* **data augmentation** (数据增强): new examples by rewriting old ones; here the model itself paraphrases the
+  inputs (:func:`paraphrase`), labels unchanged (:func:`augment_pairs`);
+* **hard-example mining** (硬负采样): find the examples the model still gets wrong, i.e. with the highest loss
+  (:func:`example_losses`), and train on them more (:func:`hard_example_weights`);
+* **sample weights** (样本权重调整): a weight per example in the loss; the engine's ``tokenize_pair(...,
+  weight=)`` multiplies each example's token losses (:func:`with_weights`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+PARAPHRASE_PROMPT = "Rewrite the following text with different words, keeping its meaning and tone. Reply with " \
+                    "the rewritten text only.\n\nText: {text}"
+
+
+@torch.no_grad()
+def example_losses(model, data: Sequence[dict], batch_size: int = 8, pad_id: int | None = None) -> torch.Tensor:
+    """``[N]``: each tokenized example's mean loss per target token under ``model`` (eval mode, no weights).
+
+    Raises:
+        ValueError: no data.
+    """
+    import torch.nn.functional as F
+
+    from .sft import IGNORE_INDEX, SFTCollator, _pad_id
+
+    if not data:
+        raise ValueError("No examples to score.")
+    collate, dev = SFTCollator(_pad_id(model, pad_id)), next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(data), batch_size):
+        b = {k: v.to(dev) for k, v in collate(data[s:s + batch_size]).items()}
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
+        labels = b["labels"][:, 1:]
+        tok_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
+                                   reduction="none").view_as(labels)
+        n = (labels != IGNORE_INDEX).sum(1).clamp_min(1)
+        out.append((tok_loss.sum(1) / n).cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def hard_example_weights(losses: torch.Tensor, top_fraction: float = 0.25, boost: float = 3.0) -> list[float]:
+    """Weight ``boost`` for the ``top_fraction`` of examples with the highest loss, 1 for the rest, then
+    rescaled to mean 1 (so the learning rate means the same as without mining).
+
+    Raises:
+        ValueError: a fraction outside (0, 1] or a boost below 1.
+    """
+    if not 0 < top_fraction <= 1:
+        raise ValueError(f"top_fraction must be in (0, 1], not {top_fraction}.")
+    if boost < 1:
+        raise ValueError(f"boost must be >= 1 (it up-weights the hard examples), not {boost}.")
+    k = max(1, round(top_fraction * len(losses)))
+    w = torch.ones(len(losses))
+    w[torch.topk(losses, k).indices] = boost
+    return (w / w.mean()).tolist()
+
+
+def with_weights(data: Sequence[dict], weights: Sequence[float]) -> list[dict]:
+    """Copies of tokenized examples carrying the given loss weights.
+
+    Raises:
+        ValueError: one weight per example is needed; weights must be >= 0.
+    """
+    if len(weights) != len(data):
+        raise ValueError(f"{len(weights)} weights for {len(data)} examples: give one weight per example.")
+    if any(w < 0 for w in weights):
+        raise ValueError("Weights must be >= 0 (a negative weight would train the model away from the example).")
+    return [{**d, "weight": float(w)} for d, w in zip(data, weights)]
+
+
+def paraphrase(model, tok, texts: Sequence[str], max_new_tokens: int = 48, batch_size: int = 8,
+               seed: int = 0, progress: bool = False) -> list[str]:
+    """One paraphrase per text, written by the (chat) model itself, sampled at temperature 0.7 with a fixed seed.
+
+    An empty or identical rewrite falls back to the original text (so the caller can count how many changed).
+    """
+    from .models import generate_batch
+
+    torch.manual_seed(seed)
+    outs = generate_batch(model, tok, [PARAPHRASE_PROMPT.format(text=t) for t in texts],
+                          max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=True, temperature=0.7,
+                          top_p=0.9, progress=progress, desc="paraphrasing")
+    return [o.split("\n")[0].strip().strip('"') or t for o, t in zip(outs, texts)]
+
+
+def augment_pairs(examples: Sequence, paraphrases: Sequence[str]) -> list:
+    """The examples plus one copy of each with its text replaced by the paraphrase (label kept); copies whose
+    paraphrase equals the original are left out.
+
+    ``examples`` are objects with ``text`` and ``label`` (``course_utils.data.Example``).
+
+    Raises:
+        ValueError: one paraphrase per example is needed.
+    """
+    from dataclasses import replace
+
+    if len(paraphrases) != len(examples):
+        raise ValueError(f"{len(paraphrases)} paraphrases for {len(examples)} examples.")
+    extra = [replace(e, text=p) for e, p in zip(examples, paraphrases) if p.strip() and p.strip() != e.text.strip()]
+    return list(examples) + extra

@@ -108,3 +108,79 @@ def augment_pairs(examples: Sequence, paraphrases: Sequence[str]) -> list:
         raise ValueError(f"{len(paraphrases)} paraphrases for {len(examples)} examples.")
     extra = [replace(e, text=p) for e, p in zip(examples, paraphrases) if p.strip() and p.strip() != e.text.strip()]
     return list(examples) + extra
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The experiment: same model, same budget, different samples
+# ---------------------------------------------------------------------------------------------------------------
+
+def _pairs(examples: Sequence) -> list[tuple[str, str]]:
+    from .finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
+    from .prompting import prompt_pairs
+
+    return prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, examples)
+
+
+def dev_accuracy(model, tok, dev: Sequence) -> float:
+    """Sentiment accuracy on ``dev`` through the template the model was tuned with (chapter 2's classifier)."""
+    from .finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
+    from .prompting import PromptClassifier
+
+    return PromptClassifier(model, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS).accuracy([e.text for e in dev],
+                                                                                     [e.label for e in dev])
+
+
+def lora_run(model, tok, data: Sequence[dict], steps: int, lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
+             mine_after: int | None = None, mine_fraction: float = 0.25, boost: float = 3.0):
+    """LoRA-tune a copy of ``model`` on tokenized ``data`` for ``steps``; with ``mine_after``, train that many
+    steps, re-weight the hardest examples (:func:`hard_example_weights`) and train the rest of the budget on the
+    re-weighted data. Returns the tuned copy."""
+    import copy
+
+    from .lora import inject_lora
+    from .sft import TrainConfig, train
+
+    tuned = inject_lora(copy.deepcopy(model), r=8, alpha=16)
+    first = mine_after if mine_after else steps
+    cfg = TrainConfig(steps=first, batch_size=batch_size, lr=lr, seed=seed, schedule="constant", plot=None,
+                      progress=False)
+    train(tuned, data, cfg)
+    if mine_after:
+        weights = hard_example_weights(example_losses(tuned, data), mine_fraction, boost)
+        cfg = TrainConfig(steps=steps - mine_after, batch_size=batch_size, lr=lr, seed=seed + 1,
+                          schedule="constant", plot=None, progress=False)
+        train(tuned, with_weights(data, weights), cfg)
+    return tuned
+
+
+def compare_sample_strategies(model, tok, train: Sequence, dev: Sequence, steps: int, max_len: int = 64,
+                              lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
+                              progress: bool = True) -> list[dict]:
+    """Dev accuracy of the same LoRA budget with: the plain data, paraphrase-augmented data, hard-example mining
+    (re-weighting after half the steps), and inverse-frequency label weights. Returns one row per strategy."""
+    from collections import Counter
+
+    from tqdm.auto import tqdm
+
+    from .sft import build_dataset
+
+    plain = build_dataset(tok, _pairs(train), max_len)
+    freq = Counter(e.label for e in train)
+    label_w = [len(train) / (len(freq) * freq[e.label]) for e in train]
+    para = paraphrase(model, tok, [e.text for e in train], seed=seed)
+    augmented = augment_pairs(train, para)
+    runs = {
+        "plain": lambda: lora_run(model, tok, plain, steps, lr, batch_size, seed),
+        "augmented": lambda: lora_run(model, tok, build_dataset(tok, _pairs(augmented), max_len), steps, lr,
+                                      batch_size, seed),
+        "hard-example mining": lambda: lora_run(model, tok, plain, steps, lr, batch_size, seed,
+                                                mine_after=steps // 2),
+        "label weights": lambda: lora_run(model, tok, with_weights(plain, label_w), steps, lr, batch_size, seed),
+    }
+    rows = [{"strategy": "no fine-tuning", "examples": 0, "dev accuracy": dev_accuracy(model, tok, dev)}]
+    for name, run in tqdm(runs.items(), desc="strategies", disable=not progress):
+        tuned = run()
+        n = len(augmented) if name == "augmented" else len(train)
+        rows.append({"strategy": name, "examples": n, "dev accuracy": dev_accuracy(tuned, tok, dev)})
+        del tuned
+    return rows

@@ -60,3 +60,19 @@ def test_paraphrase_with_the_real_model(real_model):
     model, tok = real_model
     out = so.paraphrase(model, tok, ["The train was late again this morning."], max_new_tokens=24)
     assert len(out) == 1 and out[0]
+
+
+def test_compare_sample_strategies_on_a_tiny_model():
+    from transformers import AutoTokenizer
+
+    from course_utils import models
+    from course_utils.config import DEFAULT_MODEL
+    from course_utils.data import load_sentiment
+
+    tok = models.prepare_tokenizer(AutoTokenizer.from_pretrained(models.ensure_cached(DEFAULT_MODEL)))
+    model = models.tiny_llama(vocab_size=len(tok), max_positions=256).eval()
+    train, dev = load_sentiment("train", limit=6), load_sentiment("dev", limit=6)
+    rows = so.compare_sample_strategies(model, tok, train, dev, steps=2, batch_size=2, progress=False)
+    assert [r["strategy"] for r in rows] == ["no fine-tuning", "plain", "augmented", "hard-example mining",
+                                             "label weights"]
+    assert all(0 <= r["dev accuracy"] <= 1 for r in rows) and rows[2]["examples"] >= 6

@@ -194,17 +194,18 @@ def run_mitigation(model: nn.Module, m: Mitigation, task_data: Sequence[dict], g
 
 def compare_mitigations(model: nn.Module, harness, task_data: Sequence[dict], general_data: Sequence[dict],
                         mitigations: Sequence[Mitigation] = MITIGATIONS, steps: int = 30, batch_size: int = 8,
-                        seed: int = 0, progress: bool = True) -> list[dict]:
+                        seed: int = 0, probes: Sequence[str] | None = None, progress: bool = True) -> list[dict]:
     """Evaluate the original, then each mitigation's fine-tune, with the same probes (``evaluation.Harness``,
-    whose KL reference is set here). Returns one row per model: the harness's metrics plus ``train_s`` and the
-    final training loss."""
+    whose KL reference is set here; ``probes`` picks some). Returns one row per model: the harness's metrics plus
+    ``train_s`` and the final training loss."""
     from tqdm.auto import tqdm
 
     harness.set_reference(model)
-    rows = [harness.evaluate(model, "original")]
+    rows = [harness.evaluate(model, "original", probes)]
     for m in tqdm(mitigations, desc="mitigations", disable=not progress):
         tuned, result = run_mitigation(model, m, task_data, general_data, steps, batch_size, seed)
-        rows.append({**harness.evaluate(tuned, m.name), "train_s": result.seconds, "train_loss": result.losses[-1]})
+        rows.append({**harness.evaluate(tuned, m.name, probes), "train_s": result.seconds,
+                     "train_loss": result.losses[-1]})
         del tuned
     return rows
 

@@ -78,7 +78,7 @@ class _FakeHarness:
         with torch.no_grad():
             self.ref = model(self.ids).logits
 
-    def evaluate(self, model, name):
+    def evaluate(self, model, name, probes=None):
         with torch.no_grad():
             d = (model(self.ids).logits - self.ref).abs().mean().item()
         return {"model": name, "sentiment": d, "facts": -d}
@@ -106,3 +106,23 @@ def test_compare_mitigations_runs_every_kind_on_copies():
         fg.Mitigation("x", method="adapters")
     with pytest.raises(ValueError, match="penalty"):
         fg.Mitigation("x", penalty="l1")
+
+
+@pytest.mark.model
+def test_a_smaller_learning_rate_forgets_less(real_model):
+    """Chapter 7's claim at the cpu profile's budget (30 steps of full fine-tuning on sentiment pairs, about 2
+    minutes): the task is learned either way, but at lr 1e-5 the model moves far less from the original (KL on
+    general text) than at 1e-4. Measured: KL 0.122 vs 0.007, sentiment 0.62 -> 0.93 / 0.97."""
+    from course_utils import evaluation as ev
+    from course_utils.data import load_sentiment
+    from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
+    from course_utils.prompting import prompt_pairs
+
+    model, tok = real_model
+    h = ev.Harness(tok, ev.EvalSizes(sentiment=60, facts=1, arithmetic=1, ppl_tokens=256, kl_tokens=256))
+    task = sft.build_dataset(tok, prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, load_sentiment("train")), 64)
+    rows = fg.compare_mitigations(model, h, task, [], fg.MITIGATIONS[:2], steps=30, probes=["sentiment", "kl"],
+                                  progress=False)
+    original, full, small = rows
+    assert full["sentiment"] > original["sentiment"] + 0.15 and small["sentiment"] > original["sentiment"] + 0.15
+    assert full["kl"] > 0.05 and small["kl"] < 0.3 * full["kl"]

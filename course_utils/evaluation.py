@@ -198,6 +198,11 @@ class Harness:
         self.facts = load_facts(self.sizes.facts)
         self.arithmetic = arithmetic_questions(self.sizes.arithmetic)
 
+    def noise(self, row: Mapping) -> dict[str, float]:
+        """The standard error of each accuracy in a result row, given how many items each probe used."""
+        n = {"sentiment": len(self.sentiment), "facts": len(self.facts), "arithmetic": len(self.arithmetic)}
+        return {k: standard_error(row[k], n[k]) for k in n if k in row}
+
     def set_reference(self, model) -> None:
         """Keep the original model's next-token log-probs on the KL text (the tuned model is compared to them)."""
         self.reference = next_token_logprobs(model, self.kl_ids)
@@ -271,6 +276,18 @@ class Harness:
 # ---------------------------------------------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------------------------------------------
+
+def standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error ``sqrt(p (1 - p) / n)`` of an accuracy measured on ``n`` items: differences
+    smaller than about twice this are noise.
+
+    Raises:
+        ValueError: ``n < 1`` or an accuracy outside [0, 1].
+    """
+    if n < 1 or not 0 <= accuracy <= 1:
+        raise ValueError(f"Need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}.")
+    return (accuracy * (1 - accuracy) / n) ** 0.5
+
 
 def format_results(rows: Sequence[Mapping]) -> str:
     """A plain-text table, one row per evaluated model, one column per metric that any row has."""

@@ -210,6 +210,56 @@ def compare_mitigations(model: nn.Module, harness, task_data: Sequence[dict], ge
     return rows
 
 
+def training_curve(model: nn.Module, harness, m: Mitigation, task_data: Sequence[dict],
+                   general_data: Sequence[dict], steps: int, every: int, probes: Sequence[str] = ("sentiment", "kl"),
+                   batch_size: int = 8, seed: int = 0) -> list[dict]:
+    """The probes every ``every`` optimiser steps of one fine-tune (a copy of ``model``): what early stopping
+    watches. The harness's KL reference must be the original model (:meth:`Harness.set_reference`).
+
+    Returns:
+        ``[{"step": 0, probe: value, ...}, ...]`` from before training to the last step.
+    """
+    from .lora import inject_lora
+    from .sft import TrainConfig, train
+
+    if every < 1:
+        raise ValueError(f"every must be >= 1, not {every}.")
+    tuned = copy.deepcopy(model)
+    if m.method == "lora":
+        inject_lora(tuned, r=8, alpha=16)
+    else:
+        tuned.requires_grad_(True)
+    curve = [{"step": 0, **{k: v for k, v in harness.evaluate(tuned, "", probes).items() if k != "model"}}]
+
+    def on_step(step: int, loss: float) -> None:
+        if step % every == 0:
+            row = harness.evaluate(tuned, "", probes)
+            tuned.train()  # evaluate() restores the mode it found; training continues in train mode
+            curve.append({"step": step, **{k: v for k, v in row.items() if k != "model"}})
+
+    data = mix_data(task_data, general_data, m.general_fraction, seed) if m.general_fraction else list(task_data)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=m.lr, weight_decay=m.weight_decay, seed=seed,
+                      plot=None, progress=False)
+    train(tuned, data, cfg, on_step=on_step)
+    return curve
+
+
+def plot_curve(curve: Sequence[dict], left: str = "sentiment", right: str = "kl", ax=None):
+    """Two probes over training steps on twin axes (task up, drift up: where to stop)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
+    steps = [c["step"] for c in curve]
+    ax.plot(steps, [c[left] for c in curve], "o-", color="C0", label=left)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel(left, color="C0")
+    twin = ax.twinx()
+    twin.plot(steps, [c[right] for c in curve], "s--", color="C3", label=right)
+    twin.set_ylabel(right, color="C3")
+    ax.set_title(f"{left} and {right} during fine-tuning")
+    return ax
+
+
 def plot_tradeoff(rows: Sequence[dict], task: str = "sentiment", general: str = "facts", ax=None):
     """Task gain (y) against the change of a general probe (x), both relative to the first row (the original):
     the ideal mitigation sits top right (task learned, nothing lost)."""

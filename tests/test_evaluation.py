@@ -93,3 +93,10 @@ def test_kl_per_position_and_most_shifted(tiny_lm):
     assert len(top) == 3 and top[0][0] >= top[1][0] >= top[2][0] and isinstance(top[0][2], str)
     with pytest.raises(ValueError, match="same ids"):
         ev.kl_per_position(moved, ids[:-2], ref)
+
+
+def test_standard_error():
+    assert ev.standard_error(0.5, 100) == pytest.approx(0.05)
+    assert ev.standard_error(1.0, 10) == 0.0
+    with pytest.raises(ValueError, match="n >= 1"):
+        ev.standard_error(0.5, 0)

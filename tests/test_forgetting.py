@@ -126,3 +126,17 @@ def test_a_smaller_learning_rate_forgets_less(real_model):
     original, full, small = rows
     assert full["sentiment"] > original["sentiment"] + 0.15 and small["sentiment"] > original["sentiment"] + 0.15
     assert full["kl"] > 0.05 and small["kl"] < 0.3 * full["kl"]
+
+
+def test_training_curve_samples_every_k_steps():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    base, h = tiny_llama(), _FakeHarness()
+    h.set_reference(base)
+    curve = fg.training_curve(base, h, fg.Mitigation("full", lr=1e-2), _data(8), [], steps=4, every=2,
+                              probes=None, batch_size=2)
+    assert [c["step"] for c in curve] == [0, 2, 4] and curve[0]["sentiment"] == 0 and curve[-1]["sentiment"] > 0
+    assert len(fg.plot_curve(curve, right="facts").lines) == 1
+    with pytest.raises(ValueError, match="every"):
+        fg.training_curve(base, h, fg.Mitigation("full"), _data(8), [], steps=4, every=0)

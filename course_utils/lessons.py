@@ -39,7 +39,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("04_peft", "Parameter-efficient fine-tuning", "000 §5.2; 001 §12, §19"),
     Chapter("05_positions_and_context", "Position encodings and context windows", "000 §5.3; 001 §8, §11"),
     Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "000 §5.4-5.5"),
-    Chapter("07_sft_in_practice", "Supervised fine-tuning in practice", "001 §13-20"),
+    Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "001 §13-20"),
     Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7"),
     Chapter("09_knowledge", "Knowledge, data and hallucination", "002 §6-8"),
     Chapter("10_capstone", "Capstone: build your own assistant", "all"),

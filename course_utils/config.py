@@ -14,7 +14,11 @@ about 3 s per LoRA step at batch 8 x 64 tokens.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PROFILE_ENV = "COURSE_PROFILE"
 PROFILE_NAMES = ("smoke", "cpu", "gpu")
@@ -97,3 +101,14 @@ def profile_name(name: str | None = None) -> str:
 def profile(name: str | None = None) -> Profile:
     """The active :class:`Profile` (see :func:`profile_name` for how it is chosen)."""
     return PROFILES[profile_name(name)]
+
+
+def sizes_for_profile(table: Mapping[str, T], profile_name: str) -> T:
+    """A chapter's own sizes for a profile, from its ``{"smoke": ..., "cpu": ..., "gpu": ...}`` table.
+
+    Raises:
+        ValueError: an unknown profile, naming the known ones.
+    """
+    if profile_name not in table:
+        raise ValueError(f"Unknown profile {profile_name!r}; choose one of {sorted(table)}.")
+    return table[profile_name]

@@ -68,9 +68,9 @@ def sizes_for(profile_name: str) -> EvalSizes:
     Raises:
         ValueError: an unknown profile.
     """
-    if profile_name not in SIZES:
-        raise ValueError(f"Unknown profile {profile_name!r}; choose one of {sorted(SIZES)}.")
-    return SIZES[profile_name]
+    from .config import sizes_for_profile
+
+    return sizes_for_profile(SIZES, profile_name)
 
 
 # ---------------------------------------------------------------------------------------------------------------

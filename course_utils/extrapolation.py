@@ -67,10 +67,14 @@ SETUPS = {
 
 
 def setup_for(profile_name: str) -> ExtrapolationSetup:
-    """The experiment sizes of a course profile (``smoke``, ``cpu`` or ``gpu``)."""
-    if profile_name not in SETUPS:
-        raise ValueError(f"Unknown profile {profile_name!r}; choose one of {tuple(SETUPS)}.")
-    return SETUPS[profile_name]
+    """The experiment sizes of a course profile (``smoke``, ``cpu`` or ``gpu``).
+
+    Raises:
+        ValueError: an unknown profile.
+    """
+    from .config import sizes_for_profile
+
+    return sizes_for_profile(SETUPS, profile_name)
 
 
 def train_variants(setup: ExtrapolationSetup, train_ids: torch.Tensor, positions=POSITIONS, *, seed: int = 0,

@@ -558,9 +558,9 @@ def setup_for(profile_name: str) -> SelfInstructSetup:
     Raises:
         ValueError: an unknown profile.
     """
-    if profile_name not in SETUPS:
-        raise ValueError(f"Unknown profile {profile_name!r}; choose one of {sorted(SETUPS)}.")
-    return SETUPS[profile_name]
+    from .config import sizes_for_profile
+
+    return sizes_for_profile(SETUPS, profile_name)
 
 
 def split_seed_tasks(seed_tasks: Sequence[Mapping], n_heldout: int, seed: int = 0) -> tuple[list, list]:

@@ -36,3 +36,11 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
         config.profile()
     with pytest.raises(ValueError, match="from argument"):
         config.profile("tiny")
+
+
+def test_sizes_for_profile_names_the_choices():
+    from course_utils.config import sizes_for_profile
+
+    assert sizes_for_profile({"smoke": 1, "cpu": 2}, "cpu") == 2
+    with pytest.raises(ValueError, match=r"choose one of \['cpu', 'smoke'\]"):
+        sizes_for_profile({"smoke": 1, "cpu": 2}, "tpu")

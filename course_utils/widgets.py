@@ -108,3 +108,48 @@ def rope_explorer(head_dim: int = 64, base: float = 10000.0, scale: float = 1.0,
     return w.interactive(draw, log10_base=w.FloatSlider(value=math.log10(base), min=2, max=7, step=0.25,
                                                         description="log10 base"),
                          scale=w.FloatSlider(value=scale, min=1, max=8, step=0.5, description="scale L'/L"))
+
+
+def decoding_playground(model, tok, prompt: str, max_new_tokens: int = 64):
+    """Chapter 8's playground: temperature, top-p, repetition penalty and no-repeat n-gram controls for one
+    prompt, with the reply and its repetition metrics (seq-rep-4, distinct-2, loop) under it.
+
+    Temperature 0 means greedy. The first reply (greedy) is printed at once, so the cell shows something where
+    widgets do not render. Returns the widget (or ``None`` without ipywidgets).
+    """
+    from .decoding import distinct_n, find_loop, seq_rep_n
+    from .device import set_seed
+    from .models import generate_text
+
+    def run(temperature: float, top_p: float, penalty: float, no_repeat: int) -> str:
+        kw = {"repetition_penalty": penalty, "no_repeat_ngram_size": no_repeat}
+        if temperature > 0:
+            set_seed(0)
+            kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        text = generate_text(model, tok, prompt, max_new_tokens=max_new_tokens, **kw)
+        loop = find_loop(text)
+        return (f"{text}\n\nseq-rep-4 {seq_rep_n(text):.2f}   distinct-2 {distinct_n([text], 2):.2f}   "
+                f"loop: {'none' if loop is None else f'{loop.repeats:.1f} x {loop.period} words'}")
+
+    print(run(0.0, 1.0, 1.0, 0))
+    try:
+        import ipywidgets as w
+    except ImportError:
+        return None
+    temp = w.FloatSlider(value=0.0, min=0.0, max=1.5, step=0.1, description="temperature")
+    top_p = w.FloatSlider(value=1.0, min=0.1, max=1.0, step=0.05, description="top-p")
+    penalty = w.FloatSlider(value=1.0, min=1.0, max=2.0, step=0.05, description="rep. penalty")
+    no_rep = w.IntSlider(value=0, min=0, max=6, description="no-repeat n")
+    go = w.Button(description="Generate", button_style="primary")
+    out = w.Output()
+
+    def on_click(_):
+        out.clear_output()
+        with out:
+            print("…generating")
+            reply = run(temp.value, top_p.value, penalty.value, no_rep.value)
+            out.clear_output()
+            print(reply)
+
+    go.on_click(on_click)
+    return w.VBox([w.HBox([temp, top_p]), w.HBox([penalty, no_rep, go]), out])

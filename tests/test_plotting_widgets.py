@@ -55,3 +55,10 @@ def test_rope_explorer_draws_once_and_has_sliders():
     ui = widgets.rope_explorer(head_dim=16, max_pos=64, train_len=16)
     labels = [c.description for c in ui.children[:-1]]
     assert labels == ["log10 base", "scale L'/L"]
+
+
+def test_decoding_playground_prints_a_greedy_reply(real_model, capsys):
+    model, tok = real_model
+    ui = widgets.decoding_playground(model, tok, "hello", max_new_tokens=6)
+    out = capsys.readouterr().out
+    assert "seq-rep-4" in out and "loop:" in out and ui is not None

@@ -349,10 +349,13 @@ def generate_text(model, tok, prompt: str | list[dict], *, max_new_tokens: int =
     return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
-def generate_batch(model, tok, prompts: list[str], *, max_new_tokens: int = 64, chat: bool = True,
+def generate_batch(model, tok, prompts: list[str] | list[list[dict]], *, max_new_tokens: int = 64, chat: bool = True,
                    batch_size: int = 8, progress: bool = False, desc: str = "generating",
                    return_finished: bool = False, **generate_kwargs) -> list[str] | tuple[list[str], list[bool]]:
     """Generate for many prompts, ``batch_size`` at a time, and return the new text of each (in order).
+
+    With ``chat``, each prompt is a user message or a whole list of chat messages (a system prompt, few-shot
+    turns, then the user's question: chapter 8's teacher).
 
     With ``return_finished``, also whether each one ended by itself (an end-of-sequence token) rather than at
     ``max_new_tokens``, i.e. whether its last words may have been cut.
@@ -370,8 +373,8 @@ def generate_batch(model, tok, prompts: list[str], *, max_new_tokens: int = 64, 
         raise ValueError("No prompts to generate from: pass a non-empty list.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}.")
-    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-             if chat else p for p in prompts]
+    texts = [tok.apply_chat_template(p if isinstance(p, list) else [{"role": "user", "content": p}], tokenize=False,
+                                     add_generation_prompt=True) if chat else p for p in prompts]
     generate_kwargs.setdefault("do_sample", False)
     side, tok.padding_side = tok.padding_side, "left"
     outs: list[str] = []

@@ -1,0 +1,160 @@
+"""Token shift (ranks and classes by hand), the curated data, selection rules, the judge and its AUC, pairs for
+instruction vs response tuning, and the whole chapter pipeline on a tiny model."""
+
+import pytest
+import torch
+
+from course_utils import alignment as al
+from course_utils.instructions import validate_example
+
+
+def test_curated_data():
+    rows = al.load_curated("all")
+    assert len(rows) == 60 and len({r["instruction"] for r in rows}) == 60
+    train, held = al.load_curated("train"), al.load_curated("heldout")
+    assert len(train) == 40 and len(held) == 20
+    assert not {r["id"] for r in train} & {r["id"] for r in held}
+    cats = {r["category"] for r in rows}
+    assert len(cats) == 10 and all(sum(r["category"] == c for r in held) == 2 for c in cats)
+    for r in rows:
+        validate_example(r)
+        assert 30 <= len(r["output"].split()) <= 120 and r["output"].isascii()
+    with pytest.raises(ValueError, match="split"):
+        al.load_curated("test")
+
+
+def test_token_ranks_and_classes_by_hand():
+    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0, -1.0],    # chosen 0: best -> rank 1
+                           [3.0, 1.0, 2.0, 0.0, -1.0],    # chosen 2: one better -> rank 2
+                           [3.0, 1.0, 2.0, 0.0, -1.0],    # chosen 3: three better -> rank 4
+                           [1.0, 1.0, 0.0, 0.0, 0.0]])    # chosen 1: a tie with 0 counts in its favour
+    ranks = al.token_ranks(logits, torch.tensor([0, 2, 3, 1]))
+    assert ranks.tolist() == [1, 2, 4, 1]
+    assert [al.shift_kind(r) for r in (1, 2, 3, 4, 100)] == ["unshifted", "marginal", "marginal", "shifted",
+                                                            "shifted"]
+    with pytest.raises(ValueError, match="start at 1"):
+        al.shift_kind(0)
+
+
+def test_token_kind():
+    assert [al.token_kind(t) for t in ("\n", " ,", "**", " However", " the", " photosynthesis", "Sure")] == [
+        "format", "format", "format", "function", "function", "content", "function"]
+
+
+def test_shift_summaries_by_hand():
+    r1 = al.ShiftedResponse("p", [1, 2, 3, 4], [" Sure", "!", " the", " cat"], [5, 1, 1, 2])
+    r2 = al.ShiftedResponse("q", [5, 6], [" Sure", " dog"], [9, 1])
+    shift = al.TokenShift([r1, r2])
+    assert shift.ratios() == {"unshifted": 0.5, "marginal": 1 / 6, "shifted": 2 / 6}
+    assert shift.top("shifted") == [(" Sure", 2)]
+    assert shift.by_position(bin_size=2) == [(0, 0.5, 4), (2, 0.0, 2)]
+    assert shift.kinds_of_words()["shifted"] == {"format": 0.0, "function": 1.0, "content": 0.0}
+    assert shift.text(0) == "[[ Sure]]! the[ cat]"
+    page = shift.html(0)
+    assert page.count("<span") == 4 and "rank 5 under the base" in page
+
+
+def test_pairs_and_prompts():
+    rows = [{"instruction": "Name a colour.", "input": "", "output": "Blue."},
+            {"instruction": "Shorten it.", "input": "A long text.", "output": "Text."}]
+    ins = al.instruction_pairs(rows)
+    assert "Name a colour." in ins[0][0] and "### Input:\nA long text." in ins[1][0] and ins[0][1] == "Blue."
+    resp = al.response_pairs(rows)
+    assert resp[0][0] == resp[1][0] and "Name a colour" not in resp[0][0] and resp[1][1] == "Text."
+    assert resp[0][0].endswith("### Instruction:\n\n\n### Response:\n")
+    assert al.half_sentence_pairs(["one two three four five", "too short"]) == [("one two", "three four five")]
+
+
+def test_selection_rules():
+    rows = [{"instruction": str(i), "output": "w " * (i + 1)} for i in range(6)]
+    assert [r["instruction"] for r in al.select_longest(rows, 2)] == ["5", "4"]
+    assert [r["instruction"] for r in al.select_top(rows, [0, 9, 1, 8, 2, 3], 2)] == ["1", "3"]
+    assert al.select_random(rows, 3, seed=1) == al.select_random(rows, 3, seed=1)
+    assert len({r["instruction"] for r in al.select_random(rows, 6)}) == 6
+    with pytest.raises(ValueError, match="Cannot select 7"):
+        al.select_longest(rows, 7)
+    with pytest.raises(ValueError, match="scores for"):
+        al.select_top(rows, [1, 2], 1)
+
+
+def test_auc_and_corruptions():
+    assert al.auc([3, 4], [1, 2]) == 1.0 and al.auc([1], [2]) == 0.0 and al.auc([2], [2]) == 0.5
+    with pytest.raises(ValueError, match="at least one"):
+        al.auc([], [1])
+    rows = [{"output": f"Sentence {i} is here. And more words follow for row {i} today."} for i in range(4)]
+    bad = al.corrupt_responses(rows)
+    assert all(o != r["output"] for o, r in zip(bad["off-topic"], rows))
+    assert bad["repeated"][0] == " ".join(["Sentence 0 is here."] * 4)
+    assert all(len(t.split()) < len(r["output"].split()) for t, r in zip(bad["truncated"], rows))
+
+
+def test_teacher_messages():
+    shots = [{"instruction": "Q1", "input": "", "output": "A1"}]
+    msgs = al.teacher_messages("Q2", shots)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"] and msgs[-1]["content"] == "Q2"
+    assert al.teacher_messages("Q", system="")[0] == {"role": "user", "content": "Q"}
+
+
+class _CharTok:
+    """Enough of a tokenizer for the tiny model: bytes as ids, EOS 2, pad 0, no BOS."""
+
+    eos_token_id, pad_token_id, bos_token_id = 2, 0, None
+    padding_side = "right"
+
+    def __call__(self, texts, return_tensors=None, padding=False, add_special_tokens=True):
+        single = isinstance(texts, str)
+        ids = [[3 + (b % 250) for b in t.encode()] for t in ([texts] if single else texts)]
+        if not return_tensors:
+            return {"input_ids": ids[0] if single else ids}
+        width = max(map(len, ids))
+        pad = [[0] * (width - len(i)) + i for i in ids]
+        mask = [[0] * (width - len(i)) + [1] * len(i) for i in ids]
+        return _Enc(input_ids=torch.tensor(pad), attention_mask=torch.tensor(mask))
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(chr(97 + i % 26) for i in ids)
+
+
+class _Enc(dict):
+    def to(self, device):
+        return self
+
+
+def test_token_shift_on_tiny_models(tiny):
+    """A model against itself shifts nothing; against another random model most tokens shift."""
+    from course_utils.models import tiny_llama
+
+    tok = _CharTok()
+    same = al.token_shift(tiny, tiny, tok, ["hello there", "a b"], max_new_tokens=6, progress=False)
+    assert same.ratios()["unshifted"] == 1.0 and all(len(r.tokens) == 6 for r in same.responses)
+    other = al.token_shift(tiny_llama(seed=1), tiny, tok, ["hello there", "a b"], max_new_tokens=6, progress=False)
+    assert other.ratios()["unshifted"] < 0.5
+    with pytest.raises(ValueError, match="same tokenizer"):
+        al.token_shift(tiny_llama(vocab_size=300), tiny, tok, ["x"], progress=False)
+    with pytest.raises(ValueError, match="at least one"):
+        al.token_shift(tiny, tiny, tok, [], progress=False)
+
+
+def test_judge_and_best_of_n_errors():
+    with pytest.raises(ValueError, match="as many responses"):
+        al.judge_scores(None, None, ["a"], [])
+    with pytest.raises(ValueError, match="n >= 2"):
+        al.best_of_n(None, None, [], n=1)
+
+
+@pytest.mark.model
+def test_judges_real_model(real_model):
+    """The chapter's claims on the held-out curated answers: the default model as a prompted 1-5 judge cannot tell
+    them from off-topic ones (AUC near chance), while the likelihood judge (relevance) separates them almost
+    perfectly but prefers truncated answers (it measures relevance, not completeness)."""
+    model, tok = real_model
+    held = al.load_curated("heldout")
+    ins, good = [r["instruction"] for r in held], [r["output"] for r in held]
+    bad = al.corrupt_responses(held)
+    judged = al.judge_scores(model, tok, ins, good).tolist()
+    judged_off = al.judge_scores(model, tok, ins, bad["off-topic"]).tolist()
+    assert all(1 <= s <= 5 for s in judged + judged_off)
+    assert 0.25 < al.auc(judged, judged_off) < 0.75
+    rel = al.relevance_scores(model, tok, ins, good).tolist()
+    assert al.auc(rel, al.relevance_scores(model, tok, ins, bad["off-topic"]).tolist()) > 0.9
+    assert al.auc(rel, al.relevance_scores(model, tok, ins, bad["truncated"]).tolist()) < 0.5

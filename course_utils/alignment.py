@@ -58,6 +58,18 @@ def load_curated(split: str = "train") -> list[dict]:
     return keep
 
 
+def interleave_categories(rows: Sequence[Mapping]) -> list[Mapping]:
+    """Rows reordered round-robin over their ``category`` (one of each, then the next of each...), so that any
+    prefix covers the categories evenly."""
+    groups: dict[str, list[Mapping]] = {}
+    for r in rows:
+        groups.setdefault(r.get("category", ""), []).append(r)
+    out = []
+    for i in range(max((len(g) for g in groups.values()), default=0)):
+        out += [g[i] for g in groups.values() if i < len(g)]
+    return out
+
+
 def prompt_of(row: Mapping) -> str:
     """The Alpaca prompt of an ``{instruction, input}`` row (what every model in the chapter reads)."""
     return alpaca_prompt(row["instruction"], row.get("input", ""))
@@ -355,11 +367,12 @@ def teacher_messages(instruction: str, shots: Sequence[Mapping] = (), system: st
     instruction. A better-prompted model is the offline stand-in for a larger, aligned teacher."""
     msgs = [{"role": "system", "content": system}] if system else []
     for s in shots:
-        msgs += [{"role": "user", "content": _instruction_text(s)}, {"role": "assistant", "content": s["output"]}]
+        msgs += [{"role": "user", "content": instruction_text(s)}, {"role": "assistant", "content": s["output"]}]
     return msgs + [{"role": "user", "content": instruction}]
 
 
-def _instruction_text(row: Mapping) -> str:
+def instruction_text(row: Mapping) -> str:
+    """An example's request as one user message: the instruction, then its input (if any) after a blank line."""
     return row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
 
 
@@ -369,7 +382,7 @@ def distill(teacher, tok, rows: Sequence[Mapping], shots: Sequence[Mapping] = ()
     (its ``reference``, if any, is kept alongside). Rows keep their instruction and input."""
     from .models import generate_batch
 
-    prompts = [teacher_messages(_instruction_text(r), shots, system) for r in rows]
+    prompts = [teacher_messages(instruction_text(r), shots, system) for r in rows]
     answers, finished = generate_batch(teacher, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                        progress=progress, desc="teacher answers", return_finished=True,
                                        repetition_penalty=1.1)
@@ -440,10 +453,11 @@ def answer(model, tok, rows: Sequence[Mapping], max_new_tokens: int = 64, rules:
 
 
 def evaluate_answers(model, tok, rows: Sequence[Mapping], name: str, max_new_tokens: int = 64,
-                     rules: Mapping | None = None) -> dict:
+                     rules: Mapping | None = None, judge: tuple | None = None) -> dict:
     """One row of the chapter's comparison table for ``model`` on held-out ``rows``: reference loss, and of its
     greedy answers the ROUGE-L to the references, the EOS rate, the share that start a new turn, the mean
-    length and seq-rep-4. ``answers`` holds the texts."""
+    length and seq-rep-4; with ``judge=(model, tok)``, also their mean relevance (:func:`relevance_scores`).
+    ``answers`` holds the texts."""
     from .decoding import new_turn_rate, repetition_rate, words
     from .rouge import rouge_l
 
@@ -452,6 +466,8 @@ def evaluate_answers(model, tok, rows: Sequence[Mapping], name: str, max_new_tok
             "ROUGE-L": sum(rouge_l(r["output"], t) for r, t in zip(rows, texts)) / len(rows),
             "EOS rate": sum(finished) / len(finished), "new turn": new_turn_rate(texts),
             "words": sum(len(words(t)) for t in texts) / len(texts), "seq-rep-4": repetition_rate(texts),
+            **({"relevance": relevance_scores(*judge, [r["instruction"] for r in rows], texts).mean().item()}
+               if judge else {}),
             "answers": texts}
 
 
@@ -484,7 +500,7 @@ def best_of_n(model, tok, rows: Sequence[Mapping], n: int = 4, temperature: floa
     if score not in scorers:
         raise ValueError(f"score must be one of {sorted(scorers)}, not {score!r}.")
     set_seed(seed)
-    prompts = [_instruction_text(r) for r in rows for _ in range(n)]
+    prompts = [instruction_text(r) for r in rows for _ in range(n)]
     samples = generate_batch(model, tok, prompts, max_new_tokens=max_new_tokens, do_sample=True,
                              temperature=temperature, top_k=0, progress=progress, desc="sampling")
     scores = scorers[score](model, tok, prompts, samples).view(len(rows), n)
@@ -497,13 +513,15 @@ def best_of_n(model, tok, rows: Sequence[Mapping], n: int = 4, temperature: floa
 
 
 def tune(model, tok, pairs: Sequence[tuple[str, str]], steps: int, lr: float = 1e-3, batch_size: int = 8,
-         max_len: int = 256, seed: int = 0):
+         max_len: int = 256, seed: int = 0, chat: bool = False):
     """A LoRA fine-tune (r = 8 on q, v; chapter 4) of a *copy* of ``model`` on (prompt, response) pairs, with
-    the chapter's fixed budget; the original stays untouched so every variant starts from the same weights."""
+    the chapter's fixed budget; the original stays untouched so every variant starts from the same weights.
+    ``chat`` wraps the prompts in the chat template (for a chat model), else they are raw text (a base model)."""
     from .sample_optimization import lora_run
     from .sft import build_dataset
 
-    return lora_run(model, tok, build_dataset(tok, pairs, max_len), steps, lr=lr, batch_size=batch_size, seed=seed)
+    return lora_run(model, tok, build_dataset(tok, pairs, max_len, chat=chat), steps, lr=lr, batch_size=batch_size,
+                    seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------------------

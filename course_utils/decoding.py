@@ -177,11 +177,13 @@ def repetitive_version(text: str, times: int = 2) -> str:
 class LoopStoppingCriteria(StoppingCriteria):
     """Stop generating a row as soon as its new tokens end in a loop (:func:`find_loop` on the tail).
 
-    Pass it to ``generate(..., stopping_criteria=StoppingCriteriaList([LoopStoppingCriteria(prompt_len)]))``:
-    a post-processing control that saves the tokens a looping model would waste.
+    Pass it to ``generate(..., stopping_criteria=StoppingCriteriaList([LoopStoppingCriteria()]))``: a
+    post-processing control that saves the tokens a looping model would waste. Only the last ``4 * max_period``
+    tokens are read; ``prompt_length`` keeps the prompt out of them (0 reads the prompt's end too, which is
+    harmless unless the prompt itself ends in a loop).
     """
 
-    def __init__(self, prompt_length: int, min_repeats: float = 3.0, max_period: int = 32):
+    def __init__(self, prompt_length: int = 0, min_repeats: float = 3.0, max_period: int = 32):
         self.prompt_length, self.min_repeats, self.max_period = prompt_length, min_repeats, max_period
 
     def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:

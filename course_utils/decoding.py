@@ -112,12 +112,13 @@ class Loop:
         return round(self.period * self.repeats)
 
 
-def find_loop(tokens: str | Tokens, min_repeats: float = 3.0, max_period: int = 64) -> Loop | None:
+def find_loop(tokens: str | Tokens, min_repeats: float = 3.0, max_period: int = 64, min_length: int = 6) -> Loop | None:
     """The longest stretch where a unit of 1..``max_period`` tokens repeats back to back at least
-    ``min_repeats`` times (``a b c a b c a b c`` is period 3, 3 repeats), or ``None``.
+    ``min_repeats`` times and covers at least ``min_length`` tokens (``a b c a b c a b c`` is period 3,
+    3 repeats), or ``None``. ``min_length`` keeps an ellipsis (``. . .``) or "very very very" from counting.
 
     A run where ``x[i] == x[i - p]`` for ``L`` consecutive positions is a unit of period ``p`` seen
-    ``1 + L / p`` times. The shortest period wins among equally long loops (``a a a a`` is period 1, not 2).
+    ``1 + L / p`` times. The shortest period wins among equally long loops (``a a a a a a`` is period 1).
 
     Raises:
         ValueError: ``min_repeats < 2`` (one occurrence is not a repetition) or ``max_period < 1``.
@@ -135,17 +136,18 @@ def find_loop(tokens: str | Tokens, min_repeats: float = 3.0, max_period: int = 
                 run += 1
                 continue
             reps = 1 + run / p
-            if run and reps >= min_repeats and (best is None or run + p > best.length):
+            if run and reps >= min_repeats and run + p >= min_length and (best is None or run + p > best.length):
                 best = Loop(start=i - run - p, period=p, repeats=reps)
             run = 0
     return best
 
 
-def loop_rate(texts: Sequence[str | Tokens], min_repeats: float = 3.0, max_period: int = 64) -> float:
+def loop_rate(texts: Sequence[str | Tokens], min_repeats: float = 3.0, max_period: int = 64,
+              min_length: int = 6) -> float:
     """The share of texts that contain a loop (:func:`find_loop`)."""
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError("loop_rate takes a non-empty list of texts.")
-    return sum(find_loop(t, min_repeats, max_period) is not None for t in texts) / len(texts)
+    return sum(find_loop(t, min_repeats, max_period, min_length) is not None for t in texts) / len(texts)
 
 
 def remove_repeated_sentences(text: str) -> str:

@@ -48,11 +48,13 @@ def test_seq_rep_and_rep_l_by_hand():
 def test_find_loop():
     loop = dc.find_loop("x y a b c a b c a b c")
     assert loop == dc.Loop(start=2, period=3, repeats=3.0) and loop.length == 9
-    assert dc.find_loop([5, 5, 5, 5]) == dc.Loop(start=0, period=1, repeats=4.0)  # period 1, not 2
+    assert dc.find_loop([5] * 6) == dc.Loop(start=0, period=1, repeats=6.0)  # period 1, not 2 or 3
+    assert dc.find_loop("so . . . then") is None  # an ellipsis is shorter than min_length
+    assert dc.find_loop("so . . . then", min_length=3) == dc.Loop(start=1, period=1, repeats=3.0)
     assert dc.find_loop("a b c a b c") is None  # only twice
     assert dc.find_loop("a b c a b c", min_repeats=2).period == 3
     assert dc.find_loop("a b a b a b a", max_period=1) is None
-    assert dc.loop_rate(["a a a", "a b c"]) == 0.5
+    assert dc.loop_rate(["a a a a a a", "a b c"]) == 0.5
     with pytest.raises(ValueError, match="min_repeats"):
         dc.find_loop("a a", min_repeats=1)
     with pytest.raises(ValueError, match="max_period"):
@@ -71,7 +73,7 @@ def test_remove_repeated_sentences_and_top_repeated():
 
 
 def test_text_stats():
-    s = dc.text_stats(["a b a b a b a b", "c d e f"], finished=[False, True])
+    s = dc.text_stats(["a b a b a b a b", "c d e f"], finished=[False, True])  # the first loops: 8 words
     assert s["EOS rate"] == 0.5 and s["words"] == 6 and s["loop rate"] == 0.5
     assert s["seq-rep-4"] == pytest.approx((1 - 2 / 5) / 2)
 
@@ -131,10 +133,21 @@ def test_adapter_inside_generate(tiny):
     assert len(new) == 20 and len(set(new)) == 20
     plain = tiny.generate(ids, max_new_tokens=20, do_sample=False, pad_token_id=0, eos_token_id=None)[0, 4:].tolist()
     assert len(set(plain)) < 20  # a random tiny model repeats under greedy decoding
+
+
+def test_loop_stopping_inside_generate(tiny):
+    """A processor that forces the loop 10 11 12 10 11 12 ...: the criterion stops the row after three rounds."""
+
+    def force_loop(input_ids, scores):
+        forced = torch.full_like(scores, -1e9)
+        forced[:, 10 + (input_ids.shape[1] - 4) % 3] = 0
+        return forced
+
+    ids = torch.tensor([[5, 6, 7, 8]])
     crit = StoppingCriteriaList([dc.LoopStoppingCriteria(prompt_length=4, min_repeats=3, max_period=8)])
     cut = tiny.generate(ids, max_new_tokens=60, do_sample=False, pad_token_id=0, eos_token_id=None,
-                        stopping_criteria=crit)[0, 4:].tolist()
-    assert dc.find_loop(cut, 3, 8) is not None and len(cut) < 60
+                        logits_processor=LogitsProcessorList([force_loop]), stopping_criteria=crit)[0, 4:].tolist()
+    assert cut == [10, 11, 12] * 3
 
 
 def test_continuation_perplexity_errors(tiny):

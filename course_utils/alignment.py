@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -306,7 +307,7 @@ def judge_scores(judge, tok, instructions: Sequence[str], responses: Sequence[st
     return p @ torch.arange(1.0, 6.0)
 
 
-def relevance_scores(model, tok, instructions: Sequence[str], responses: Sequence[str], max_len: int = 320,
+def relevance_scores(model, tok, instructions: Sequence[str], responses: Sequence[str], max_len: int = 512,
                      batch_size: int = 8) -> torch.Tensor:
     """A likelihood judge: how much reading the instruction helps the model predict the response, in nats per
     token, ``log P(y | x) - log P(y | empty instruction)`` (pointwise mutual information; the inverse view of
@@ -336,7 +337,8 @@ def corrupt_responses(rows: Sequence[Mapping], seed: int = 0) -> dict[str, list[
     rng.shuffle(shift)
     off = [outs[j if j != i else (i + 1) % len(outs)] for i, j in enumerate(shift)]
     trunc = [" ".join(o.split()[: max(2, len(o.split()) // 5)]) for o in outs]
-    rep = [" ".join([o.split(". ")[0].rstrip(".") + "."] * 4) for o in outs]
+    first = [re.split(r"(?<=[.!?:])\s+", o.strip())[0] for o in outs]
+    rep = [" ".join([f if len(f.split()) <= 30 else " ".join(f.split()[:12])] * 4) for f in first]
     return {"off-topic": off, "truncated": trunc, "repeated": rep}
 
 

@@ -220,3 +220,41 @@ def test_rules_make_the_base_model_stop_real_model(base_model):
     assert ruled["EOS rate"] > plain["EOS rate"] and ruled["new turn"] <= plain["new turn"]
     assert ruled["seq-rep-4"] < plain["seq-rep-4"]
     assert ruled["ref loss"] == plain["ref loss"]  # the rules act at decoding time only
+
+
+@pytest.fixture(scope="module")
+def tuned_pair(base_model):
+    """The chapter's cpu-profile fine-tunes of the base model: instruction-tuned and response-tuned on the same
+    12 curated examples (12 LoRA steps of 4, lr 2e-3), and 6 held-out instructions."""
+    _, base, btok = base_model
+    train = al.interleave_categories(al.load_curated("train"))[:12]
+    held = al.interleave_categories(al.load_curated("heldout"))[:6]
+    it = al.tune(base, btok, al.instruction_pairs(train), 12, batch_size=4, lr=2e-3)
+    rt = al.tune(base, btok, al.response_pairs(train), 12, batch_size=4, lr=2e-3)
+    return base, btok, it, rt, held
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_response_tuning_aligns_like_instruction_tuning(tuned_pair):
+    """Hewitt et al.'s claim at the chapter's scale: tuned on responses alone, the base model stops by itself and
+    no longer writes the next instruction, as often as (or more than) when tuned with the instructions."""
+    base, btok, it, rt, held = tuned_pair
+    rows = {name: al.evaluate_answers(m, btok, held, name, 144) for name, m in
+            [("base", base), ("instruction-tuned", it), ("response-tuned", rt)]}
+    assert rows["base"]["EOS rate"] == 0 and rows["base"]["new turn"] > 0
+    for name in ("instruction-tuned", "response-tuned"):
+        assert rows[name]["new turn"] == 0 and rows[name]["EOS rate"] >= 0.3
+        assert rows[name]["seq-rep-4"] < rows["base"]["seq-rep-4"]
+    assert rows["response-tuned"]["EOS rate"] >= rows["instruction-tuned"]["EOS rate"] - 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_token_shift_is_small(tuned_pair):
+    """URIAL's claim at the chapter's scale: most tokens the tuned model picks are the base model's first choice,
+    and under a fifth are shifted (rank above 3)."""
+    base, btok, it, _, held = tuned_pair
+    shift = al.token_shift(base, it, btok, [al.prompt_of(r) for r in held], max_new_tokens=144, progress=False)
+    r = shift.ratios()
+    assert r["unshifted"] > 0.6 and r["shifted"] < 0.2

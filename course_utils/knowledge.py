@@ -11,12 +11,13 @@ The experiment (chapter 9):
 
 Without augmentation the model can recite the biographies yet answers almost nothing about the unseen half: the
 fact is stored as "the sentence that follows the previous sentences", not as a property of the name. With
-augmentation the same facts become extractable. Everything is byte-level (vocabulary 256), as in chapter 5.
+augmentation the same facts become extractable. Text is read one word per token (:class:`WordTokenizer`, a
+closed vocabulary of a few hundred words), which makes a biography about 5x shorter than chapter 5's bytes.
 
     people = make_people(200)
     run = pretrain_bios(people, BIOS_SETUPS["cpu"], augmentation="rewrites")
-    qa_finetune(run, split_people(people)[0])
-    qa_accuracy(run, split_people(people)[1])      # {"birth_date": ..., ..., "mean": ...}
+    tuned, curve = qa_finetune(run, split_people(people)[0], BIOS_SETUPS["cpu"])
+    qa_accuracy(tuned, split_people(people)[1])    # {"birth_date": ..., ..., "mean": ...}
 """
 
 from __future__ import annotations

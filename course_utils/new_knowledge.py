@@ -177,8 +177,8 @@ def accuracy_by_category(model, tok, facts: Sequence[dict], *, stop_mask=None, b
         raise ValueError("No facts to score: pass a non-empty list (e.g. the held-out test_facts).")
     if any("slick" not in f for f in facts):
         raise ValueError("Facts need a 'slick' category: sort them with slick.slick_categories(...) first.")
-    scores = score_answers(model, tok, [qa_line(f["question"]) for f in facts], [answer_variants(tok, f) for f in facts],
-                           batch_size=batch_size, stop_mask=stop_mask)
+    prompts, variants = [qa_line(f["question"]) for f in facts], [answer_variants(tok, f) for f in facts]
+    scores = score_answers(model, tok, prompts, variants, batch_size=batch_size, stop_mask=stop_mask)
     right = [s.greedy for s in scores]
     out = {}
     for c in CATEGORIES:
@@ -255,7 +255,8 @@ def early_stopping(curve: Sequence[dict], key: str = "known") -> dict:
         raise ValueError("Empty curve: pass what fine_tune_on_facts returned.")
     missing = [r["step"] for r in curve if key not in r["test"]]
     if missing:
-        raise ValueError(f"No held-out {key!r} accuracy at steps {missing[:3]}; choose one of {list(curve[0]['test'])}.")
+        raise ValueError(f"No held-out {key!r} accuracy at steps {missing[:3]}; choose one of "
+                         f"{list(curve[0]['test'])}.")
     vals = [(r["test"][key], r["step"]) for r in curve]
     best, step = max(vals, key=lambda v: (v[0], -v[1]))
     return {"best_step": step, "best": best, "final": vals[-1][0]}

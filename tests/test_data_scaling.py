@@ -72,12 +72,15 @@ def test_smoke_experiment_repeats_exactly(corpus):
 
 
 @pytest.mark.slow
-def test_many_repetitions_hurt_few_do_not(corpus):
-    """The chapter's claim at the cpu size: 2 epochs cost little, 16 epochs cost clearly more."""
-    torch.set_num_threads(2)
+def test_sixteen_epochs_memorise_and_do_not_beat_unique_data(corpus):
+    """What the cpu size does show (about 2 minutes): 16 epochs over 1/16 of the data open a much larger gap
+    between training and validation loss than unique data, and end with a higher validation loss.
+
+    What it does not show: the paper's "2-4 epochs are almost free" against "16 cost clearly more". Recorded cpu
+    runs: validation loss 2.14 / 2.29 / 2.40 / 2.20 / 2.31 for 1 / 2 / 4 / 8 / 16 epochs (seed 0) and 2.28 / 2.49 /
+    2.31 for 1 / 2 / 16 (seed 1): the seed-to-seed spread of one setting (0.14) is as large as the effect."""
     train_ids, val_ids = corpus
-    S = DS.setup_for("cpu")
-    r = DS.repetition_experiment(S, train_ids, val_ids, repetitions=(1, 2, 16), progress=False)
-    assert r[2]["val_loss"] - r[1]["val_loss"] < 0.05
-    assert r[16]["val_loss"] - r[1]["val_loss"] > 3 * (r[2]["val_loss"] - r[1]["val_loss"])
-    assert r[16]["val_loss"] - r[1]["val_loss"] > 0.1
+    r = DS.repetition_experiment(DS.setup_for("cpu"), train_ids, val_ids, repetitions=(1, 16), progress=False)
+    gap = {e: x["val_loss"] - x["train_loss"] for e, x in r.items()}
+    assert gap[16] > gap[1] + 0.2
+    assert r[16]["val_loss"] > r[1]["val_loss"]

@@ -1,0 +1,388 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Chapter 9 · Knowledge, data and hallucination (知识、数据与幻觉)
+#
+# *Seed 002 §6 (如何达成有效的pretrain: how pretraining stores knowledge so that alignment can get it out), §7
+# (有限算力下,pretrain的时候应该看更多不同的资料: with limited compute, read more different data) and §8 (对齐的极限:
+# the limits of alignment, i.e. fine-tuning on facts the model does not know).*
+#
+# **Learning objectives.** After this chapter you can
+# 1. explain why a fact a model has memorised can still be out of reach of a question, and show that rewriting
+#    the pretraining data (knowledge augmentation) makes it reachable;
+# 2. measure what repeating pretraining data is worth against unique data at the same compute;
+# 3. sort facts into HighlyKnown / MaybeKnown / WeaklyKnown / Unknown from a model's few-shot greedy and sampled
+#    answers (SliCK);
+# 4. fine-tune a real model on known vs unknown facts and watch what happens to the facts it knew.
+#
+# **Runtime** of this whole notebook:
+#
+# | profile | machine | time |
+# |---|---|---|
+# | smoke | 2-core CPU (the CI machine), model cache warm, run at 1 thread while the CPU was shared | 1.5 minutes |
+# | cpu | the same CPU at 1 thread, shared with two other notebook runs (load average about 3.3) | 44 minutes: section 1 7, section 2 4, SliCK 9, the two fine-tunes 24 |
+# | gpu | Colab T4 / A100 | not measured (no GPU was available) |
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from course_utils import data_scaling as DS
+from course_utils import knowledge as K
+from course_utils import new_knowledge as NK
+from course_utils import slick as SK
+from course_utils.config import profile
+from course_utils.data.corpus import encode_bytes, load_corpus
+from course_utils.device import pick_device, set_seed
+from course_utils.evaluation import load_facts
+from course_utils.models import load_model
+
+P = profile()
+BIOS, SCALING, NEW = K.setup_for(P.name), DS.setup_for(P.name), NK.setup_for(P.name)
+set_seed(0)
+device = pick_device()
+print(f"profile {P.name}: {BIOS.n_people} fictional people, TinyGPTs of {BIOS.n_layer} x {BIOS.n_embd} pretrained "
+      f"{BIOS.steps} steps; repetition runs of {SCALING.budget_tokens:,} tokens; {NEW.n_facts} facts, "
+      f"{NEW.steps}-step fine-tunes of {P.model_name}; device {device}")
+
+# %% [markdown]
+# ## 1. Stored is not the same as extractable (seed §6; Physics of LMs 3.1)
+#
+# The seed's puzzle. A model is pretrained on a complete set of biographies. At alignment time it is fine-tuned on
+# question-answer pairs about **half** of the people. Now ask the same kind of questions about the *other* half:
+# their facts were in the pretraining data, so the model should answer. It does not: accuracy is close to 0
+# (接近几乎是0的准确率). Allen-Zhu & Li (2023) explain why: a fact seen in **one** wording is stored as part of that
+# text. The model learns "only A + B + C gives D" (只有A+B+C才是D): the birth city follows *this name, this birth
+# date and this sentence*. Only after seeing the fact in several rewrites (多种改写) does it learn "A is D", a fact
+# attached to the person, which a question can then retrieve.
+#
+# Two words for the two halves of the problem: **knowledge storage** (知识存储: can the model reproduce the fact
+# in the text it was trained on?) and **knowledge extraction** (知识提取: can it answer a question about the fact
+# it was never asked in training?). The cure the paper tests is **knowledge augmentation** (知识增强: rewriting the
+# pretraining data): several biographies per person (multiplicity), sentences in shuffled order (permutation),
+# and the full name in every sentence instead of "he" / "she".
+#
+# The course's version: fictional people with five attributes, biographies from templated sentences, fixed seed.
+
+# %%
+people = K.make_people(BIOS.n_people)
+p = people[0]
+print(p)
+print("\nsingle biography:\n ", K.bio_corpus([p])[p.name][0])
+print("\nthree rewrites (permuted, full name):")
+for bio in K.bio_corpus([p], rewrites=3, permute=True, fullname=True)[p.name]:
+    print(" ", bio)
+print("\nQA pairs:", K.qa_pairs([p])[:2])
+
+# %% [markdown]
+# Chapter 5 read bytes; here each word is one token (`knowledge.WordTokenizer`, a closed vocabulary of the names,
+# values and templates): a biography is 40-50 tokens instead of about 200 bytes, which is what lets a laptop
+# pretrain on enough of them. The model is chapter 5's TinyGPT (RoPE) and the training loop is chapter 4's engine.
+#
+# **Experiment.** Every variant pretrains a fresh TinyGPT for the same number of steps on the same people, then is
+# fine-tuned (full fine-tuning) on the QA pairs of the first half of the people and tested, by exact match of the
+# attribute, on the second half:
+#
+# | variant | pretraining data |
+# |---|---|
+# | `single` | one biography per person: fixed sentence order, pronouns after the first sentence |
+# | `rewrites` | several rewrites per person, permuted, full name in every sentence |
+# | `rewrites + mixed QA` | the rewrites, plus the QA pairs of the first half mixed into pretraining (the paper's "mixed training") |
+#
+# Next to the QA accuracy: **recall**, the share of attribute values the pretrained model completes inside the
+# held-out people's own biography (storage), and the **majority answer** baseline (always the most common value:
+# what a model that learned the answer format, but nothing about the held-out people, would score).
+#
+# **Expected** (Allen-Zhu & Li): every variant stores the facts (recall near 1); `single` extracts almost nothing
+# (near the majority baseline); `rewrites` extracts far more; mixing QA into pretraining extracts the most.
+
+# %%
+results, majority = K.extraction_experiment(BIOS, device=device)
+print(K.format_extraction(results, majority))
+print("\nheld-out accuracy by attribute:")
+for name, r in results.items():
+    print(f"  {name:22}", "  ".join(f"{a} {v:.2f}" for a, v in r.test_qa.items() if a != "mean"))
+K.plot_extraction(results, majority)
+plt.show()
+
+# %% [markdown]
+# **Measured** (cpu profile: 100 people, 50 held out, TinyGPTs of 4 layers x 128, 400 pretraining steps and 200
+# QA steps): every variant **stores** the held-out people's facts: it completes 1.000 (`single`), 0.992
+# (`rewrites`) and 0.996 (`rewrites + mixed QA`) of their attribute values inside their own biography. Extraction
+# differs. After the QA fine-tune `single` answers 0.076 of the held-out questions, close to the majority answer's
+# 0.036 (and it fits only 0.536 of the training half's questions); `rewrites` answers 0.224 (and fits 0.928);
+# `rewrites + mixed QA` answers 0.892, and 0.912 already *before* any QA fine-tune: the QA texts about one half,
+# mixed into pretraining, taught it to answer about everyone. The direction is the paper's. The size of the
+# rewrites' gain is not: in Allen-Zhu & Li the rewritten corpora make most held-out facts extractable, here 0.22
+# are. At equal compute the augmented corpus (2,000 biographies) is read about 6 times in 400 steps of 32, the
+# single one (100 biographies) 128 times; a laptop-sized run is far from the paper's many passes over a much
+# larger population.
+#
+# What does the `single` model do with a question about a held-out person? It answers in the right format, with
+# a value of the right type, and mostly the wrong one:
+
+# %%
+single, rewrites = results["single"].tuned, results["rewrites"].tuned
+q = K.qa_examples(single.tok, K.qa_pairs([people[-1]]))
+for ex, (prompt, answer) in zip(q, K.qa_pairs([people[-1]])):
+    n_prompt = ex["labels"].count(-100)
+    ids = torch.tensor([ex["input_ids"][:n_prompt]], device=device)
+    outs = []
+    for run in (single, rewrites):
+        out = run.model.generate(ids, max_new_tokens=6, temperature=1e-6)[0, n_prompt:].tolist()
+        text = run.tok.decode(out).split("\n")[0]
+        outs.append(text)
+    print(f"{prompt.splitlines()[0][3:]:52} gold {answer.strip():16} single: {outs[0]:16} rewrites: {outs[1]}")
+
+# %% [markdown]
+# The seed adds: it is enough that **part** of the pretraining data is rewritten (当然预训练资料里面的一部分被改写了就行).
+# In the paper, rewriting only the biographies of the QA-training half (the "celebrities") also lifts extraction
+# for the un-rewritten half (the "minorities"): the model learns *how* to store facts from the rewritten people and
+# applies it to everyone. The variant `partial` of `K.VARIANTS` does this; exercise 3 runs it.
+#
+# ## 2. With limited compute, read more different data (seed §7; Muennighoff et al. 2023)
+#
+# The seed's figure: solid lines pretrain on 12B tokens repeated 1, 4, 10 or 40 times; dashed lines pretrain on
+# 12B, 48B or 120B *different* tokens; at the same compute the different data wins by far. Muennighoff et al. fit
+# how much a repeated token is worth: $E$ epochs over $U$ unique tokens are worth
+# $D' = U + U R^*(1 - e^{-R/R^*})$ unique tokens, with $R = E - 1$ repetitions and $R^* \approx 15.4$. Up to
+# about 4 epochs that is almost $E \cdot U$ ("negligible changes to loss compared to unique data"); far beyond
+# $R^*$ repeated tokens add almost nothing.
+#
+# **Experiment.** TinyGPTs (chapter 5's size, byte level, on the shipped Python reference) with the **same
+# budget** of training tokens: unique data read once, or $1/E$ of it read $E$ times (the engine walks the
+# windows epoch by epoch), for $E$ = 1, 2, 4, 8, 16. Validation loss on held-out text.
+#
+# **Expected:** 2 and 4 epochs cost little; 8 and 16 cost clearly more, and their validation loss stops falling
+# (or rises) during training: the model starts memorising its small data instead of learning the language.
+
+# %%
+train_ids, val_ids = encode_bytes(load_corpus("train")), encode_bytes(load_corpus("val"))
+scaling = DS.repetition_experiment(SCALING, train_ids, val_ids, device=device)
+print(DS.format_results(scaling))
+print("(last column: what the paper's formula says the repeated data is worth, as a share of the same number of "
+      "unique tokens)")
+DS.plot_repetitions(scaling)
+plt.show()
+
+# %% [markdown]
+# **Measured** (cpu profile: 262,144 training tokens per run, 256 steps, a 4-layer x 128 TinyGPT): final
+# validation loss 2.139 (1 epoch over unique data), 2.289 (2 epochs), 2.404 (4), 2.199 (8) and 2.314 (16 epochs
+# over 16,384 unique tokens). **This did not come out as the paper expects.** The losses do not rise with the
+# number of epochs: 2 and 4 epochs cost *more* than 8 here, and no run's validation loss turned up during training
+# (every curve was still falling at the end). What does show is memorisation: the gap between the last training
+# loss and the validation loss grows from 0.22 nats (unique data) to 0.71 (16 epochs), and 16 epochs end worse
+# than unique data. A second seed (1, 2 and 16 epochs only) gave 2.283, 2.488 and 2.314: one setting's
+# seed-to-seed spread (0.14 for unique data) is as large as the differences we are trying to see. The paper's
+# effect is a fraction of a nat at billions of tokens, fitted over hundreds of runs; one seed per setting at a
+# quarter of a million bytes cannot resolve it. The formula's column says what to expect if it could: 2 epochs
+# worth 98% of unique data, 4 epochs 93%, 16 epochs 66%.
+#
+# ## 3. What does the model already know? (seed §8; Gekhman et al. 2024)
+#
+# Before asking what fine-tuning on new facts does, we need to know which facts are new *to this model*. Gekhman et
+# al.'s **SliCK** (Sampling-based Categorization of Knowledge) sorts each question-answer pair by how often the
+# model answers it correctly, $P_\text{correct}$:
+#
+# | category | rule | the seed's words |
+# |---|---|---|
+# | **HighlyKnown** | greedy answer right with every exemplar set, $P_\text{correct}(T{=}0) = 1$ | 给问题,他一定能答对 |
+# | **MaybeKnown** | greedy right with some exemplar sets only, $0 < P_\text{correct}(T{=}0) < 1$ | 用某一组范例可能回答不对,用别的范例就会答对了 |
+# | **WeaklyKnown** | greedy never right, but a sample ($T > 0$) sometimes is | sample的意思是根据输出概率采样一个结果,可能会对 |
+# | **Unknown** | never right, greedy or sampled | 怎么样都不会 |
+#
+# *Greedy* (贪心) picks the most probable token at every step; *sampling* draws each token from the model's
+# probabilities (at temperature $T$). The questions are asked **few-shot**, with 4 exemplar questions and answers
+# in front (chapter 3's in-context learning), because a base model cannot simply be asked a question
+# (前面放范例问题和范例答案是因为base model通常不具备直接回答问题的能力); different exemplar sets give
+# different answers, which is what separates HighlyKnown from MaybeKnown.
+#
+# **Scoring without generating.** The paper generates one greedy answer and 16 samples per exemplar set. Greedy
+# decoding writes the gold answer exactly when the most likely token at every answer position *is* the gold one
+# (with the gold prefix before it), so one teacher-forced forward pass decides it. A sample is right with
+# probability $\prod_j p_T(\text{gold}_j) \cdot p_T(\text{stop})$, so the course draws each sample's verdict from
+# that probability: the same distribution as sampling and checking, for the price of one forward pass. The
+# exemplars' key/value cache is computed once and shared by every question (`slick.score_answers`). A check of the
+# shortcut against real sampling, on one question:
+
+# %%
+model, tok = load_model(P.model_name)
+facts = load_facts(NEW.n_facts)
+exemplars = SK.exemplar_sets(facts, 1, 4)[0]
+prefix = SK.few_shot_prefix(exemplars)
+print(prefix + SK.qa_line(facts[1]["question"]))
+score = SK.score_answers(model, tok, [SK.qa_line(facts[1]["question"])], [SK.answer_variants(tok, facts[1])], (0.5, 1.0),
+                         prefix=prefix)[0]
+n_draw = {"smoke": 8, "cpu": 48, "gpu": 96}[P.name]
+sampled = SK.sample_answers(model, tok, SK.qa_line(facts[1]["question"]), n_draw, 1.0, prefix=prefix)
+right = sum(a in (facts[1]["answer"], *facts[1]["aliases"]) for a in sampled) / n_draw
+print(f"gold {facts[1]['answer']!r}: greedy right? {score.greedy}; P(sample right) at T=0.5 {score.p_sample[0.5]:.3f}, "
+      f"at T=1 {score.p_sample[1.0]:.3f}; {n_draw} real samples at T=1 right: {right:.3f}")
+print("some samples:", sampled[:8])
+
+# %% [markdown]
+# Now every fact of the course's question set (`course_utils/data/facts_qa.jsonl`, 240 short questions written for
+# the course), with the profile's number of exemplar sets and samples at $T = 0.5$:
+
+# %%
+rows = SK.slick_categories(model, tok, facts, NEW.slick)
+print(SK.category_counts(rows))
+for cat, rs in SK.by_category(rows).items():
+    print(f"{cat:12}", "; ".join(f"{r['question']} -> {r['answer']}" for r in rs[:3]))
+SK.plot_categories(rows)
+plt.show()
+
+# %% [markdown]
+# **Measured** (cpu profile: 4 exemplar sets of 4 shots, 16 samples at $T = 0.5$ per set): of the 240 facts,
+# 55 are HighlyKnown, 77 MaybeKnown, 48 WeaklyKnown and 60 Unknown. Every category is well filled, so the
+# experiment below has facts of each kind to train on. The exemplar set matters: for a third of the facts
+# (MaybeKnown) greedy decoding is right under some sets and wrong under others. Some Unknown facts are plainly
+# unknown (asked for the hardest natural substance, the model answers "Gold", "Water" or "rock" under the four
+# sets). Exact match is strict, though: an answer worded differently from the file's answer and aliases counts as
+# wrong, so SliCK measures whether the model produces *this* answer, not whether it holds the fact in some form.
+#
+# ## 4. Fine-tuning on new knowledge: the limit of alignment (对齐的极限)
+#
+# The seed's account of the paper: during alignment training, accuracy on the three known categories climbs
+# steadily and Unknown slowly (模型本来就会的前三类准确率不断上升, unknown的准确率慢慢上升); but, surprisingly,
+# *as the Unknown examples start to be answered right, accuracy on the held-out set falls* (当unknown的部分准确率
+# 上升的时候,在测试集dev上的准确率却在下降了). Learning facts it did not know teaches the model to answer
+# confidently beyond what it knows: **hallucination** (幻觉). Early stopping (早停), before the Unknown examples
+# are fitted, avoids most of it. And the most useful training data are the **MaybeKnown** facts, the least useful
+# the Unknown ones (使用maybeknown的知识训练是最有效的,使用unknown的知识训练是最没用的).
+#
+# **Experiment.** The model is fine-tuned (LoRA, chapter 4) on closed-book QA, `Q: question\nA: answer` with no
+# exemplars, with training sets that differ only in which facts they hold. A fixed set of known facts (the
+# profile's `n_test_per_category` HighlyKnown and as many MaybeKnown) is held out of all training sets. Every few steps: held-out accuracy on the **known** facts
+# (HighlyKnown and MaybeKnown, zero-shot greedy exact match), and the share of each category's *training*
+# examples the model answers right.
+#
+# **Expected** (Gekhman et al.): known training examples are fitted within a few steps, Unknown ones much later;
+# with mostly unknown training data the held-out accuracy peaks early and falls as the Unknown examples are
+# fitted; with known training data it stays up.
+
+# %%
+train_pool, test_facts = NK.split_train_test(rows, NEW.n_test_per_category)
+print("held out:", SK.category_counts(test_facts), "| training pool:", SK.category_counts(train_pool))
+curves = {}
+for frac in NEW.unknown_fractions:
+    data = NK.training_set(train_pool, NEW.n_train, frac)
+    name = f"{frac:.0%} Unknown"
+    print(f"{name}: {SK.category_counts(data)}")
+    curves[name] = NK.fine_tune_on_facts(model, tok, data, test_facts, NEW, desc=name)
+for name, curve in curves.items():
+    es = NK.early_stopping(curve)
+    print(f"{name:14} held-out known: start {curve[0]['test']['known']:.2f}, best {es['best']:.2f} at step "
+          f"{es['best_step']}, end {es['final']:.2f}")
+    fit = [(r["step"], r["train"]) for r in curve]
+    for c in SK.CATEGORIES:
+        if c in fit[0][1]:
+            print(f"{'':16}training fit {c:12}", " ".join(f"{tr[c]:.2f}" for _, tr in fit))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+NK.plot_held_out(curves, ax=axes[0])
+NK.plot_training_fit(curves[list(curves)[-1]], title=f"Training fit per category ({list(curves)[-1]})", ax=axes[1])
+plt.show()
+
+# %% [markdown]
+# **Measured** (cpu profile: 48 training facts, 60 LoRA steps of 8 at lr 1e-3, measured every 6 steps; 24 known
+# facts held out). Before fine-tuning the model answers only 0.08 of the held-out known facts: they are "known"
+# under 4-shot prompting, and the bare `Q: ...\nA:` format without exemplars is new to it. Training on known facts
+# (0% Unknown) teaches the format at once: held-out accuracy 0.75 after 6 steps, 0.67 at step 60. Training on
+# Unknown facts only (100% Unknown) learns the format more slowly and then loses it: best 0.62 at step 12, down to
+# **0.38** at step 60, while it goes on fitting its training facts. This is the paper's finding: the held-out
+# accuracy falls as the Unknown examples are fitted, and stopping at the best point (early stopping, step 12)
+# keeps most of it. Two cautions: one seed, and 24 held-out facts, so one fact is 0.04 of accuracy; the gap at
+# the end (0.67 against 0.38, seven facts) is well beyond that, the difference of the peaks (0.75 against 0.62,
+# three facts) is not. (The per-category training-fit lines printed above were added after the recorded run; the
+# figure on the right shows them.)
+
+# %%
+if NEW.single_categories:
+    n_single = min(NEW.n_train, *SK.category_counts(train_pool).values())  # the smallest category sets the size
+    print(f"{n_single} training facts per category")
+    singles = {c: NK.fine_tune_on_facts(model, tok, NK.category_set(train_pool, c, n_single), test_facts, NEW,
+                                        desc=c) for c in SK.CATEGORIES}
+    for c, curve in singles.items():
+        es = NK.early_stopping(curve, "all")
+        print(f"trained on {c:12}: held-out (all categories) best {es['best']:.2f}, end {es['final']:.2f}")
+    NK.plot_held_out(singles, key="all")
+    plt.show()
+else:
+    print("one fine-tune per SliCK category runs in the gpu profile (exercise 5 runs it here)")
+
+# %% [markdown]
+# ## 5. What we measured
+#
+# One recorded run of the cpu profile (seed 0; timings at 1 thread on a shared 2-core CPU, see the table at the
+# top):
+#
+# * **Stored is not extractable** (section 1): all three variants store the held-out half's facts (recall 0.99 to
+#   1.00); `single` extracts 0.08 of them (majority answer 0.04), `rewrites` 0.22, `rewrites + mixed QA` 0.89.
+#   The direction of Allen-Zhu & Li's result reproduces; the rewrites' gain is much smaller than in the paper.
+#   Tested at this size in `tests/test_knowledge.py` (slow).
+# * **Repeated vs unique data** (section 2): **did not reproduce.** Validation loss 2.14 / 2.29 / 2.40 / 2.20 /
+#   2.31 for 1 / 2 / 4 / 8 / 16 epochs: not rising with the epochs, and a second seed moved one setting by 0.14.
+#   What holds: 16 epochs memorise (train-validation gap 0.71 against 0.22) and end worse than unique data
+#   (`tests/test_data_scaling.py`, slow).
+# * **SliCK** (section 3): 55 HighlyKnown, 77 MaybeKnown, 48 WeaklyKnown, 60 Unknown of 240 facts; the scoring
+#   shortcut equals greedy generation and real sampling (`tests/test_slick.py`).
+# * **Fine-tuning on new knowledge** (section 4): held-out known accuracy ends at 0.67 after training on known
+#   facts and at 0.38 after training on Unknown ones, which peaked at 0.62 (step 12) before falling: Gekhman et
+#   al.'s effect, and early stopping's remedy, in miniature (one seed, 24 held-out facts). Not yet asserted by a
+#   test at this size: it needs the 8-minute SliCK sort first.
+# * Not run here: the `partial` variant (exercise 3) and one fine-tune per SliCK category (exercise 5; the gpu
+#   profile runs it), so the seed's "MaybeKnown helps most, Unknown least" is stated, not measured.
+#
+# ## 6. Concept check
+#
+# **What is the difference between knowledge storage and knowledge extraction?** Storage: the model reproduces a
+# fact inside the text it was trained on (recall in the biography). Extraction: it answers a question about the
+# fact that it was never asked in training. Section 1's `single` model stores everything (recall 1.00) and
+# extracts almost nothing (0.08, against 0.04 for always giving the most common answer).
+#
+# **Why does rewriting the pretraining data help?** Seen in one wording, the fact is learned as the continuation
+# of that text ("only A + B + C gives D"); seen in many wordings and orders with the full name each time, the only
+# thing the rewrites share is the name, so the fact gets attached to the name, where a question can find it.
+# Mixing QA pairs into pretraining helps most (0.89 in section 1).
+#
+# **What is a repeated token worth?** By Muennighoff et al.'s fit, $E$ epochs over $U$ tokens are worth
+# $U + U R^*(1 - e^{-(E-1)/R^*})$ unique tokens: 93% of fresh data at 4 epochs, 66% at 16, and never more than
+# $(1 + R^*) U \approx 16 U$ however often it is repeated. With limited compute, read more different data.
+#
+# **How does SliCK tell HighlyKnown from MaybeKnown from WeaklyKnown?** By $P_\text{correct}$ under several
+# few-shot exemplar sets: greedy right under all of them (HighlyKnown), under some (MaybeKnown), under none but a
+# temperature sample sometimes right (WeaklyKnown), never (Unknown). The exemplars are there because a base model
+# cannot be asked a question directly.
+#
+# **Why can fine-tuning on facts the model does not know cause hallucination, and what limits it?** The fine-tune
+# cannot add the fact the way pretraining does; fitting an Unknown example teaches the model to produce a
+# confident answer that its knowledge does not support, a habit that carries over to other questions. Gekhman et
+# al.: the Unknown examples are fitted late, and the held-out accuracy falls as they are; stopping early, or
+# filtering the Unknown examples out of the fine-tuning data, avoids most of it.
+#
+# ## Try it
+# 1. *(warm-up)* Ask the section-1 models about a person of the QA-training half (`people[0]` instead of
+#    `people[-1]` in the generation cell). Where do `single` and `rewrites` now agree with the gold answer?
+# 2. *(warm-up)* With `DS.effective_data(1, E) / E`, find the number of epochs at which a repeated token is worth
+#    half a fresh one, and what the seed's 40 epochs are worth.
+# 3. *(core)* Run the `partial` variant, which rewrites only the QA-training half's biographies:
+#    `K.extraction_experiment(BIOS, ("single", "partial"), device=device)` (about 5 minutes in the cpu profile).
+#    Does the un-rewritten half become more extractable than with `single` (0.08), as the paper's "celebrities
+#    help minorities" says?
+# 4. *(core)* Sort the facts again with a higher sampling temperature (after `import dataclasses`),
+#    `SK.slick_categories(model, tok, facts, dataclasses.replace(NEW.slick, temperature=1.0))` (9 minutes in the
+#    cpu profile). Which categories change, and why can the temperature never move a fact in or out of
+#    HighlyKnown or MaybeKnown?
+# 5. *(stretch)* One fine-tune per SliCK category, as the gpu profile does: run the last code cell of section 4
+#    with `NEW = dataclasses.replace(NEW, single_categories=True)` (four fine-tunes of 43 facts each, the size of
+#    the smallest category in the cpu training pool; 20 to 40 minutes on a laptop). Is MaybeKnown the most useful
+#    training data and Unknown the least, as Gekhman et al. found?
+# 6. *(stretch)* Run section 2 with two more seeds (`seed=1`, `seed=2` in `DS.repetition_experiment`) and plot the
+#    mean and spread per epoch count. How many seeds would it take to tell 2 epochs from 16 at this size?

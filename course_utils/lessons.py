@@ -41,8 +41,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "000 §5.4-5.5"),
     Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "001 §13-20"),
     Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7"),
-    Chapter("09_knowledge", "Knowledge, data and hallucination", "002 §6-8"),
-    Chapter("10_capstone", "Capstone: build your own assistant", "all"),
+    Chapter("09_knowledge_and_hallucination", "Knowledge, data and hallucination", "002 §6-8"),
+    Chapter("10_capstone_assistant", "Capstone: build your own assistant", "all"),
 )
 
 COLAB_CELL = f'''# Colab set-up: installs the course when this notebook runs on Google Colab, and does nothing elsewhere.

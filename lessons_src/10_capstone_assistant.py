@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Chapter 10 · Capstone: build your own assistant (综合实践)
+#
+# *Every chapter at once: instruction data made by the model itself (chapter 6, Self-Instruct), a LoRA
+# fine-tune (chapter 4) launched as a script that also runs on several GPUs, the before/after evaluation
+# harness (chapter 7), merging the adapter into the weights (chapter 4), and a chat box to talk to the result.*
+#
+# **Learning objectives.** After this capstone you can
+# 1. run the whole SFT pipeline from seed tasks to a saved model, and resume it after a stop;
+# 2. launch the same fine-tune on one process or several (`accelerate launch`, `torchrun`);
+# 3. judge the result on both sides (the held-out tasks it was made for, the general abilities it may cost);
+# 4. merge LoRA into the weights, check the merged model gives the same logits, and chat with it.
+#
+# **Runtime** of this whole notebook:
+#
+# | profile | machine | time |
+# |---|---|---|
+# | smoke | 2-core CPU (the CI machine), model cache warm | see the closing note of the chapter |
+# | cpu | the same 2-core CPU | see the closing note of the chapter |
+# | gpu | Colab T4 / A100 | not measured yet |
+#
+# Every step writes its result into a run folder and is skipped when that result is already there: stop the
+# notebook at any point and run it again. Set `FRESH = True` to start over.
+
+# %%
+import json
+import shlex
+import shutil
+
+import matplotlib.pyplot as plt
+from transformers import AutoModelForCausalLM
+
+from course_utils import assistant as asst
+from course_utils.config import profile
+from course_utils.device import set_seed
+from course_utils.evaluation import format_results, plot_results
+from course_utils.models import cache_dir, load_model
+
+P = profile()
+setup = asst.setup_for(P.name)
+OUT = cache_dir() / "runs" / f"assistant-{P.name}"
+FRESH = False
+if FRESH:
+    shutil.rmtree(OUT, ignore_errors=True)
+set_seed(0)
+model, tok = load_model(P.model_name)
+pool, heldout = asst.split_tasks(setup)
+print(f"profile {P.name}: {setup}\nrun folder: {OUT}\n{len(pool)} seed tasks in the pool, {len(heldout)} held out")
+
+# %% [markdown]
+# ## 1. Instruction data with Self-Instruct (chapter 6)
+#
+# The model writes new instructions from the seed pool (6 human + 2 machine examples per prompt), decides which
+# are classification tasks, writes an input and an output for each, and the filters drop what is too short,
+# too similar (ROUGE-L ≥ 0.7), blacklisted or empty. The held-out seed tasks never enter a prompt.
+
+# %%
+data, report = asst.make_data(model, tok, OUT, setup, pool)
+print(report.table())
+for row in data[:3]:
+    print(json.dumps(row, ensure_ascii=False)[:300])
+
+# %% [markdown]
+# ## 2. The fine-tune: one script, one process or many (chapter 4)
+#
+# The fine-tune is `course_utils.finetune`, the same script chapter 4 ran: LoRA (r = 8 on q, v) on the Alpaca
+# prompts of the new data, labels masked on the prompt. The command that runs here, and the same command on four
+# GPUs:
+
+# %%
+args = asst.finetune_args(OUT, setup, P.model_name)
+print("one process: ", shlex.join(asst.launch_command(args)))
+print("four GPUs:   ", shlex.join(asst.launch_command(args, "accelerate", 4)))
+print("or:          ", shlex.join(asst.launch_command(args, "torchrun", 4)))
+
+# %% [markdown]
+# `accelerate launch` (and `torchrun`) start one copy of the script per GPU with `RANK`, `WORLD_SIZE` and
+# `LOCAL_RANK` set; the script joins the process group, wraps the model in `DistributedDataParallel`, and each
+# process takes its share of every batch, so the update equals the one-process update (chapter 4 tests it with
+# two CPU processes). Run `accelerate config` once on a new machine, or pass `--num_processes` as above. The
+# whole capstone also runs from a terminal: `python -m course_utils.assistant --out runs/assistant
+# --launcher accelerate --processes 4`.
+#
+# Here, one process:
+
+# %%
+if not (OUT / "lora" / "trainable.safetensors").is_file():
+    asst.run_finetune(args)
+summary = json.loads((OUT / "lora" / "result.json").read_text())
+plt.figure(figsize=(6, 3))
+plt.plot(range(1, len(summary["losses"]) + 1), summary["losses"])
+plt.xlabel("step")
+plt.ylabel("loss (response tokens)")
+plt.title(f"LoRA SFT on {len(data)} Self-Instruct examples")
+plt.show()
+print(f"{len(summary['losses'])} steps, final loss {summary['final_loss']:.3f}, {summary['seconds_per_step']:.2f} s/step")
+
+# %% [markdown]
+# ## 3. Before and after (chapter 7)
+#
+# The trained LoRA weights go onto a fresh copy of the model; chapter 7's harness compares it with the model it
+# started from: general-text perplexity, zero-shot sentiment, factual questions, arithmetic, ROUGE-L on the
+# **held-out seed tasks** (written by people, never seen in training), and the KL divergence to the original.
+# **Expected** (chapter 6's result): a small gain on the held-out tasks at most, paid for with some drift (KL,
+# perplexity); a 135M model's self-made data is weak.
+
+# %%
+tuned, _ = asst.load_tuned(OUT, setup, P.model_name)
+rows = asst.evaluate(model, tuned, tok, heldout, P.name)
+print(format_results(rows))
+plot_results(rows)
+plt.show()
+
+# %% [markdown]
+# ## 4. Merge and save
+#
+# LoRA's update $BA$ folds into the frozen weight, $W = W_0 + \frac{\alpha}{r}BA$, so the assistant runs with
+# no extra layers and no peft at inference (chapter 4). Saved as safetensors, it loads with plain
+# `AutoModelForCausalLM.from_pretrained` anywhere. The merged model must give the logits of the unmerged one:
+
+# %%
+text = heldout[0]["instruction"]
+ids = tok(text, return_tensors="pt")["input_ids"]
+before = tuned(ids).logits.detach()
+merged_dir = asst.merge_and_save(tuned, tok, OUT / "merged")
+assistant = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+diff = (assistant(ids).logits.detach() - before).abs().max().item()
+print(f"saved to {merged_dir}: {sorted(p.name for p in merged_dir.iterdir())}")
+print(f"max |logit difference| merged vs LoRA: {diff:.2e}")
+assert diff < 1e-4
+
+# %% [markdown]
+# ## 5. Talk to it
+#
+# The chat box keeps the conversation and feeds all of it back as the prompt, in the Alpaca template the
+# assistant was tuned on. Compare with the original model (`asst.chat_widget(model, tok, template="chat")`).
+
+# %%
+asst.chat_widget(assistant, tok, heldout[1]["instruction"], max_new_tokens=setup.answer_tokens)
+
+# %% [markdown]
+# ## 6. Concept check
+#
+# **Which chapter does each step come from, and what can go wrong in it?** Data (6): the model copies the seeds'
+# forms, and its outputs are often wrong (the manual audit). Fine-tune (4): too many steps or too high a
+# learning rate drift the model (7). Evaluation (7): small probes are noisy, so compare against the standard
+# error. Merge (4): a merge that is wrong changes the logits, so check them.
+#
+# **What changes when the same fine-tune runs on four GPUs?** Each process holds the whole model and a quarter of
+# every batch; the gradients are averaged, so the update is the same and each step takes about a quarter of the
+# time. A model too big for one GPU needs it split instead (FSDP, DeepSpeed ZeRO; chapter 4's memory section).
+#
+# ## Try it
+# 1. *(warm-up)* Chat with the original model and with the assistant on the same three questions.
+# 2. *(core)* Add chapter 8's curated examples (`alignment.load_curated("train")`) to the data and fine-tune again
+#    (a new run folder): does the held-out ROUGE-L move?
+# 3. *(core)* Run the whole capstone from a terminal with `python -m course_utils.assistant --out runs/mine`.
+# 4. *(stretch)* On a machine with two GPUs (or two CPU processes), launch the fine-tune with
+#    `accelerate launch --num_processes 2` and check the loss curve matches the one-process run.

@@ -33,9 +33,9 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model caches warm | see the closing note of the chapter |
-# | cpu | the same 2-core CPU | see the closing note of the chapter |
-# | gpu | Colab T4 / A100 | not measured yet |
+# | smoke | 2-core CPU (the CI machine), model caches warm, nothing else running | 3.8 min (228 s, cell by cell; the sweep and the selection take a third) |
+# | cpu | the same CPU at 1 thread, shared with two or three other runs | 104 min (72 CPU-minutes): long: 5 Gemma fine-tunes and 9 Gemma decodes, each step costly with its 262k-token vocabulary |
+# | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 
 # %%
 import types
@@ -61,7 +61,7 @@ S = types.SimpleNamespace(**sizes_for_profile({
     # new_tokens: tokens per answer to an instruction (enough for the ~115-token curated answers at cpu size);
     # heldout: held-out instructions; k: examples per fine-tune; batch, steps, lr: each LoRA fine-tune's budget;
     # pool: distilled candidates; samples: answers per prompt in best-of-n; arith: questions for pass@n.
-    "smoke": dict(prompts=2, long_tokens=20, new_tokens=12, heldout=2, k=2, batch=2, steps=1, lr=2e-3, pool=2,
+    "smoke": dict(prompts=1, long_tokens=16, new_tokens=8, heldout=2, k=2, batch=2, steps=1, lr=2e-3, pool=2,
                   samples=2, arith=2),
     "cpu": dict(prompts=6, long_tokens=128, new_tokens=144, heldout=6, k=12, batch=4, steps=12, lr=2e-3, pool=24,
                 samples=4, arith=24),
@@ -355,6 +355,24 @@ for r, a, b in zip(held[:2], tuned_rt["answers"], tuned_it["answers"]):
     print(f"\n### {r['instruction']}\n--- response-tuned: {a[:240]}\n--- instruction-tuned: {b[:240]}")
 
 # %% [markdown]
+# **Measured** (cpu profile: 12 curated examples, 12 LoRA steps at lr 2e-3, 6 held-out instructions):
+#
+# | model | ref loss | ROUGE-L | EOS rate | new turn | words | seq-rep-4 | relevance |
+# |---|---|---|---|---|---|---|---|
+# | base | 3.143 | 0.101 | 0.00 | 0.33 | 143 | 0.741 | 0.132 |
+# | base + rules | 3.143 | 0.116 | 1.00 | 0.00 | 55 | 0.236 | 0.331 |
+# | response-tuned | 3.422 | 0.181 | 0.83 | 0.00 | 99 | 0.179 | 0.219 |
+# | instruction-tuned | 3.438 | 0.157 | 0.67 | 0.00 | 110 | 0.070 | 0.226 |
+#
+# Response tuning did what Hewitt et al. report: without ever seeing an instruction, the model answers the
+# question it is asked, stops by itself (5 of 6) and never writes the next turn, as well as instruction tuning
+# does (on six instructions the two are within noise of each other). Both cut repetition by far. One expectation
+# failed: the **reference loss rose** (3.14 -> 3.42) instead of falling. Twelve steps at this learning rate fit
+# the twelve training answers closely (four passes over them), which makes other good answers less likely; LIMA
+# saw the same thing, held-out perplexity climbing while answers got better. The answers above show the limit of
+# a 270M model tuned on a dozen examples: the right shape (a direct first sentence, then steps) around content
+# that is often wrong.
+#
 # ## 5. What alignment changes: the token distribution shift (URIAL; seed 002 §2)
 #
 # Lin et al. (2023) decode the aligned model greedily, give the base model the *same* text, and rank at every
@@ -372,12 +390,24 @@ print("most frequent shifted tokens:", shift.top("shifted", 12))
 print("most frequent unshifted tokens:", shift.top("unshifted", 12))
 for kind, mix in shift.kinds_of_words().items():
     print(f"{kind:>9}: " + ", ".join(f"{w} {v:.0%}" for w, v in mix.items()))
+print("share shifted by position (first token of each bin of 8):",
+      ", ".join(f"{pos}: {v:.0%}" for pos, v, _ in shift.by_position(8)))
 al.plot_token_shift(shift)
 plt.show()
 display(HTML(shift.html(0)))
 print(shift.text(0))  # the same in plain text: [marginal], [[shifted]]
 
 # %% [markdown]
+# **Measured** (cpu profile, 6 answers of up to 144 tokens): **62.9 % unshifted, 22.4 % marginal, 14.7 %
+# shifted** (URIAL, Llama-2-7B vs its chat version: 7.8 % shifted). Most tokens are still the base model's first
+# choice, so the direction of URIAL's finding holds; the share that shifts is about twice theirs. *Which* tokens
+# shift does **not** match the seed's account: 78 % of the shifted tokens are content words (" produces",
+# " molecule", " ingredients"), 20 % function words and 2 % format; the style tokens that do shift are the
+# openers and list markers ("Here", "1", " First"). Two reasons we can name: our "aligned" model is a base model
+# after 12 LoRA steps, which changed its content too (the reference loss rose, section 4), where Llama-2-chat had
+# a full alignment pipeline on top of a model that knows much more; and a 270M model's first choice among several
+# plausible content words is fragile, so a small push moves it. We report it as measured.
+#
 # The issue's offline pair, too: the **aligned** model before and after our own fine-tune on plain curated
 # answers (section 2.2). A chat model tuned a little further should shift even less. And online, the pair URIAL
 # itself would pick: SmolLM2-135M base against SmolLM2-135M-Instruct (same tokenizer).
@@ -397,6 +427,10 @@ else:
     print("SmolLM2-135M base -> Instruct:", {k: f"{v:.1%}" for k, v in online_shift.ratios().items()})
 
 # %% [markdown]
+# **Measured** (cpu profile): SmolLM2-135M-Instruct against itself after our 12-step fine-tune on plain
+# curated answers: **91.7 % unshifted, 7.6 % marginal, 0.7 % shifted**. An aligned model tuned a little further
+# keeps almost every token.
+#
 # ## 6. Alignment data (seed 002 §0.2, §1)
 #
 # LIMA (Zhou et al. 2023) aligned LLaMA-65B with **1,000** carefully chosen examples and no RLHF, and was judged
@@ -422,6 +456,12 @@ for name, answers in [("plain model", plain_answers), ("prompted teacher", [r["o
           f"words {sum(len(a.split()) for a in answers) / len(answers):.0f}")
 
 # %% [markdown]
+# **Measured** (cpu profile, 6 held-out instructions): ROUGE-L to the curated references 0.177 for both the plain
+# model and the prompted teacher; relevance 0.355 against 0.428; 98 against 93 words. The system prompt and the
+# two examples did not bring the answers closer to the references, but they made them more specific to the
+# question (relevance up by a fifth) and a little shorter. A 135M teacher is a weak teacher: that the prompt helps
+# at all is the point, and a stronger model (online: any larger instruct model by name) is the real recipe.
+#
 # And the questions? The seed's trick: take any sentence from the web, use its first half as the "question" and
 # the teacher's continuation as the answer. With the first sentences of three curated answers standing in for
 # web text:
@@ -433,6 +473,11 @@ for (q, a), c in zip(halves, continued):
     print(f"question: {q!r}\n  original second half: {a!r}\n  teacher's answer:     {c!r}")
 
 # %% [markdown]
+# **Measured** (cpu profile): of the three, only the procrastination answer continues the sentence; the other
+# two start an answer of their own ("I'm here to help you with anything..."). A small chat model reads "continue
+# this text" as a request to chat: for this trick the teacher must be good at following instructions, which is
+# what we were trying to make data for.
+#
 # ### 6.2 LLM-as-judge: can the model grade its own data?
 #
 # The seed: let the LLM score the alignment data and keep only the good examples (AlpaGasus used ChatGPT's 1-5
@@ -467,6 +512,20 @@ plt.title("Does the judge tell good answers from bad ones?")
 plt.show()
 
 # %% [markdown]
+# **Measured** (cpu profile, 6 held-out answers, AUC good vs bad):
+#
+# | corruption | prompted 1-5 judge | likelihood judge |
+# |---|---|---|
+# | off-topic | 0.53 | 1.00 |
+# | truncated | 0.61 | 0.00 |
+# | repeated | 0.33 | 0.61 |
+#
+# The prompted judge is at chance: a 135M model cannot grade by instruction. The likelihood judge separates
+# off-topic answers perfectly, and is *inverted* on truncated ones: the first fifth of an answer is its most
+# question-specific part, so per token it is more "relevant" than the whole. It measures relevance, not
+# completeness: a filter built on it must be paired with a length floor, which is one more reason the seed's
+# length rule (next) works.
+#
 # ### 6.3 Selecting alignment data at equal size: random, longest, judged, curated
 #
 # A pool of candidate examples: the prompted teacher's answers to the course's Self-Instruct seed tasks
@@ -513,6 +572,24 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **Measured** (cpu profile: a pool of 24 teacher answers, k = 12 each, the same 12-step budget, 6 held-out
+# instructions):
+#
+# | pick | mean words | ref loss | ROUGE-L | EOS rate | seq-rep-4 | relevance |
+# |---|---|---|---|---|---|---|
+# | random | 71 | 4.292 | 0.129 | 0.33 | 0.010 | 0.218 |
+# | longest | 100 | 4.352 | 0.144 | 0.50 | 0.167 | 0.186 |
+# | judged | 41 | 4.382 | 0.140 | 0.00 | 0.187 | 0.215 |
+# | curated | 87 | 3.438 | 0.157 | 0.67 | 0.070 | 0.226 |
+#
+# Curated data win on every column, by far on reference loss (the confound above is part of that). Longest
+# beats random on ROUGE-L and on stopping, as Zhao et al. found, but not on reference loss or relevance, and it
+# repeats more: on six instructions, a mixed result. The likelihood judge picks the *shortest* answers (41 words:
+# section 6.2 showed it favours short, on-topic text), and the model tuned on them never stopped within the
+# limit. The seed's remark did not hold for this pool: its longest answers (100 words) are longer than our
+# curated ones (87), because the teacher was told to write 40-100 words and the curated answers were written to
+# 50-110.
+#
 # ## 7. Self-alignment: sample, score, prefer (seed 002 §5)
 #
 # No teacher at all: let the model answer each instruction several times, score its own answers, and keep the
@@ -530,6 +607,14 @@ for name, answers in [("greedy", plain_answers), ("first sample", [b["candidates
     print(f"{name:24} ROUGE-L {sum(rouge_l(r, a) for r, a in zip(refs, answers)) / len(refs):.3f}")
 
 # %% [markdown]
+# **Measured** (cpu profile, 6 instructions, 4 samples each at T = 0.8): greedy 0.177, first sample 0.176, best
+# of n 0.139, worst of n 0.158. **The expectation failed**: the answers the model preferred were *further* from
+# the references than the ones it liked least. The self-score is the likelihood judge, and section 6.2 showed
+# what it rewards: short, on-topic text, not complete answers; ROUGE-L to a complete reference punishes exactly
+# that. (An earlier run of this chapter at other sizes gave best 0.175 > worst 0.118: on six instructions the
+# ordering is noise-sized.) Self-alignment is only as good as its scorer, which is why it needs a judge shown to
+# track quality first.
+#
 # ## 8. RL elicits what the model can already do (seed 002 §9)
 #
 # RLHF (a reward model plus PPO), DPO (preferences without a reward model) and GRPO (several samples per prompt,
@@ -552,6 +637,11 @@ plt.title("What RL could elicit on arithmetic")
 plt.show()
 
 # %% [markdown]
+# **Measured** (cpu profile, 24 questions, 8 samples at T = 0.6): greedy 0.71, pass@1 0.32, pass@8 0.88, never
+# right in 8 samples 0.12. Sampling alone answers a third of the time; the best of eight is right on 88 % of the
+# questions, well above greedy: that gap is what RL with a correctness reward can turn into pass@1. The 12 % that
+# no sample gets right are out of its reach.
+#
 # **Where the course's tools plug into RL.** `trl` (Hugging Face's RL library) trains with `DPOTrainer` on
 # (prompt, chosen, rejected) triples, which section 7's best and worst answers are, and with `GRPOTrainer` on a
 # reward function. A reward from this chapter would look like this (not run here; `pip install trl`):
@@ -567,7 +657,32 @@ plt.show()
 # A small model's own judge is a weak reward (6.2), which is why real pipelines use a trained reward model or a
 # verifiable reward (a correct number, a passing unit test).
 #
-# ## 9. Concept check
+# ## 9. What we measured
+#
+# One run of the cpu profile (seed 0; SmolLM2-135M-Instruct aligned, Gemma-3-270M base; numbers in the
+# sections above):
+#
+# * **Repetition:** greedy decoding loops (seq-rep-4 0.238); self-reinforcement takes a repeated sentence's
+#   token probability from under 0.1 to about 0.9; fine-tuning on repetitive answers raises seq-rep-4 to 0.549
+#   (0.404 on plain answers: the fine-tune itself narrows the model). Of the decoding controls, the 3-gram ban
+#   and temperature 0.7 cut repetition most for the least perplexity.
+# * **Rules** (Hewitt et al.): EOS rate 0 -> 1.0, new turns 2 of 6 -> 0, seq-rep-4 0.741 -> 0.236, no training.
+# * **Response vs instruction tuning:** response tuning stops and answers as well as instruction tuning (EOS
+#   0.83 vs 0.67, ROUGE-L 0.181 vs 0.157); both raised the reference loss (overfitting 12 examples).
+# * **Token shift** (URIAL): 62.9 % unshifted, 22.4 % marginal, 14.7 % shifted; 91.7 / 7.6 / 0.7 for the aligned
+#   model tuned further. The shifted tokens were mostly content words, **not** mostly style as URIAL found.
+# * **Alignment data:** the prompted teacher is more relevant (0.428 vs 0.355), not closer to the references;
+#   the prompted judge is at chance, the likelihood judge catches off-topic answers (AUC 1.00) and prefers
+#   truncated ones (0.00); curated data beat random, longest and judged picks at equal size; longest beat random
+#   on ROUGE-L only.
+# * **Self-alignment:** best-of-4 by the model's own likelihood judge did **not** beat worst-of-4 on ROUGE-L.
+# * **RL's ceiling:** pass@8 0.88 against pass@1 0.32 and greedy 0.71 on one-digit arithmetic.
+#
+# Tested at this scale (`COURSE_RUN_SLOW=1 pytest tests/test_alignment.py tests/test_decoding.py`): the rules
+# make the base model stop, response tuning aligns like instruction tuning, the token shift is small, the
+# likelihood judge catches off-topic answers and prefers truncated ones, self-reinforcement climbs.
+#
+# ## 10. Concept check
 #
 # **What is the repetition problem (复读机)?** A model copies its input or repeats the same words, phrases or
 # sentences, losing diversity; measured with distinct-n, seq-rep-n, rep/ℓ and loops (section 2).
@@ -581,8 +696,10 @@ plt.show()
 # stopping at a loop).
 #
 # **What does alignment change in the model?** Little: most tokens of an aligned answer are the base model's
-# own first choice; the shifted ones are mostly style, format and endings (section 5). That is why a few rules
-# (section 3), responses alone (section 4) or a thousand good examples (LIMA) get so far.
+# own first choice (63 % here, 92 % for an aligned model tuned further; section 5). URIAL finds the shifted ones
+# are mostly style; in our small pair they were mostly content words, a reminder to measure a claim at your own
+# scale. That most tokens do not move is why a few rules (section 3), responses alone (section 4) or a thousand
+# good examples (LIMA) get so far.
 #
 # **Where does alignment data come from, and how is it chosen?** A teacher's answers (distillation), filtered by
 # a judge, chosen by length or curated by hand; or the model's own best samples (self-alignment). A judge must

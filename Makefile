@@ -7,7 +7,8 @@
 #                   chromium (Debian's `apt-get install chromium`; playwright drives it, no `playwright install`),
 #                   the playground run and clicked; screenshots in artifacts/browser/. Fails if chromium or
 #                   playwright is missing. CI (.ci/run) installs chromium and sets COURSE_REQUIRE_BROWSER=1.
-#   make notebooks  regenerate notebooks/*.ipynb (and the README chapter table) from lessons_src/*.py
+#   make notebooks  regenerate notebooks/*.ipynb (exercises blank), solutions/*.ipynb (exercises filled in) and
+#                   the README chapter table from lessons_src/*.py
 #   make bench      load-time, per-notebook, answer-search, fine-tuning throughput, memory and ROUGE-L benchmarks
 PYTHON ?= python3
 VENV ?= .venv
@@ -37,7 +38,8 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 # pytest first (fast, and it builds the model cache), then every notebook in the smoke profile, then the
-# browser test (once: the first pytest leaves tests/browser out).
+# browser test (once: the first pytest leaves tests/browser out). nbmake runs notebooks/ only: solutions/ differ
+# only in the exercise cells, which tests/test_exercises.py runs one by one (CI time is tight).
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks $(PYTEST_ARGS)

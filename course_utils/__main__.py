@@ -1,4 +1,4 @@
-"""``python -m course_utils doctor [--no-load] | notebooks [--check]``."""
+"""``python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]``."""
 
 import sys
 
@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> int:
         from .lessons import main as lessons
 
         return lessons([cmd, *rest])
-    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check]")
+    if cmd == "progress":
+        from .checks import main as progress
+
+        return progress(rest)
+    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]")
     return 2
 
 

@@ -3,6 +3,10 @@
 ``lessons_src`` (jupytext percent format) is the only place lessons are edited. ``make notebooks`` runs
 ``python -m course_utils notebooks``, which writes each notebook without outputs and with the Colab set-up
 cell inserted after the title; ``--check`` (used by the tests) fails when a committed notebook differs.
+
+Exercises: a code cell tagged ``exercise`` (``# %% tags=["exercise"]``, the blank with ``# TODO`` lines) is followed
+by one tagged ``solution`` (the same cell filled in). ``notebooks/`` gets the exercise cells, ``solutions/`` the
+solution cells (only for chapters that have exercises); every other cell goes to both.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "lessons_src"
 NOTEBOOKS = ROOT / "notebooks"
+SOLUTIONS = ROOT / "solutions"
 README = ROOT / "README.md"
 
 #: Where the course is published; the Colab badges and the Colab install cell point here.
@@ -69,20 +74,39 @@ def written_chapters() -> list[Chapter]:
     return [ch for ch in CHAPTERS if lesson_path(ch).exists()]
 
 
-def build_notebook(source: Path) -> str:
-    """The ``.ipynb`` text generated from one lesson: Colab cell after the title, no outputs."""
+_SOLUTION_TAG = re.compile(r'^# %%.*tags=\[[^\]]*"solution"', re.M)
+
+
+def solution_chapters() -> list[Chapter]:
+    """The written chapters whose lesson has ``solution`` cells, and so a notebook in ``solutions/``."""
+    return [ch for ch in written_chapters() if _SOLUTION_TAG.search(lesson_path(ch).read_text())]
+
+
+SOLUTIONS_NOTE = ("*Solutions notebook, generated from the same lesson source as `notebooks/`: every exercise is "
+                  "filled in. Try the exercises in `notebooks/` first.*")
+
+
+def build_notebook(source: Path, solutions: bool = False) -> str:
+    """The ``.ipynb`` text generated from one lesson: Colab cell after the title, no outputs.
+
+    ``solutions=False`` keeps the ``exercise`` cells (the blanks) and drops the ``solution`` cells; ``True`` does
+    the opposite and adds a note under the Colab cell.
+    """
     import jupytext
     import nbformat
 
     nb = jupytext.read(source)
     nb.metadata = dict(_KERNEL)
-    cells = [c for c in nb.cells]
+    drop = "exercise" if solutions else "solution"
+    cells = [c for c in nb.cells if drop not in c.metadata.get("tags", [])]
     for c in cells:
         c.metadata = {}
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     at = 1 if cells and cells[0].cell_type == "markdown" else 0
     cells.insert(at, nbformat.v4.new_code_cell(COLAB_CELL))
+    if solutions:
+        cells.insert(at + 1, nbformat.v4.new_markdown_cell(SOLUTIONS_NOTE))
     nb.cells = cells
     for i, c in enumerate(nb.cells):  # stable ids, so regenerating gives identical files
         c.id = f"cell-{i}"
@@ -126,6 +150,10 @@ def stale_files() -> list[Path]:
              or (NOTEBOOKS / f"{ch.stem}.ipynb").read_text() != build_notebook(lesson_path(ch))]
     known = {f"{ch.stem}.ipynb" for ch in written_chapters()}
     stale += [p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in known]  # orphans
+    solved = {f"{ch.stem}.ipynb": ch for ch in solution_chapters()}
+    stale += [SOLUTIONS / name for name, ch in solved.items() if not (SOLUTIONS / name).exists()
+              or (SOLUTIONS / name).read_text() != build_notebook(lesson_path(ch), solutions=True)]
+    stale += [p for p in SOLUTIONS.glob("*.ipynb") if p.name not in solved]
     if README.read_text() != render_readme(README.read_text()):
         stale.append(README)
     return stale
@@ -140,6 +168,13 @@ def write_all() -> list[Path]:
     known = {f"{ch.stem}.ipynb" for ch in written_chapters()}
     for p in NOTEBOOKS.glob("*.ipynb"):
         if p.name not in known:
+            p.unlink()
+    solved = {f"{ch.stem}.ipynb": ch for ch in solution_chapters()}
+    SOLUTIONS.mkdir(exist_ok=True)
+    for name, ch in solved.items():
+        (SOLUTIONS / name).write_text(build_notebook(lesson_path(ch), solutions=True))
+    for p in SOLUTIONS.glob("*.ipynb"):
+        if p.name not in solved:
             p.unlink()
     README.write_text(render_readme(README.read_text()))
     return changed

@@ -381,11 +381,114 @@ except ContextLengthError as err:
 # **Q10. Does each field need its own model?** Domain models win on specialised terms and facts; general
 # models on breadth, rare inputs and upkeep. Adapting a general model to a domain (continued pre-training,
 # SFT, retrieval) is the usual compromise.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/01_decoder_llms.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · the causal mask.** Section 2's lower-triangular mask, yourself: `allowed[i, j]` is True when
+# query token *i* may look at key token *j*.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_causal_mask(T: int) -> torch.Tensor:
+    """Boolean [T, T]: True where token i may attend to token j (j <= i)."""
+    # TODO: build the mask (a boolean tensor; think of which triangle is allowed)
+    raise NotImplementedError
+
+
+checks.check("01.causal_mask", my_causal_mask)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_causal_mask(T: int) -> torch.Tensor:
+    """Boolean [T, T]: True where token i may attend to token j (j <= i)."""
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+checks.check("01.causal_mask", my_causal_mask)
+
+# %% [markdown]
+# **Core · a sliding-window mask** (Mistral, Gemma 3's local layers). Each token sees at most the last `w`
+# tokens, itself included: token 5 with `w = 3` sees tokens 3, 4 and 5. It is the rule of transformers'
+# `sliding_window_causal_mask_function`.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_sliding_window_mask(T: int, w: int) -> torch.Tensor:
+    """Boolean [T, T]: token i sees token j when j <= i and j is one of the last w tokens up to i."""
+    # TODO: start from the causal rule, then block the keys that are too far back
+    raise NotImplementedError
+
+
+checks.check("01.sliding_window_mask", my_sliding_window_mask)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_sliding_window_mask(T: int, w: int) -> torch.Tensor:
+    """Boolean [T, T]: token i sees token j when j <= i and j is one of the last w tokens up to i."""
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    return (j <= i) & (i - j < w)
+
+
+checks.check("01.sliding_window_mask", my_sliding_window_mask)
+
+# %% [markdown]
+# **Stretch · the packed mask.** Training packs several short sequences into one row to avoid padding. Each
+# sequence must read causally *and* never see the sequences packed before it. `lengths=[3, 2]` is a 5 × 5 mask.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_packed_mask(lengths: list[int]) -> torch.Tensor:
+    """Boolean [sum(lengths)] x [sum(lengths)]: causal inside each sequence, blocked across sequences."""
+    # TODO: one causal block per sequence, nothing outside the blocks
+    raise NotImplementedError
+
+
+checks.check("01.packed_mask", my_packed_mask)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_packed_mask(lengths: list[int]) -> torch.Tensor:
+    """Boolean [sum(lengths)] x [sum(lengths)]: causal inside each sequence, blocked across sequences."""
+    return torch.block_diag(*[torch.ones(n, n, dtype=torch.bool).tril() for n in lengths])
+
+
+checks.check("01.packed_mask", my_packed_mask)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("01")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Plot the prefix-LM mask for `T=12, prefix_len=0` and `prefix_len=12`. Which architectures
 #    are they?
-# 2. *(core)* Write a sliding-window causal mask (each token sees at most the last `w` tokens, as in Mistral)
-#    and check it against `transformers.masking_utils.sliding_window_causal_mask_function`.
-# 3. *(stretch)* Build the *packed* mask for two sequences in one row (block-diagonal causal), run the model
-#    with it, and check that each sequence's logits equal running it alone.
+# 2. *(core)* Check your sliding-window mask from the exercises against
+#    `transformers.masking_utils.sliding_window_causal_mask_function` for a few `T` and `w`.
+# 3. *(stretch)* Run the model with your packed mask (two sentences in one row, as an additive 4D mask) and
+#    check that each sentence's logits equal running it alone. (Positions restart per sentence in real
+#    packing: pass `position_ids` too.)

@@ -258,7 +258,113 @@ print(f"test accuracy: hand-picked {base.accuracy(X, Y):.3f} | searched "
 # **How do you score a label word of several tokens with a causal LM?** Sum the log-probabilities of its tokens
 # given the prompt and the earlier tokens of the word; optionally divide by its length so long words are not
 # penalised.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/02_prompt_learning.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · answer mapping.** The verbalizer's job (stage 3): from an answer word to its label, with the
+# label words as a dict like `pr.SEED_LABEL_WORDS`.
+
+# %% tags=["exercise"]
+def my_verbalize(label_words: dict[str, list[str]], z: str) -> str:
+    """v(z): the label whose list of words contains the answer z."""
+    # TODO: find the label that owns z
+    raise NotImplementedError
+
+
+checks.check("02.verbalize", my_verbalize)
+
+# %% tags=["solution"]
+def my_verbalize(label_words: dict[str, list[str]], z: str) -> str:
+    """v(z): the label whose list of words contains the answer z."""
+    for label, words in label_words.items():
+        if z in words:
+            return label
+    raise KeyError(f"{z!r} is not in the answer space")
+
+
+checks.check("02.verbalize", my_verbalize)
+
+# %% [markdown]
+# **Core · from answer scores to label scores.** Answer search gives one log-probability per answer word
+# (columns in the order of `answers`). A label with several words (positive: great, good) gets the
+# probability of *any* of its words: the `aggregate="sum"` of `Verbalizer.aggregate`.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_label_scores(answer_logprobs: torch.Tensor, answers: list[str],
+                    label_words: dict[str, list[str]]) -> torch.Tensor:
+    """[N, |Z|] answer log-probs -> [N, |Y|] label log-probs, one column per label in label_words' order."""
+    # TODO: for each label, pick its words' columns and combine them (they are log-probabilities)
+    raise NotImplementedError
+
+
+checks.check("02.label_scores", my_label_scores)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_label_scores(answer_logprobs: torch.Tensor, answers: list[str],
+                    label_words: dict[str, list[str]]) -> torch.Tensor:
+    """[N, |Z|] answer log-probs -> [N, |Y|] label log-probs, one column per label in label_words' order."""
+    cols = []
+    for words in label_words.values():
+        idx = [answers.index(w) for w in words]
+        cols.append(torch.logsumexp(answer_logprobs[:, idx], dim=1))  # log(sum of the words' probabilities)
+    return torch.stack(cols, dim=1)
+
+
+checks.check("02.label_scores", my_label_scores)
+
+# %% [markdown]
+# **Stretch · contextual calibration** (Zhao et al. 2021, section 4). `p_cf` is what the prompt gives a
+# content-free input such as "N/A"; calibrated, that input must come out uniform, and every row must stay a
+# probability distribution.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_calibrate(label_probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
+    """[N, |Y|] label probabilities, with the prompt's bias p_cf [|Y|] removed."""
+    # TODO: remove the bias, then make each row a distribution again
+    raise NotImplementedError
+
+
+checks.check("02.calibrate", my_calibrate)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_calibrate(label_probs: torch.Tensor, p_cf: torch.Tensor) -> torch.Tensor:
+    """[N, |Y|] label probabilities, with the prompt's bias p_cf [|Y|] removed."""
+    cal = label_probs / p_cf
+    return cal / cal.sum(dim=-1, keepdim=True)
+
+
+checks.check("02.calibrate", my_calibrate)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("02")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Put the answer slot first: `"[Z]! [X]"`. What does the model condition on now?
 # 2. *(core)* Add a sixth template of your own to the table. Does calibration help it?

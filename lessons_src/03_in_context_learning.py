@@ -224,7 +224,113 @@ plt.show()
 #
 # **Do the demonstration labels have to be right?** Min et al. found they matter little for large models; what
 # matters is the format, the label space and the input distribution. Section 5 tested it on our small model.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/03_in_context_learning.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · the k-shot prefix.** The chapter's template `Review: [X]\nSentiment: [Z]` with the label names
+# as answers: each demonstration `(text, label)` filled in and followed by `sep`, like `icl.format_demonstrations`.
+
+# %% tags=["exercise"]
+def my_format_demos(demos: list[tuple[str, str]], sep: str) -> str:
+    """The prefix of k solved examples: "Review: <text>\\nSentiment: <label>" + sep for each one."""
+    # TODO: fill the template for every demonstration and join them
+    raise NotImplementedError
+
+
+checks.check("03.format_demos", my_format_demos)
+
+# %% tags=["solution"]
+def my_format_demos(demos: list[tuple[str, str]], sep: str) -> str:
+    """The prefix of k solved examples: "Review: <text>\\nSentiment: <label>" + sep for each one."""
+    return "".join(f"Review: {text}\nSentiment: {label}" + sep for text, label in demos)
+
+
+checks.check("03.format_demos", my_format_demos)
+
+# %% [markdown]
+# **Core · KATE's neighbours.** For each query embedding, the indices of the `k` pool embeddings with the
+# highest **cosine** similarity, most similar first. The checker's embeddings are *not* unit length (the
+# chapter's are), so the dot product alone ranks wrongly.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_knn_indices(pool_emb: torch.Tensor, query_emb: torch.Tensor, k: int) -> torch.Tensor:
+    """[M, k] indices into the pool ([N, d]) for the M queries ([M, d]), most similar first."""
+    # TODO: cosine similarity of every query with every pool row, then the k best
+    raise NotImplementedError
+
+
+checks.check("03.knn_indices", my_knn_indices)
+
+# %% tags=["solution"]
+import torch
+import torch.nn.functional as F
+
+
+def my_knn_indices(pool_emb: torch.Tensor, query_emb: torch.Tensor, k: int) -> torch.Tensor:
+    """[M, k] indices into the pool ([N, d]) for the M queries ([M, d]), most similar first."""
+    sims = F.normalize(query_emb, dim=-1) @ F.normalize(pool_emb, dim=-1).T
+    return sims.topk(k, dim=-1).indices
+
+
+checks.check("03.knn_indices", my_knn_indices)
+
+# %% [markdown]
+# **Stretch · a whole kNN prompt, the nearest example last.** Try-it 2 asks whether the nearest demonstration
+# works better right before the query. Build that prompt: the `k` nearest `(text, label)` demonstrations by
+# cosine similarity, the nearest *last*, each followed by a blank line (`"\n\n"`), then the query with its
+# answer slot open: `"Review: <query>\nSentiment:"` (no trailing space: the answer word brings its own).
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_knn_prompt(query: str, pool: list[tuple[str, str]], pool_emb: torch.Tensor, query_emb: torch.Tensor,
+                  k: int) -> str:
+    """The k-shot prompt for one query ([d] embedding) with its k nearest pool examples, nearest last."""
+    # TODO: rank the pool by cosine similarity to the query
+    # TODO: format the k nearest (nearest last), then the open query
+    raise NotImplementedError
+
+
+checks.check("03.knn_prompt", my_knn_prompt)
+
+# %% tags=["solution"]
+import torch
+import torch.nn.functional as F
+
+
+def my_knn_prompt(query: str, pool: list[tuple[str, str]], pool_emb: torch.Tensor, query_emb: torch.Tensor,
+                  k: int) -> str:
+    """The k-shot prompt for one query ([d] embedding) with its k nearest pool examples, nearest last."""
+    sims = F.normalize(pool_emb, dim=-1) @ F.normalize(query_emb, dim=-1)
+    nearest = sims.topk(k).indices.tolist()[::-1]  # most similar last: right before the query
+    demos = "".join(f"Review: {pool[i][0]}\nSentiment: {pool[i][1]}\n\n" for i in nearest)
+    return demos + f"Review: {query}\nSentiment:"
+
+
+checks.check("03.knn_prompt", my_knn_prompt)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("03")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Print the prompt for `k=8` and count its tokens. How many fit in the context window?
 # 2. *(core)* Reverse KATE's order (`most_similar_first=False`, the nearest example right before the query).

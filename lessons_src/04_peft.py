@@ -493,7 +493,129 @@ assert max(abs(x - y) for x, y in zip(*losses.values())) < 1e-4
 # accumulation (same update), gradient checkpointing (less activation memory, ~30 % more time), LoRA instead of
 # full fine-tuning, lower precision or a 4-bit base (QLoRA), and if the model itself does not fit, sharding or
 # model parallelism across devices (seed 001 §19).
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/04_peft.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · the 16 bytes.** How many bytes does full fine-tuning with mixed-precision AdamW need for
+# `n_params` trainable parameters, before activations (section 1)?
+
+# %% tags=["exercise"]
+def my_adam_bytes(n_params: int) -> float:
+    """Bytes of weights, gradients, master copy and optimizer states for full mixed-precision AdamW."""
+    # TODO: add up what every trainable parameter costs, in bytes
+    raise NotImplementedError
+
+
+checks.check("04.adam_bytes", my_adam_bytes)
+
+# %% tags=["solution"]
+def my_adam_bytes(n_params: int) -> float:
+    """Bytes of weights, gradients, master copy and optimizer states for full mixed-precision AdamW."""
+    weights, gradients, master, adam_m, adam_v = 2, 2, 4, 4, 4  # bf16, bf16, fp32, fp32, fp32
+    return n_params * (weights + gradients + master + adam_m + adam_v)
+
+
+checks.check("04.adam_bytes", my_adam_bytes)
+
+# %% [markdown]
+# **Core · a LoRA layer.** Section 3's $h = W_0 x + \frac{\alpha}{r} B A x$ as an `nn.Module`: the base
+# `nn.Linear` frozen, `A` of shape (r, in) random, `B` of shape (out, r) zero, so the layer starts exactly as
+# the base. The checker compares it with `lora.LoRALinear` at init and with trained (non-zero) A and B.
+
+# %% tags=["exercise"]
+import torch
+from torch import nn
+
+
+class MyLoRA(nn.Module):
+    """base(x) + (B A x) * alpha / r, with the base frozen and only A and B trainable."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float):
+        super().__init__()
+        # TODO: freeze base; create the trainable A (r x in, random) and B (out x r, zero); keep alpha / r
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # TODO: the frozen path plus the scaled low-rank path
+        raise NotImplementedError
+
+
+checks.check("04.lora_layer", MyLoRA)
+
+# %% tags=["solution"]
+import math
+
+import torch
+from torch import nn
+
+
+class MyLoRA(nn.Module):
+    """base(x) + (B A x) * alpha / r, with the base frozen and only A and B trainable."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.A = nn.Parameter(torch.empty(r, base.in_features))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))  # what loralib and peft do
+        self.B = nn.Parameter(torch.zeros(base.out_features, r))  # zero: the layer starts as the base
+        self.scaling = alpha / r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+
+
+checks.check("04.lora_layer", MyLoRA)
+
+# %% [markdown]
+# **Stretch · effective rank.** Section 6 asks how many directions carry 90 % of an update. Given its
+# singular values `s` (largest first), return the smallest `k` whose top-`k` values hold at least `energy`
+# of the update's energy, the sum of `s ** 2` (0 for an all-zero update).
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_effective_rank(s: torch.Tensor, energy: float = 0.9) -> int:
+    """How many of the largest singular values hold `energy` of sum(s ** 2)."""
+    # TODO: cumulative share of the energy, then the first k that reaches `energy`
+    raise NotImplementedError
+
+
+checks.check("04.effective_rank", my_effective_rank)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_effective_rank(s: torch.Tensor, energy: float = 0.9) -> int:
+    """How many of the largest singular values hold `energy` of sum(s ** 2)."""
+    sq = s.double() ** 2
+    if sq.sum() == 0:
+        return 0
+    share = sq.cumsum(0) / sq.sum()
+    return int((share < energy - 1e-6).sum()) + 1  # the tolerance keeps float noise from adding a direction
+
+
+checks.check("04.effective_rank", my_effective_rank)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("04")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Print `lora.count_parameters` for `inject_lora(..., target_modules="all-linear", r=8)`. How does
 #    it compare with q and v only?

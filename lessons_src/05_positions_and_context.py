@@ -382,7 +382,123 @@ print(f"the whole document in one window: {whole:.2f}")
 # **How can a model handle text longer than its window?** Chunking (cheap, loses context at chunk starts), a
 # sliding window (more context, more compute), memory across segments (Transformer-XL), or extending the window
 # itself (interpolation, NTK, YaRN, plus a short fine-tune).
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/05_positions_and_context.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · `rotate_half`.** The transformers layout of RoPE pairs dimension *i* with *i + d/2*:
+# `[x1, x2] -> [-x2, x1]` on the last dimension.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """[..., d] -> [..., d]: the two halves of the last dimension swapped, the new first half negated."""
+    # TODO: split the last dimension in two halves and put them back together
+    raise NotImplementedError
+
+
+checks.check("05.rotate_half", my_rotate_half)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """[..., d] -> [..., d]: the two halves of the last dimension swapped, the new first half negated."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+checks.check("05.rotate_half", my_rotate_half)
+
+# %% [markdown]
+# **Core · RoPE.** Rotate `x` (`[..., seq, d]`) to the positions `0 .. seq-1`: pair *i* turns by
+# $m\theta_i$, $\theta_i = \text{base}^{-2i/d}$, and the result is `x * cos + rotate_half(x) * sin`, with
+# the same angle for dimensions *i* and *i + d/2*. The course's `rotate_half` is imported for you.
+
+# %% tags=["exercise"]
+import torch
+
+from course_utils.positions import rotate_half
+
+
+def my_apply_rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """x [..., seq, d] rotated to positions 0 .. seq-1."""
+    # TODO: the frequencies theta_i, the angles m * theta_i for every position, then the rotation
+    raise NotImplementedError
+
+
+checks.check("05.apply_rope", my_apply_rope)
+
+# %% tags=["solution"]
+import torch
+
+from course_utils.positions import rotate_half
+
+
+def my_apply_rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """x [..., seq, d] rotated to positions 0 .. seq-1."""
+    seq, d = x.shape[-2], x.shape[-1]
+    theta = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)   # [d/2]
+    angles = torch.arange(seq, dtype=torch.float32)[:, None] * theta    # [seq, d/2]
+    angles = torch.cat((angles, angles), dim=-1)                        # dimension i and i + d/2 share an angle
+    return x * angles.cos() + rotate_half(x) * angles.sin()
+
+
+checks.check("05.apply_rope", my_apply_rope)
+
+# %% [markdown]
+# **Stretch · ALiBi slopes for any head count.** For a power of two `n`: $1/a, 1/a^2, \dots, 1/a^n$ with
+# $a^n = 256$. Otherwise (section 4): the slopes of the largest power of two below `n`, then every other
+# slope of twice that many heads, until there are `n`. The checker tries 1, 2, 6, 8, 12, 16 and 20 heads.
+
+# %% tags=["exercise"]
+import math
+
+
+def my_alibi_slopes(num_heads: int) -> list[float]:
+    """One ALiBi slope per head."""
+    # TODO: the power-of-two case first, then the rule for the other head counts
+    raise NotImplementedError
+
+
+checks.check("05.alibi_slopes", my_alibi_slopes)
+
+# %% tags=["solution"]
+import math
+
+
+def my_alibi_slopes(num_heads: int) -> list[float]:
+    """One ALiBi slope per head."""
+    def geometric(n: int) -> list[float]:
+        a = 2 ** (8 / n)  # a ** n = 256
+        return [a ** -(h + 1) for h in range(n)]
+
+    c = 2 ** math.floor(math.log2(num_heads))
+    return geometric(c) + geometric(2 * c)[0::2][: num_heads - c]
+
+
+checks.check("05.alibi_slopes", my_alibi_slopes)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("05")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Print `positions.alibi_slopes(6)`. Which slopes come from 4 heads and which from 8?
 # 2. *(core)* Set `S = dataclasses.replace(S, seq_len=32)` and rerun section 5. Does the order of the encodings

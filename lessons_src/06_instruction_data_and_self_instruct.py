@@ -407,7 +407,111 @@ display(Markdown(ins.datasets_table()))
 #
 # **Manual or automatic data?** Manual: high quality, expensive (Dolly, OpenAssistant, LIMA). Automatic: cheap
 # and large, but as good as the generating model; about half of Self-Instruct's examples had an error somewhere.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/06_instruction_data_and_self_instruct.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · the Alpaca prompt.** Fill the with-input template when the input has text and the other one
+# otherwise, with the instruction and input stripped of surrounding spaces (`ins.alpaca_prompt`).
+
+# %% tags=["exercise"]
+from course_utils.instructions import PROMPT_INPUT, PROMPT_NO_INPUT
+
+
+def my_alpaca_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 (the field's name)
+    """The Alpaca prompt for one example."""
+    # TODO: choose the template, then fill it in (str.format)
+    raise NotImplementedError
+
+
+checks.check("06.alpaca_prompt", my_alpaca_prompt)
+
+# %% tags=["solution"]
+from course_utils.instructions import PROMPT_INPUT, PROMPT_NO_INPUT
+
+
+def my_alpaca_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 (the field's name)
+    """The Alpaca prompt for one example."""
+    if input.strip():
+        return PROMPT_INPUT.format(instruction=instruction.strip(), input=input.strip())
+    return PROMPT_NO_INPUT.format(instruction=instruction.strip())
+
+
+checks.check("06.alpaca_prompt", my_alpaca_prompt)
+
+# %% [markdown]
+# **Core · distinct-n** (Li et al. 2016), a diversity number for section 8: the distinct n-grams over all
+# n-grams, pooled over every text (so the same phrase in two instructions counts as a repeat). Texts come as
+# lists of words; 0.0 when no text has n words.
+
+# %% tags=["exercise"]
+def my_distinct_n(texts: list[list[str]], n: int) -> float:
+    """Distinct n-grams / all n-grams over all the texts."""
+    # TODO: collect every n-gram (a tuple of n consecutive words) of every text
+    raise NotImplementedError
+
+
+checks.check("06.distinct_n", my_distinct_n)
+
+# %% tags=["solution"]
+def my_distinct_n(texts: list[list[str]], n: int) -> float:
+    """Distinct n-grams / all n-grams over all the texts."""
+    grams = [tuple(t[i:i + n]) for t in texts for i in range(len(t) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+checks.check("06.distinct_n", my_distinct_n)
+
+# %% [markdown]
+# **Stretch · Self-Instruct's novelty filter.** Go through the candidates in order; keep one when its
+# ROUGE-L F (`rouge.rouge_l`) with every text in the pool is below `threshold`, and a kept candidate joins the
+# pool, so a later near-copy of it is rejected (what `rouge.RougePool.is_novel` + `add` do, fast).
+
+# %% tags=["exercise"]
+from course_utils import rouge
+
+
+def my_rouge_filter(candidates: list[str], pool: list[str], threshold: float = 0.7) -> list[str]:
+    """The candidates that are novel against the pool and against the candidates kept before them."""
+    # TODO: compare each candidate with the growing pool
+    raise NotImplementedError
+
+
+checks.check("06.rouge_filter", my_rouge_filter)
+
+# %% tags=["solution"]
+from course_utils import rouge
+
+
+def my_rouge_filter(candidates: list[str], pool: list[str], threshold: float = 0.7) -> list[str]:
+    """The candidates that are novel against the pool and against the candidates kept before them."""
+    seen, kept = list(pool), []
+    for c in candidates:
+        if all(rouge.rouge_l(c, p) < threshold for p in seen):
+            kept.append(c)
+            seen.append(c)
+    return kept
+
+
+checks.check("06.rouge_filter", my_rouge_filter)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("06")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Feed `si.instruction_filter` five instructions of your own that break a different rule each.
 # 2. *(core)* Set `si.BootstrapConfig(top_p=0.9, temperature=1.0)` in section 3 (a new `RUN` folder): how do

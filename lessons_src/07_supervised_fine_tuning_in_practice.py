@@ -254,7 +254,112 @@ for r in strategies:
 # or for your own format.
 #
 # **Three sample-level optimisations?** Augmentation, hard-example mining, sample weights.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/07_supervised_fine_tuning_in_practice.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · SFT labels.** One training example from token ids, as `sft.tokenize_pair` builds it: the
+# input is the prompt, the response and EOS; the labels are -100 on the prompt (no loss there) and the
+# tokens themselves on the response and the EOS.
+
+# %% tags=["exercise"]
+def my_sft_labels(prompt_ids: list[int], response_ids: list[int], eos_id: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one prompt/response pair."""
+    # TODO: build input_ids, then the labels with the prompt masked
+    raise NotImplementedError
+
+
+checks.check("07.sft_labels", my_sft_labels)
+
+# %% tags=["solution"]
+def my_sft_labels(prompt_ids: list[int], response_ids: list[int], eos_id: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one prompt/response pair."""
+    input_ids = prompt_ids + response_ids + [eos_id]  # EOS: the model learns to stop
+    labels = [-100] * len(prompt_ids) + response_ids + [eos_id]
+    return input_ids, labels
+
+
+checks.check("07.sft_labels", my_sft_labels)
+
+# %% [markdown]
+# **Core · the L2-SP penalty** (section 3): $\frac{\alpha}{2}\sum_i (\theta_i - \theta^0_i)^2$ over the
+# weights in `anchor` (the trainable weights, copied before training). It is added to the loss, so it must
+# stay differentiable.
+
+# %% tags=["exercise"]
+import torch
+from torch import nn
+
+
+def my_l2sp_penalty(model: nn.Module, anchor: dict[str, torch.Tensor], alpha: float) -> torch.Tensor:
+    """alpha / 2 * sum of squared distances of the anchored weights from their starting values."""
+    # TODO: walk model.named_parameters(), use those whose name is in anchor
+    raise NotImplementedError
+
+
+checks.check("07.l2sp_penalty", my_l2sp_penalty)
+
+# %% tags=["solution"]
+import torch
+from torch import nn
+
+
+def my_l2sp_penalty(model: nn.Module, anchor: dict[str, torch.Tensor], alpha: float) -> torch.Tensor:
+    """alpha / 2 * sum of squared distances of the anchored weights from their starting values."""
+    total = sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters() if n in anchor)
+    return 0.5 * alpha * total
+
+
+checks.check("07.l2sp_penalty", my_l2sp_penalty)
+
+# %% [markdown]
+# **Stretch · hard-example weights** (section 6). The `max(1, round(top_fraction * N))` examples with the
+# highest loss get weight `boost`, the rest 1; then rescale so the weights average 1 (the learning rate keeps
+# its meaning). `so.hard_example_weights` is the reference.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_hard_weights(losses: torch.Tensor, top_fraction: float = 0.25, boost: float = 3.0) -> list[float]:
+    """One loss weight per example, mean 1, the hardest boosted."""
+    # TODO: find the hardest examples, boost them, rescale
+    raise NotImplementedError
+
+
+checks.check("07.hard_weights", my_hard_weights)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_hard_weights(losses: torch.Tensor, top_fraction: float = 0.25, boost: float = 3.0) -> list[float]:
+    """One loss weight per example, mean 1, the hardest boosted."""
+    k = max(1, round(top_fraction * len(losses)))
+    w = torch.ones(len(losses))
+    w[losses.topk(k).indices] = boost
+    return (w / w.mean()).tolist()
+
+
+checks.check("07.hard_weights", my_hard_weights)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("07")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Run `harness.evaluate(model, "again")`: is every number identical? Why does that matter?
 # 2. *(core)* Raise L2-SP's `alpha` to 10 and 100 (`fg.Mitigation("L2-SP", penalty="l2sp", alpha=...)`): trace

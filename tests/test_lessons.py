@@ -56,6 +56,7 @@ def test_write_all_regenerates_and_removes_orphans(monkeypatch, tmp_path):
     readme.write_text("intro\n<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
     monkeypatch.setattr(lessons, "LESSONS", src)
     monkeypatch.setattr(lessons, "NOTEBOOKS", out)
+    monkeypatch.setattr(lessons, "SOLUTIONS", tmp_path / "solutions")  # never touch the real solutions/
     monkeypatch.setattr(lessons, "README", readme)
     monkeypatch.setattr(lessons, "ROOT", tmp_path)
     assert lessons.main(["notebooks", "--check"]) == 1

@@ -1,0 +1,316 @@
+"""Every exercise checker passes a correct answer and fails a wrong one and the blank with a hint; progress."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import checks
+
+
+@pytest.fixture(autouse=True)
+def progress_path(tmp_path, monkeypatch):
+    """Passes go to a temporary file, never to the learner's ~/.cache."""
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv(checks.PROGRESS_ENV, str(path))
+    return path
+
+
+# ---- correct answers, built from the course's (or the library's) own code ----------------------------------
+
+def sliding_window_transformers(T, w):
+    from transformers.masking_utils import sliding_window_causal_mask_function
+
+    return sliding_window_causal_mask_function(w)(0, 0, torch.arange(T)[:, None], torch.arange(T)[None, :])
+
+
+def packed(lengths):
+    from course_utils.masks import causal_mask
+
+    return torch.block_diag(*[causal_mask(n) for n in lengths])
+
+
+def verbalize(label_words, z):
+    from course_utils.prompting import Verbalizer
+
+    return Verbalizer(label_words)(z)
+
+
+def label_scores(how):
+    from course_utils.prompting import Verbalizer
+
+    def fn(lp, answers, label_words):
+        v = Verbalizer(label_words)
+        return v.aggregate(lp[:, [answers.index(z) for z in v.answers]], how)
+
+    return fn
+
+
+def format_demos(demos, sep, drop_last_sep=False):
+    from course_utils.data import Example
+    from course_utils.icl import format_demonstrations
+    from course_utils.prompting import Template, Verbalizer
+
+    v = Verbalizer({y: y for y in ("positive", "neutral", "negative")})
+    out = format_demonstrations(Template("Review: [X]\nSentiment: [Z]"), v, [Example(t, y) for t, y in demos], sep)
+    return out[: len(out) - len(sep)] if drop_last_sep and demos else out
+
+
+def knn(pool_emb, query_emb, k, cosine=True):
+    from course_utils.icl import select_knn
+
+    if cosine:
+        pool_emb, query_emb = F.normalize(pool_emb, dim=-1), F.normalize(query_emb, dim=-1)
+    return select_knn(list(range(len(pool_emb))), pool_emb, query_emb, k)
+
+
+def knn_prompt(nearest_last=True):
+    from course_utils.icl import select_knn
+
+    def fn(query, pool, pool_emb, query_emb, k):
+        rows = select_knn(pool, F.normalize(pool_emb, dim=-1), F.normalize(query_emb, dim=-1)[None], k,
+                          most_similar_first=not nearest_last)[0]
+        return "".join(f"Review: {t}\nSentiment: {y}\n\n" for t, y in rows) + f"Review: {query}\nSentiment:"
+
+    return fn
+
+
+def adam_bytes(n):
+    from course_utils.memory import bytes_per_param
+
+    return n * sum(bytes_per_param().values())
+
+
+def lora_class(kind="right"):
+    from course_utils.lora import LoRALinear
+
+    class Wrong(LoRALinear):
+        def __init__(self, base, r, alpha):
+            super().__init__(base, r, alpha)
+            if kind == "random B":
+                torch.nn.init.normal_(self.lora_B)
+
+        def forward(self, x):
+            if kind == "no scaling":
+                return self.base(x) + x @ self.lora_A.T @ self.lora_B.T
+            return super().forward(x)
+
+    return LoRALinear if kind == "right" else Wrong
+
+
+def effective_rank_unsquared(s, energy):
+    if not s.any():
+        return 0
+    return int((s.cumsum(0) / s.sum() < energy - 1e-6).sum()) + 1
+
+
+def rotate_interleaved(x):
+    return torch.stack((-x[..., 1::2], x[..., 0::2]), -1).flatten(-2)
+
+
+def rope(x, base):
+    from course_utils.positions import apply_rope
+
+    return apply_rope(x, base=base)
+
+
+def alpaca(instruction, input=""):  # noqa: A002
+    from course_utils.instructions import alpaca_prompt
+
+    return alpaca_prompt(instruction, input)
+
+
+def distinct(texts, n):
+    from course_utils.decoding import distinct_n
+
+    return distinct_n(texts, n)
+
+
+def distinct_per_text(texts, n):
+    vals = [len({tuple(t[i:i + n]) for i in range(len(t) - n + 1)}) / (len(t) - n + 1) for t in texts if len(t) >= n]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def rouge_filter(chained=True):
+    from course_utils.rouge import RougePool
+
+    def fn(candidates, pool, threshold):
+        index, kept = RougePool(pool), []
+        for c in candidates:
+            if index.is_novel(c, threshold):
+                kept.append(c)
+                if chained:
+                    index.add(c)
+        return kept
+
+    return fn
+
+
+def l2sp(model, anchor, alpha, half=True):
+    total = sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters() if n in anchor)
+    return (0.5 if half else 1.0) * alpha * total
+
+
+def hard_weights(losses, frac, boost, rescale=True):
+    from course_utils.sample_optimization import hard_example_weights
+
+    w = torch.tensor(hard_example_weights(losses, frac, boost))
+    if not rescale:  # undo the mean-1 rescaling
+        w = w / w.min()
+    return w.tolist()
+
+
+CORRECT = {
+    "01.causal_mask": lambda T: torch.ones(T, T, dtype=torch.bool).tril(),
+    "01.sliding_window_mask": sliding_window_transformers,
+    "01.packed_mask": packed,
+    "02.verbalize": verbalize,
+    "02.label_scores": label_scores("sum"),
+    "02.calibrate": lambda p, cf: __import__("course_utils.prompting").prompting.contextual_calibration(p, cf),
+    "03.format_demos": format_demos,
+    "03.knn_indices": knn,
+    "03.knn_prompt": knn_prompt(),
+    "04.adam_bytes": adam_bytes,
+    "04.lora_layer": lora_class(),
+    "04.effective_rank": lambda s, e: __import__("course_utils.lora").lora.effective_rank(s, e),
+    "05.rotate_half": lambda x: __import__("course_utils.positions").positions.rotate_half(x),
+    "05.apply_rope": rope,
+    "05.alibi_slopes": lambda n: __import__("course_utils.positions").positions.alibi_slopes(n),
+    "06.alpaca_prompt": alpaca,
+    "06.distinct_n": distinct,
+    "06.rouge_filter": rouge_filter(),
+    "07.sft_labels": lambda p, r, eos: (p + r + [eos], [-100] * len(p) + r + [eos]),
+    "07.l2sp_penalty": l2sp,
+    "07.hard_weights": hard_weights,
+}
+
+# (exercise, a wrong answer, a fragment of the hint it must get)
+WRONG = [
+    ("01.causal_mask", lambda T: torch.ones(T, T, dtype=torch.bool), "peeking at the future"),
+    ("01.causal_mask", lambda T: torch.ones(T, T).tril(), "boolean"),
+    ("01.causal_mask", lambda T: torch.ones(T, T, dtype=torch.bool).triu(), "transposed"),
+    ("01.sliding_window_mask",
+     lambda T, w: torch.ones(T, T, dtype=torch.bool).tril() & (torch.arange(T)[:, None] - torch.arange(T) <= w),
+     "one too wide"),
+    ("01.packed_mask", lambda lengths: torch.ones(sum(lengths), sum(lengths), dtype=torch.bool).tril(), "boundary"),
+    ("02.verbalize", lambda label_words, z: z, "returned a word"),
+    ("02.label_scores", label_scores("mean"), "'mean' aggregation"),
+    ("02.label_scores", lambda lp, answers, lw: torch.stack(
+        [lp[:, [answers.index(w) for w in ws]].sum(1) for ws in lw.values()], 1), "multiplies probabilities"),
+    ("02.calibrate", lambda p, cf: p / cf, "renormalise"),
+    ("02.calibrate", lambda p, cf: (p * cf) / (p * cf).sum(-1, keepdim=True), "divide"),
+    ("03.format_demos", lambda demos, sep: format_demos(demos, sep, drop_last_sep=True), "the last one too"),
+    ("03.knn_indices", lambda p, q, k: knn(p, q, k, cosine=False), "dot product"),
+    ("03.knn_indices", lambda p, q, k: [row[::-1] for row in knn(p, q, k)], "reverse order"),
+    ("03.knn_prompt", knn_prompt(nearest_last=False), "nearest one comes first"),
+    ("04.adam_bytes", lambda n: 12 * n, "12 bytes per parameter"),
+    ("04.adam_bytes", lambda n: adam_bytes(n) / 2**30, "GiB"),
+    ("04.lora_layer", lora_class("random B"), "is B zero?"),
+    ("04.lora_layer", lora_class("no scaling"), "not scaled"),
+    ("04.effective_rank", effective_rank_unsquared, "s ** 2"),
+    ("05.rotate_half", rotate_interleaved, "neighbours (2i, 2i+1)"),
+    ("05.rotate_half", lambda x: torch.cat((x.chunk(2, -1)[1], -x.chunk(2, -1)[0]), -1), "signs are swapped"),
+    ("05.apply_rope", lambda x, base: rope(x, 10000.0), "`base` argument"),
+    ("05.apply_rope", lambda x, base: rope(x, base).roll(1, dims=-2), "position 0"),
+    ("05.alibi_slopes", lambda n: [2 ** (-8 * (h + 1) / n) for h in range(n)], "not a power of two"),
+    ("06.alpaca_prompt", lambda i, inp="": alpaca(i, inp or "x").replace("### Input:\nx", "### Input:\n"),
+     "pick the other template"),
+    ("06.alpaca_prompt", lambda i, inp="": alpaca(i, inp).replace("Response:\n", "Response:"), "whitespace"),
+    ("06.distinct_n", distinct_per_text, "averages the texts"),
+    ("06.rouge_filter", rouge_filter(chained=False), "joins the pool"),
+    ("07.sft_labels", lambda p, r, eos: (p + r, [-100] * len(p) + r), "then EOS"),
+    ("07.sft_labels", lambda p, r, eos: (p + r + [eos], p + r + [eos]), "-100"),
+    ("07.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha, half=False), "alpha / 2"),
+    ("07.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha).detach(), "differentiable"),
+    ("07.hard_weights", lambda losses, f, b: hard_weights(losses, f, b, rescale=False), "mean 1"),
+    ("07.hard_weights", lambda losses, f, b: hard_weights(-losses, f, b), "easy examples"),
+]
+
+
+def blank(*args, **kwargs):
+    # TODO (the learner's blank)
+    raise NotImplementedError
+
+
+def test_every_exercise_has_a_correct_and_a_wrong_answer_here():
+    assert set(CORRECT) == set(checks.EXERCISES)
+    assert {ex for ex, _, _ in WRONG} == set(checks.EXERCISES)
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CORRECT))
+def test_correct_answer_passes_and_is_recorded(exercise_id, capsys, progress_path):
+    assert checks.check(exercise_id, CORRECT[exercise_id]) is True
+    assert "✓" in capsys.readouterr().out
+    assert exercise_id in checks.load_progress()
+
+
+@pytest.mark.parametrize("exercise_id, answer, hint", WRONG, ids=[f"{e}-{h[:20]}" for e, _, h in WRONG])
+def test_wrong_answer_fails_with_its_hint(exercise_id, answer, hint, capsys):
+    assert checks.check(exercise_id, answer) is False
+    out = capsys.readouterr().out
+    assert out.startswith(f"✗ {exercise_id} not yet") and hint in out, out
+    assert exercise_id not in checks.load_progress()
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CORRECT))
+def test_blank_and_none_fail_without_raising(exercise_id, capsys):
+    assert checks.check(exercise_id, blank) is False
+    assert "still the blank" in capsys.readouterr().out
+    assert checks.check(exercise_id, lambda *a, **k: None) is False
+    assert "not yet" in capsys.readouterr().out
+    assert checks.load_progress() == {}
+
+
+def test_public_checkers_and_crashing_answers():
+    assert checks.check_causal_mask(CORRECT["01.causal_mask"]) is True
+    assert checks.check_causal_mask(lambda T: 1 / 0) is False  # a crash is a hint, not an exception
+    assert checks.check_causal_mask("not a function") is False
+    with pytest.raises(KeyError, match="known"):
+        checks.check("01.no_such_exercise", blank)
+
+
+def test_every_chapter_has_the_three_tiers():
+    chapters = {ex.chapter for ex in checks.EXERCISES.values()}
+    for ch in chapters:
+        tiers = sorted(ex.tier for ex in checks.EXERCISES.values() if ex.chapter == ch)
+        assert tiers == sorted(checks.TIERS), ch
+
+
+def test_progress_file_table_widget_and_cli(progress_path, capsys):
+    assert checks.progress_file() == progress_path
+    assert checks.load_progress() == {}
+    checks.record_pass("04.adam_bytes")
+    first = checks.load_progress()["04.adam_bytes"]
+    checks.record_pass("04.adam_bytes")  # the first pass is kept
+    assert checks.load_progress() == {"04.adam_bytes": first}
+    rows = checks.progress_rows("04")
+    assert [r["id"] for r in rows] == ["04.adam_bytes", "04.lora_layer", "04.effective_rank"]
+    assert [r["passed"] for r in rows] == [True, False, False]
+    assert checks.progress_rows("04_peft") == rows
+    table = checks.progress_table()
+    assert "1 of 21 exercises passed" in table and "✓ passed" in table and "· not yet" in table
+    widget = checks.progress_widget("04")
+    assert "04.lora_layer" in widget.value and "✅ passed" in widget.value
+
+    from course_utils.__main__ import main
+
+    assert main(["progress", "--chapter", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "04.adam_bytes" in out and "01.causal_mask" not in out and "1 of 3 exercises passed" in out
+
+
+def test_unreadable_or_unwritable_progress_never_raises(progress_path, monkeypatch, tmp_path, capsys):
+    progress_path.write_text("{not json")
+    assert checks.load_progress() == {}
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv(checks.PROGRESS_ENV, str(blocker / "progress.json"))  # its parent is a file
+    assert checks.check("04.adam_bytes", CORRECT["04.adam_bytes"]) is True
+    assert "progress not saved" in capsys.readouterr().out
+
+
+def test_default_progress_file_is_in_the_cache(monkeypatch):
+    monkeypatch.delenv(checks.PROGRESS_ENV)
+    assert checks.progress_file().parts[-3:] == (".cache", "sft-course", "progress.json")
+    assert math.isclose(adam_bytes(1), 16)

@@ -144,7 +144,7 @@ def render_readme(text: str) -> str:
 
 
 def stale_files() -> list[Path]:
-    """Generated files (notebooks, README table) that differ from what their sources give."""
+    """Generated files (notebooks, README table, GLOSSARY.md) that differ from what their sources give."""
     stale = [NOTEBOOKS / f"{ch.stem}.ipynb" for ch in written_chapters()
              if not (NOTEBOOKS / f"{ch.stem}.ipynb").exists()
              or (NOTEBOOKS / f"{ch.stem}.ipynb").read_text() != build_notebook(lesson_path(ch))]
@@ -156,11 +156,15 @@ def stale_files() -> list[Path]:
     stale += [p for p in SOLUTIONS.glob("*.ipynb") if p.name not in solved]
     if README.read_text() != render_readme(README.read_text()):
         stale.append(README)
+    from .glossary import glossary_markdown, glossary_path  # late: glossary imports this module
+
+    if not glossary_path().exists() or glossary_path().read_text(encoding="utf-8") != glossary_markdown():
+        stale.append(glossary_path())
     return stale
 
 
 def write_all() -> list[Path]:
-    """Regenerate every notebook and the README table; remove orphan notebooks. Returns what changed."""
+    """Regenerate every notebook, the README table and GLOSSARY.md; remove orphan notebooks. Returns what changed."""
     changed = stale_files()
     NOTEBOOKS.mkdir(exist_ok=True)
     for ch in written_chapters():
@@ -177,6 +181,9 @@ def write_all() -> list[Path]:
         if p.name not in solved:
             p.unlink()
     README.write_text(render_readme(README.read_text()))
+    from .glossary import glossary_markdown, glossary_path
+
+    glossary_path().write_text(glossary_markdown(), encoding="utf-8")
     return changed
 
 

@@ -111,15 +111,34 @@ def without(exemplars: Sequence[dict], fact: dict, pool: Sequence[dict], seed: i
 # Scoring answers by teacher forcing
 # ---------------------------------------------------------------------------------------------------------------
 
+def accepted_answers(fact: dict) -> list[str]:
+    """The replies that count as right: the answer and each alias, as written and with a capital first letter,
+    duplicates dropped. Models start an answer with a capital ("Hydrogen" for "hydrogen"); without that variant
+    exact match would file a known fact as Unknown for its capitalisation alone."""
+    out = []
+    for text in (fact["answer"], *fact.get("aliases", ())):
+        text = text.strip()
+        for form in (text, text[:1].upper() + text[1:]):
+            if form and form not in out:
+                out.append(form)
+    return out
+
+
+def is_exact_match(reply: str, fact: dict) -> bool:
+    """Whether a reply (cut at its first newline) is one of :func:`accepted_answers`."""
+    return reply.split("\n")[0].strip() in accepted_answers(fact)
+
+
 def answer_variants(tok, fact: dict) -> list[list[int]]:
-    """Token ids of `` answer`` and of each alias (as the model would write them after ``A:``), duplicates dropped.
+    """Token ids of each :func:`accepted_answers` reply (as the model would write it after ``A:``), duplicates
+    dropped.
 
     Each is a distinct exact-match answer: no two can both be the model's reply (none contains a newline, so one
     cannot be another followed by a stop token), which makes their probabilities add up.
     """
     seen, out = set(), []
-    for text in (fact["answer"], *fact.get("aliases", ())):
-        ids = tuple(tok(" " + text.strip(), add_special_tokens=False)["input_ids"]) if text.strip() else ()
+    for text in accepted_answers(fact):
+        ids = tuple(tok(" " + text, add_special_tokens=False)["input_ids"])
         if ids and ids not in seen:
             seen.add(ids)
             out.append(list(ids))

@@ -5,6 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+def in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel, where a frontend may render widgets; False in a script or terminal IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def prompt_playground(respond: Callable[[str, int], str], prompt: str = "", max_new_tokens: int = 32):
     """A text box, a length slider and a button that shows ``respond(prompt, max_new_tokens)``.
 

@@ -188,3 +188,13 @@ for ch in CHAPTERS:
 # 2. *(core)* Ask the model the same question in French and in English. Is the answer equally good?
 # 3. *(stretch)* Time `generate_text` for 16, 32 and 64 new tokens. Is the time linear in the length? Why
 #    (hint: the KV cache, chapter 1)?
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("00_setup_and_tour", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("00_setup_and_tour")

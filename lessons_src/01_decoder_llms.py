@@ -492,3 +492,13 @@ checks.progress_widget("01")
 # 3. *(stretch)* Run the model with your packed mask (two sentences in one row, as an additive 4D mask) and
 #    check that each sentence's logits equal running it alone. (Positions restart per sentence in real
 #    packing: pass `position_ids` too.)
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("01_decoder_llms", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("01_decoder_llms")

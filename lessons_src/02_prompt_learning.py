@@ -369,3 +369,13 @@ checks.progress_widget("02")
 # 1. *(warm-up)* Put the answer slot first: `"[Z]! [X]"`. What does the model condition on now?
 # 2. *(core)* Add a sixth template of your own to the table. Does calibration help it?
 # 3. *(stretch)* Compare `aggregate="sum"`, `"mean"` and `"max"` for the seed's label words.
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("02_prompt_learning", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("02_prompt_learning")

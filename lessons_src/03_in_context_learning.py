@@ -336,3 +336,13 @@ checks.progress_widget("03")
 # 2. *(core)* Reverse KATE's order (`most_similar_first=False`, the nearest example right before the query).
 # 3. *(stretch)* Use only positive demonstrations. Does the model predict "positive" more often?
 #    Does calibration fix it?
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("03_in_context_learning", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("03_in_context_learning")

@@ -625,3 +625,13 @@ checks.progress_widget("04")
 #    loss (and to the clear error the engine raises, if it diverges)?
 # 4. *(stretch)* Use `prefix.soft_prompt(...)` as a sixth method (`peft_methods.Method` needs a new kind). How
 #    many parameters does it train, and how accurate is it after the same steps?
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("04_peft", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("04_peft")

@@ -506,3 +506,13 @@ checks.progress_widget("05")
 # 3. *(core)* In section 6, add `"ntk"` with `factor` 8 instead of 4 (`X.extended(model, "ntk", 8)`): is a larger
 #    base still harmless at 4 × L?
 # 4. *(stretch)* Give `TinyGPT` a `"rope+alibi"` mode (both at once) and test it in section 5.
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("05_positions_and_context", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("05_positions_and_context")

@@ -520,3 +520,13 @@ checks.progress_widget("06")
 #    duplicates would each let through?
 # 4. *(stretch)* Online, load a larger model (e.g. `HuggingFaceTB/SmolLM2-1.7B-Instruct`) for steps 1-3, and
 #    compare your audit numbers.
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("06_instruction_data_and_self_instruct", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("06_instruction_data_and_self_instruct")

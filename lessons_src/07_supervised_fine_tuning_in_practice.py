@@ -367,3 +367,13 @@ checks.progress_widget("07")
 # 3. *(core)* Mix 25 % and 75 % general data: how does the task gain change?
 # 4. *(stretch)* Fine-tune on chapter 6's Self-Instruct data and evaluate with `ev.Harness(tok, SIZES,
 #    instructions=...)` on the held-out seed tasks.
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("07_supervised_fine_tuning_in_practice", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("07_supervised_fine_tuning_in_practice")

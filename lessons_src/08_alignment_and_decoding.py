@@ -717,3 +717,13 @@ plt.show()
 # 5. *(stretch)* Run the token shift on the response-tuned model: does it shift the same tokens?
 # 6. *(stretch)* Use the prompted judge instead of the likelihood judge for the "judged" selection and for
 #    best-of-n (`score="judge"`): what changes?
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("08_alignment_and_decoding", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("08_alignment_and_decoding")

@@ -66,13 +66,18 @@ def tok():
 def test_answer_variants_and_stop_tokens(tok):
     fact = {"question": "?", "answer": "Pacific Ocean", "aliases": ["Pacific", "the Pacific", "Pacific Ocean"]}
     vs = SK.answer_variants(tok, fact)
-    assert len(vs) == 3 and vs[0] == tok(" Pacific Ocean", add_special_tokens=False)["input_ids"]
+    assert len(vs) == 4 and vs[0] == tok(" Pacific Ocean", add_special_tokens=False)["input_ids"]  # + "The Pacific"
     stop = SK.stop_token_mask(tok)
     for text in ("\n", "\n\n"):
         assert stop[tok(text, add_special_tokens=False)["input_ids"][0]]
     assert stop[tok.eos_token_id] and not stop[vs[1][0]]
     with pytest.raises(ValueError, match="empty answer"):
         SK.answer_variants(tok, {"question": "?", "answer": " "})
+    lower = {"question": "?", "answer": "hydrogen", "aliases": ["H"]}
+    assert SK.accepted_answers(lower) == ["hydrogen", "Hydrogen", "H"]
+    assert len(SK.answer_variants(tok, lower)) == 3  # the capitalised reply is a distinct, accepted answer
+    assert SK.is_exact_match(" Hydrogen\nQ: next", lower) and not SK.is_exact_match("HYDROGEN", lower)
+    assert not SK.is_exact_match("hydrogen gas", lower)
 
 
 @pytest.mark.model
@@ -86,8 +91,7 @@ def test_teacher_forced_greedy_equals_generation(real_model):
     scores = SK.score_answers(model, tok, prompts, [SK.answer_variants(tok, f) for f in facts], (0.5,))
     replies = generate_batch(model, tok, prompts, max_new_tokens=10, chat=False)
     for f, s, r in zip(facts, scores, replies):
-        first = r.split("\n")[0].strip()
-        assert s.greedy == (first in (f["answer"], *f["aliases"])), (f["question"], r)
+        assert s.greedy == SK.is_exact_match(r, f), (f["question"], r)
         assert 0 <= s.p_sample[0.5] <= 1
     assert any(s.greedy for s in scores) and not all(s.greedy for s in scores)
 
@@ -103,7 +107,7 @@ def test_exact_sample_probability_matches_real_sampling(real_model):
     p, f = scores[i].p_sample[1.0], facts[i]
     n = 48  # 4 sigma at p = 0.5 is 0.29: enough to catch a wrong formula, half the time of 96
     answers = SK.sample_answers(model, tok, prompts[i], n, temperature=1.0, max_new_tokens=8)
-    freq = sum(a in (f["answer"], *f["aliases"]) for a in answers) / n
+    freq = sum(SK.is_exact_match(a, f) for a in answers) / n
     assert 0.1 < p < 0.9, "no fact with an uncertain answer among the first 24"
     assert abs(freq - p) < 4 * (p * (1 - p) / n) ** 0.5 + 0.02, (f["question"], p, freq, answers[:8])
 

@@ -74,6 +74,7 @@ def _exercise(exercise_id: str, tier: str, title: str) -> Callable:
         def run(answer: Any) -> bool:
             return check(exercise_id, answer)
 
+        run.__annotations__ = {**checker.__annotations__, "return": bool}  # wraps copied the checker's "-> None"
         return run
 
     return register

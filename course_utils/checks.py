@@ -688,6 +688,268 @@ def check_hard_weights(fn: Callable[[torch.Tensor, float, float], list]) -> None
         raise Hint(f"with top_fraction={frac}: boost the max(1, round(top_fraction * N)) highest-loss examples.")
 
 
+# ---- chapter 0: setup and tour -------------------------------------------------------------------------------
+
+@_exercise("00.weight_gib", "warm-up", "the memory of a model's weights, in GiB")
+def check_weight_gib(fn: Callable[[int, torch.dtype], float]) -> None:
+    """``fn(n_params, dtype)``: ``n_params`` times the dtype's bytes per element, in GiB (``2 ** 30`` bytes)."""
+    for n, dtype in ((134_515_008, torch.float32), (1_711_376_384, torch.bfloat16), (6_738_415_616, torch.int8)):
+        out = _call(fn, n, dtype)
+        if not isinstance(out, (int, float)) or isinstance(out, bool):
+            raise Hint(f"return a number (GiB), got {type(out).__name__}.")
+        size = torch.empty((), dtype=dtype).element_size()
+        ref = n * size / 2**30
+        if math.isclose(out, ref, rel_tol=1e-6):
+            continue
+        if math.isclose(out, n * size / 1e9, rel_tol=1e-6):
+            raise Hint("that is GB (10 ** 9 bytes); a GiB is 2 ** 30 bytes, which is what torch and nvidia-smi use.")
+        if math.isclose(out, n * size, rel_tol=1e-6):
+            raise Hint("that is the number of bytes: divide by 2 ** 30 to get GiB.")
+        if math.isclose(out, 8 * ref, rel_tol=1e-6) or math.isclose(out, 8 * n * size / 1e9, rel_tol=1e-6):
+            raise Hint("that counts bits: a weight in this dtype takes element_size() bytes, 8 bits each.")
+        raise Hint(f"for {n:,} weights in {dtype}: each takes torch.empty((), dtype=dtype).element_size() bytes.")
+
+
+_SHAPES_00 = ("SmolLM2-135M", "Llama-2-7B", "Llama-2-70B")
+
+
+@_exercise("00.param_count", "core", "the parameter count of a Llama-style config")
+def check_param_count(fn: Callable[[dict], int]) -> None:
+    """``fn(config)`` must equal ``memory.llama_param_count(**config)`` (keys as in ``memory.MODEL_SHAPES``)."""
+    from .memory import MODEL_SHAPES, llama_param_count
+
+    for name in _SHAPES_00:
+        cfg = dict(MODEL_SHAPES[name])
+        out = _call(fn, dict(cfg))
+        ref = llama_param_count(**cfg)
+        if isinstance(out, float) and out.is_integer():
+            out = int(out)
+        if out == ref:
+            continue
+        h, L, v = cfg["hidden_size"], cfg["num_layers"], cfg["vocab_size"]
+        untied = llama_param_count(**{**cfg, "tie_embeddings": not cfg["tie_embeddings"]})
+        no_gqa = llama_param_count(**{**cfg, "num_kv_heads": cfg["num_heads"]})
+        if out == untied:
+            raise Hint(f"{name}: tie_embeddings={cfg['tie_embeddings']}: a tied model shares one vocab x hidden "
+                       "matrix between the embedding and the LM head; an untied one has two.")
+        if out == no_gqa:
+            raise Hint(f"{name} uses grouped-query attention: k_proj and v_proj have num_kv_heads * head_dim "
+                       "outputs (head_dim = hidden_size // num_heads), not hidden_size.")
+        if out in (ref - L * 2 * h - h, ref - L * 2 * h, ref - h):
+            raise Hint("the RMSNorm weights are missing: two per layer and one final norm, hidden_size each.")
+        if out == ref - L * h * cfg["intermediate_size"]:
+            raise Hint("the MLP has three matrices (gate_proj, up_proj, down_proj): SwiGLU, not two.")
+        raise Hint(f"{name}: expected {ref:,}, got {out!r}. Count the embeddings ({v} x {h}), per layer the 4 "
+                   "attention and 3 MLP linears (no biases) and 2 norms, then the final norm.")
+
+
+@_exercise("00.profile_name", "stretch", "which profile a notebook runs with")
+def check_profile_name(fn: Callable[[Any, Any, bool], str]) -> None:
+    """``fn(name, env, cuda)`` must equal ``config.profile_name(name)`` with ``$COURSE_PROFILE=env`` (``None``:
+    unset) and CUDA available or not; an unknown name raises ``ValueError``."""
+    from unittest import mock
+
+    from . import config
+
+    cases = [(None, None, False), (None, None, True), ("smoke", None, True), (None, "cpu", True),
+             ("gpu", "smoke", False), (None, " Smoke ", False), ("AUTO", "smoke", True), (None, "", False),
+             (None, "auto", True)]
+    for name, env, cuda in cases:
+        environ = {k: v for k, v in os.environ.items() if k != config.PROFILE_ENV}
+        if env is not None:
+            environ[config.PROFILE_ENV] = env
+        with mock.patch.dict(os.environ, environ, clear=True), mock.patch.object(config, "_cuda_available",
+                                                                                 lambda: cuda):
+            ref = config.profile_name(name)
+        out = _call(fn, name, env, cuda)
+        if out == ref:
+            continue
+        where = f"name={name!r}, env={env!r}, cuda={cuda}"
+        if name is not None and env is not None and out == env.strip().lower():
+            raise Hint(f"{where}: an explicit argument wins over $COURSE_PROFILE.")
+        if out in (name, env) and out is not None and out != out.strip().lower():
+            raise Hint(f"{where}: names are case- and space-insensitive: strip() and lower() them.")
+        if ref in ("gpu", "cpu") and out != ref:
+            raise Hint(f"{where}: 'auto' (or nothing set) means 'gpu' when CUDA is available, else 'cpu'.")
+        raise Hint(f"{where}: expected {ref!r}, got {out!r}.")
+    try:
+        out = fn("large", None, False)
+    except ValueError:
+        return
+    raise Hint(f"an unknown profile name ('large') should raise ValueError, not return {out!r}: a typo in "
+               "COURSE_PROFILE must not silently run another profile.")
+
+
+# ---- chapter 8: alignment and decoding -----------------------------------------------------------------------
+
+@_exercise("08.shift_kind", "warm-up", "URIAL's token-shift classes")
+def check_shift_kind(fn: Callable[[int], str]) -> None:
+    """``fn(rank)`` must equal ``alignment.shift_kind(rank)`` for ranks 1..12."""
+    from .alignment import shift_kind
+
+    for rank in range(1, 13):
+        out = _call(fn, rank)
+        ref = shift_kind(rank)
+        if out == ref:
+            continue
+        if out not in ("unshifted", "marginal", "shifted"):
+            raise Hint(f"return one of 'unshifted', 'marginal', 'shifted'; got {out!r} for rank {rank}.")
+        if rank == 1:
+            raise Hint("rank 1 means the base model's top token is the tuned model's choice: nothing shifted.")
+        if rank in (2, 3):
+            raise Hint(f"rank {rank}: the tuned token is among the base model's top 3 (but not its first): marginal.")
+        raise Hint(f"rank {rank}: beyond the base model's top 3 the token is shifted.")
+
+
+@_exercise("08.pass_at_k", "core", "the unbiased pass@k estimator (Chen et al. 2021)")
+def check_pass_at_k(fn: Callable[[int, int, int], float]) -> None:
+    """``fn(n, c, k)`` must equal ``alignment.pass_at_k(n, c, k)``."""
+    from .alignment import pass_at_k
+
+    for n, c, k in ((10, 3, 1), (10, 3, 5), (10, 0, 4), (10, 8, 3), (10, 10, 10), (200, 13, 10), (20, 5, 20)):
+        out = _call(fn, n, c, k)
+        ref = pass_at_k(n, c, k)
+        if not isinstance(out, (int, float)) or isinstance(out, bool):
+            out = float(out)
+        if math.isclose(out, ref, abs_tol=1e-9):
+            continue
+        if math.isclose(out, 1 - (1 - c / n) ** k, abs_tol=1e-9):
+            raise Hint(f"n={n}, c={c}, k={k}: 1 - (1 - c/n) ** k draws with replacement and is biased; pass@k "
+                       "draws k of the n samples without replacement: use math.comb.")
+        if k == 1:
+            raise Hint("with k = 1, pass@1 is the share of correct samples, c / n.")
+        if n - c < k:
+            raise Hint(f"n={n}, c={c}, k={k}: fewer than k wrong samples, so every draw of k holds a correct one: 1.0.")
+        raise Hint(f"n={n}, c={c}, k={k}: expected {ref:.4f}, got {out!r}: one minus the chance that all k drawn "
+                   "samples are wrong.")
+
+
+@_exercise("08.repetition_penalty", "stretch", "the CTRL repetition penalty as a logits processor")
+def check_repetition_penalty(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
+    """``fn(input_ids, scores, penalty)`` must equal transformers' ``RepetitionPenaltyLogitsProcessor(penalty)``."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    g = torch.Generator().manual_seed(8)
+    ids = torch.tensor([[1, 4, 4, 7, 2], [0, 3, 3, 3, 9]])
+    scores = torch.randn(2, 10, generator=g) * 3
+    scores[0, 4], scores[0, 7], scores[1, 3] = -2.0, 2.5, 1.5  # seen tokens with negative and positive logits
+    for penalty in (1.5, 1.0, 0.8):
+        ref = RepetitionPenaltyLogitsProcessor(penalty)(ids.clone(), scores.clone())
+        out = _tensor(_call(fn, ids.clone(), scores.clone(), penalty), tuple(scores.shape), "the scores")
+        if _close(out, ref):
+            continue
+        seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, ids, True)
+        if not _close(out[~seen], scores[~seen]):
+            raise Hint(f"penalty={penalty}: tokens that are not in input_ids must keep their scores.")
+        if _close(out, torch.where(seen, scores / penalty, scores)):
+            raise Hint(f"penalty={penalty}: dividing a negative logit by the penalty makes it *more* likely; "
+                       "divide positive logits, multiply negative ones.")
+        if _close(out, torch.where(seen, scores * penalty, scores)) and penalty != 1.0:
+            raise Hint(f"penalty={penalty}: multiplying a positive logit by the penalty makes it more likely; "
+                       "divide positive logits, multiply negative ones.")
+        raise Hint(f"penalty={penalty}: each token seen in its row is penalised once, however often it occurs "
+                   "(row 1 has token 3 three times); other rows are independent.")
+
+
+# ---- chapter 10: capstone ------------------------------------------------------------------------------------
+
+@_exercise("10.merge_lora", "warm-up", "merge a LoRA update into the weight")
+def check_merge_lora(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, int], torch.Tensor]) -> None:
+    """``fn(W0, A, B, alpha, r)`` must equal the weight of ``lora.LoRALinear(...).merge()``."""
+    from .lora import LoRALinear
+
+    g = torch.Generator().manual_seed(10)
+    for d_in, d_out, r, alpha in ((6, 4, 2, 4.0), (5, 7, 3, 3.0), (8, 8, 4, 16.0)):
+        base = nn.Linear(d_in, d_out)
+        with torch.no_grad():
+            base.weight.copy_(torch.randn(d_out, d_in, generator=g))
+        layer = LoRALinear(base, r, alpha)
+        with torch.no_grad():
+            layer.lora_A.copy_(torch.randn(r, d_in, generator=g))
+            layer.lora_B.copy_(torch.randn(d_out, r, generator=g))
+        W0, A, B = base.weight.detach().clone(), layer.lora_A.detach().clone(), layer.lora_B.detach().clone()
+        ref = layer.merge().weight
+        out = _tensor(_call(fn, W0.clone(), A.clone(), B.clone(), alpha, r), tuple(W0.shape), "the merged weight")
+        if _close(out, ref, 1e-4):
+            continue
+        if _close(out, W0 + B @ A, 1e-4) and alpha != r:
+            raise Hint(f"the update is not scaled: LoRA multiplies B A by alpha / r (here {alpha:g} / {r}).")
+        if _close(out, W0 + B @ A * r / alpha, 1e-4):
+            raise Hint("the scale is upside down: alpha / r, not r / alpha.")
+        if _close(out, B @ A * alpha / r, 1e-4):
+            raise Hint("that is only the update ΔW: the merged weight is W0 + ΔW.")
+        raise Hint(f"expected W0 + (alpha / r) B A, shape (out, in) = {tuple(W0.shape)}.")
+
+
+_INSTRUCTIONS = [
+    "Give three tips for staying healthy.",
+    "Summarize the text.",  # 3 words
+    "Describe the image below in two sentences.",  # blacklisted
+    "Explain why the sky looks blue at noon.",
+    "Write a program that sorts a list of numbers.",
+    "\"Quote\" the best line of the poem below.",  # punctuation start
+    "Étudiez the history of the Roman calendar briefly.",  # non-ASCII start
+    "Suggest a good name for a mapping startup.",  # 'mapping' is not the blacklisted 'map'
+    "Plot the sales figures for the last quarter.",  # blacklisted
+    "word " * 151,  # too long
+    "Classify each sentence as positive or negative.",
+    "List the files you would pack for a weekend trip.",  # blacklisted
+    "write a program to check a palindrome, please.",  # lowercase: still rejected
+]
+
+
+@_exercise("10.keep_instruction", "core", "Self-Instruct's heuristic filter")
+def check_keep_instruction(fn: Callable[[str], bool]) -> None:
+    """``fn(instruction)`` -> keep? must equal ``self_instruct.instruction_filter(instruction) is None``."""
+    from .self_instruct import instruction_filter
+
+    for text in _INSTRUCTIONS:
+        out = fn(text)
+        if out is None:
+            raise Hint("your function returned None: is the `return` missing? Return True (keep) or False.")
+        reason = instruction_filter(text)
+        if bool(out) == (reason is None):
+            continue
+        shown = text if len(text) < 60 else text[:40] + "..."
+        if reason is None:
+            if "mapping" in text:
+                raise Hint(f"{shown!r} should be kept: match blacklisted words as whole words ('map' is not "
+                           "'mapping'), e.g. with a regex \\b...\\b.")
+            raise Hint(f"{shown!r} should be kept: it breaks none of the rules.")
+        raise Hint(f"{shown!r} should be rejected: {reason}.")
+
+
+@_exercise("10.alpaca_conversation", "stretch", "a multi-turn conversation in the Alpaca template")
+def check_alpaca_conversation(fn: Callable[[list, str], str]) -> None:
+    """``fn(history, message)`` must equal ``assistant.alpaca_conversation(history, message)``."""
+    from .assistant import alpaca_conversation
+    from .instructions import PROMPT_NO_INPUT
+
+    turns = [{"role": "user", "content": "Hi, who are you?"}, {"role": "assistant", "content": "An assistant."},
+             {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
+    head = PROMPT_NO_INPUT.split("### Instruction:")[0]
+    for history, message in (([], "Give three tips for staying healthy."), (turns[:2], "What can you do?"),
+                             (turns, "And another one?")):
+        out = _call(fn, [dict(t) for t in history], message)
+        ref = alpaca_conversation(history, message)
+        if out == ref:
+            continue
+        if not isinstance(out, str):
+            raise Hint(f"return the prompt as one string, got {type(out).__name__}.")
+        if out.count(head.strip()) > 1:
+            raise Hint("the header ('Below is an instruction...') comes once, at the top, not once per turn.")
+        if not out.endswith("### Response:\n"):
+            raise Hint("the prompt ends with '### Response:\\n', where the model writes its reply.")
+        if " ".join(out.split()) == " ".join(ref.split()):
+            raise Hint("the words are right but the whitespace differs: each block is '### Instruction:\\n...' "
+                       "followed by a blank line, like the single-turn template.")
+        if not history:
+            raise Hint("with no history the conversation is the plain Alpaca prompt (instructions.PROMPT_NO_INPUT) "
+                       "for the message.")
+        raise Hint(f"with {len(history) // 2} earlier turn(s): each is an '### Instruction:' block with the user's "
+                   "message and an '### Response:' block with the reply, in order, then the new message.")
+
+
 # ---- progress ------------------------------------------------------------------------------------------------
 
 def progress_file() -> Path:

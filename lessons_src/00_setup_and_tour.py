@@ -182,7 +182,120 @@ for ch in CHAPTERS:
 # **Running on Colab.** Open a notebook from the README's badges. Its first code cell installs the course
 # when it runs on Colab and does nothing elsewhere; choose *Runtime → Change runtime type → GPU* for the `gpu`
 # profile. Online, `load_model("HuggingFaceTB/SmolLM2-1.7B-Instruct")` loads a larger model by name.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/00_setup_and_tour.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · the size of the weights.** Section 3 loads a model in some dtype. How much memory do `n_params`
+# weights take in `dtype` (`torch.float32`, `torch.bfloat16`, `torch.int8`...), in GiB ($2^{30}$ bytes)?
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_weight_gib(n_params: int, dtype: torch.dtype) -> float:
+    """GiB taken by n_params weights stored in dtype."""
+    # TODO: bytes per element of dtype (hint: torch.empty((), dtype=dtype).element_size()), times n_params, in GiB
+    raise NotImplementedError
+
+
+checks.check("00.weight_gib", my_weight_gib)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_weight_gib(n_params: int, dtype: torch.dtype) -> float:
+    """GiB taken by n_params weights stored in dtype."""
+    bytes_per_weight = torch.empty((), dtype=dtype).element_size()  # 4 for float32, 2 for bfloat16, 1 for int8
+    return n_params * bytes_per_weight / 2**30
+
+
+checks.check("00.weight_gib", my_weight_gib)
+
+# %% [markdown]
+# **Core · parameters from a config.** Count the parameters of a Llama-style decoder (SmolLM2, Llama) from its
+# config: keys `hidden_size`, `num_layers`, `intermediate_size`, `num_heads`, `num_kv_heads`, `vocab_size`,
+# `tie_embeddings`. Each layer has the attention linears q, k, v, o (k and v have `num_kv_heads * head_dim`
+# outputs, grouped-query attention, with `head_dim = hidden_size // num_heads`), the SwiGLU MLP's gate, up and
+# down linears (no biases anywhere) and two RMSNorm weight vectors; then a final norm, the embedding matrix and,
+# unless tied, a separate LM head. The checker compares with `memory.llama_param_count` on SmolLM2-135M, Llama-2-7B
+# and Llama-2-70B.
+
+# %% tags=["exercise"]
+def my_param_count(config: dict) -> int:
+    """Parameters of a Llama-style decoder described by config."""
+    h, L, ffn = config["hidden_size"], config["num_layers"], config["intermediate_size"]
+    # TODO: the attention linears (mind num_kv_heads), the three MLP linears and the two norms of one layer
+    # TODO: times L, plus the final norm and the embeddings (one or two vocab x hidden matrices)
+    raise NotImplementedError
+
+
+checks.check("00.param_count", my_param_count)
+
+# %% tags=["solution"]
+def my_param_count(config: dict) -> int:
+    """Parameters of a Llama-style decoder described by config."""
+    h, L, ffn = config["hidden_size"], config["num_layers"], config["intermediate_size"]
+    head_dim = h // config["num_heads"]
+    kv = config["num_kv_heads"] * head_dim
+    attention = h * h + 2 * h * kv + h * h  # q, k, v, o
+    mlp = 3 * h * ffn  # gate, up, down
+    per_layer = attention + mlp + 2 * h  # two RMSNorm weights
+    embeddings = config["vocab_size"] * h * (1 if config["tie_embeddings"] else 2)
+    return embeddings + L * per_layer + h  # + the final norm
+
+
+checks.check("00.param_count", my_param_count)
+
+# %% [markdown]
+# **Stretch · which profile runs?** Section 2's rule as a function of its inputs: `name` is the argument
+# (`None` when not given), `env` the value of `$COURSE_PROFILE` (`None` when unset), `cuda` whether torch sees
+# a GPU. The argument wins over the variable; names ignore case and surrounding spaces; `"auto"` or an empty
+# value means `"gpu"` with CUDA, else `"cpu"`; any other name than `smoke`, `cpu`, `gpu` raises `ValueError`.
+# The checker compares with `config.profile_name`.
+
+# %% tags=["exercise"]
+def my_profile_name(name: str | None, env: str | None, cuda: bool) -> str:
+    """The profile a notebook runs with."""
+    # TODO: pick the raw value (argument, else environment, else "auto") and normalise it
+    # TODO: resolve "auto" / "" and reject unknown names with ValueError
+    raise NotImplementedError
+
+
+checks.check("00.profile_name", my_profile_name)
+
+# %% tags=["solution"]
+def my_profile_name(name: str | None, env: str | None, cuda: bool) -> str:
+    """The profile a notebook runs with."""
+    raw = name if name is not None else env if env is not None else "auto"
+    key = raw.strip().lower()
+    if key in ("", "auto"):
+        return "gpu" if cuda else "cpu"
+    if key not in ("smoke", "cpu", "gpu"):
+        raise ValueError(f"unknown profile {raw!r}")
+    return key
+
+
+checks.check("00.profile_name", my_profile_name)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("00")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Restart the kernel with `COURSE_PROFILE=smoke` and with `cpu`: which numbers in section 2 change?
 # 2. *(core)* Ask the model the same question in French and in English. Is the answer equally good?

@@ -706,7 +706,111 @@ plt.show()
 # first be shown to tell good from bad (6.2).
 #
 # **What can RL add?** It reinforces what the model already does sometimes; pass@n bounds it (section 8).
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/08_alignment_and_decoding.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · URIAL's classes.** Section 5 ranks each token of the aligned answer under the base model. Turn a
+# rank (1 = the base model's top choice) into URIAL's class: `"unshifted"`, `"marginal"` (ranks 2 and 3) or
+# `"shifted"`.
+
+# %% tags=["exercise"]
+def my_shift_kind(rank: int) -> str:
+    """URIAL's class of a token the base model ranks `rank`."""
+    # TODO: three cases, by rank
+    raise NotImplementedError
+
+
+checks.check("08.shift_kind", my_shift_kind)
+
+# %% tags=["solution"]
+def my_shift_kind(rank: int) -> str:
+    """URIAL's class of a token the base model ranks `rank`."""
+    if rank == 1:
+        return "unshifted"
+    return "marginal" if rank <= 3 else "shifted"
+
+
+checks.check("08.shift_kind", my_shift_kind)
+
+# %% [markdown]
+# **Core · pass@k.** Section 8 draws `n` answers per question, `c` of them correct. The unbiased pass@k of
+# Chen et al. (2021) is the chance that at least one of `k` answers drawn from those `n` (without replacement)
+# is correct. The checker compares with `alignment.pass_at_k`.
+
+# %% tags=["exercise"]
+import math
+
+
+def my_pass_at_k(n: int, c: int, k: int) -> float:
+    """1 - P(all k drawn samples are wrong), drawing k of n samples of which c are correct."""
+    # TODO: count the ways to draw k wrong samples among all ways to draw k (math.comb)
+    raise NotImplementedError
+
+
+checks.check("08.pass_at_k", my_pass_at_k)
+
+# %% tags=["solution"]
+import math
+
+
+def my_pass_at_k(n: int, c: int, k: int) -> float:
+    """1 - P(all k drawn samples are wrong), drawing k of n samples of which c are correct."""
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)  # comb is 0 when n - c < k: then pass@k = 1
+
+
+checks.check("08.pass_at_k", my_pass_at_k)
+
+# %% [markdown]
+# **Stretch · the repetition penalty.** Section 2.3's `repetition_penalty` (CTRL, Keskar et al. 2019) as a
+# logits processor: every token that already occurs in a row of `input_ids` (`[batch, T]`) gets its score in
+# `scores` (`[batch, vocab]`) made less likely, once however often it occurs: a positive logit is divided by
+# `penalty`, a negative one multiplied. The checker compares with transformers'
+# `RepetitionPenaltyLogitsProcessor`.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_repetition_penalty(input_ids: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
+    """scores with every token seen in its row's input_ids penalised."""
+    # TODO: the scores of the seen tokens (torch.gather), penalised by their sign
+    # TODO: written back at the same places (scatter), the other scores unchanged
+    raise NotImplementedError
+
+
+checks.check("08.repetition_penalty", my_repetition_penalty)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_repetition_penalty(input_ids: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
+    """scores with every token seen in its row's input_ids penalised."""
+    seen = scores.gather(1, input_ids)
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return scores.scatter(1, input_ids, seen)  # a repeated id writes the same value again: penalised once
+
+
+checks.check("08.repetition_penalty", my_repetition_penalty)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("08")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* In the playground, find the lowest temperature at which the looping prompt stops looping.
 # 2. *(warm-up)* Compute `dc.rep_l(text, 16)` and `dc.rep_l(text, 128)` for a greedy answer: why do they differ?

@@ -175,7 +175,136 @@ asst.chat_widget(assistant, tok, heldout[1]["instruction"], max_new_tokens=setup
 # **What changes when the same fine-tune runs on four GPUs?** Each process holds the whole model and a quarter of
 # every batch; the gradients are averaged, so the update is the same and each step takes about a quarter of the
 # time. A model too big for one GPU needs it split instead (FSDP, DeepSpeed ZeRO; chapter 4's memory section).
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/10_capstone_assistant.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · the merge.** Section 4 folds the LoRA update into the frozen weight. Given `W0` (out x in), `A`
+# (r x in), `B` (out x r), `alpha` and `r`, return the merged weight. The checker compares with
+# `lora.LoRALinear.merge`.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_merge(W0: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r: int) -> torch.Tensor:
+    """The weight of the merged layer: the frozen weight plus the scaled low-rank update."""
+    # TODO: W0 + the update, scaled as in LoRA's forward
+    raise NotImplementedError
+
+
+checks.check("10.merge_lora", my_merge)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_merge(W0: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r: int) -> torch.Tensor:
+    """The weight of the merged layer: the frozen weight plus the scaled low-rank update."""
+    return W0 + (B @ A) * (alpha / r)
+
+
+checks.check("10.merge_lora", my_merge)
+
+# %% [markdown]
+# **Core · Self-Instruct's filter.** Section 1's data keeps a generated instruction only if it passes the
+# reference's heuristics (chapter 6): reject it when it has 3 words or fewer or more than 150; when it contains a
+# word of `self_instruct.BLACKLIST` (image, graph, file, map, plot, ...: as a whole word, any case; "go to" is two
+# words); when it starts with "Write a program" (any case); when its first character is punctuation or not ASCII.
+# Return True to keep it. The checker compares with `self_instruct.instruction_filter`.
+
+# %% tags=["exercise"]
+import re
+import string
+
+from course_utils.self_instruct import BLACKLIST
+
+
+def my_keep_instruction(instruction: str) -> bool:
+    """True when a generated instruction passes Self-Instruct's heuristic filters."""
+    words = instruction.split()
+    # TODO: the length rule, the blacklist (whole words: re.search with \b), 'write a program', the first character
+    raise NotImplementedError
+
+
+checks.check("10.keep_instruction", my_keep_instruction)
+
+# %% tags=["solution"]
+import re
+import string
+
+from course_utils.self_instruct import BLACKLIST
+
+
+def my_keep_instruction(instruction: str) -> bool:
+    """True when a generated instruction passes Self-Instruct's heuristic filters."""
+    words = instruction.split()
+    if not 3 < len(words) <= 150:
+        return False
+    low = instruction.lower()
+    if any(re.search(rf"\b{re.escape(w)}\b", low) for w in BLACKLIST):
+        return False
+    if low.startswith("write a program"):
+        return False
+    first = instruction[0]
+    return first not in string.punctuation and first.isascii()
+
+
+checks.check("10.keep_instruction", my_keep_instruction)
+
+# %% [markdown]
+# **Stretch · a conversation in the Alpaca template.** Section 5's chat box feeds the whole conversation back
+# in the template the assistant was tuned on. `history` alternates user and assistant messages
+# (`{"role": ..., "content": ...}`); build the prompt for the next `message`: the Alpaca header once
+# (`instructions.PROMPT_NO_INPUT` up to `### Instruction:`), then each earlier turn as an `### Instruction:` block
+# and an `### Response:` block, then the new message's `### Instruction:` and an open `### Response:`. With no
+# history it is exactly the single-turn prompt. The checker compares with `assistant.alpaca_conversation`.
+
+# %% tags=["exercise"]
+from course_utils.instructions import PROMPT_NO_INPUT
+
+
+def my_conversation(history: list[dict], message: str) -> str:
+    """The Alpaca prompt for `message` after the earlier turns in `history`."""
+    head = PROMPT_NO_INPUT.split("### Instruction:")[0]
+    # TODO: one Instruction/Response pair per (user, assistant) turn, laid out like PROMPT_NO_INPUT's blocks
+    # TODO: the header, the turns, then the new message awaiting its response
+    raise NotImplementedError
+
+
+checks.check("10.alpaca_conversation", my_conversation)
+
+# %% tags=["solution"]
+from course_utils.instructions import PROMPT_NO_INPUT
+
+
+def my_conversation(history: list[dict], message: str) -> str:
+    """The Alpaca prompt for `message` after the earlier turns in `history`."""
+    head = PROMPT_NO_INPUT.split("### Instruction:")[0]
+    turns = "".join(f"### Instruction:\n{user['content']}\n\n### Response:\n{reply['content']}\n\n"
+                    for user, reply in zip(history[0::2], history[1::2]))
+    return head + turns + PROMPT_NO_INPUT[len(head):].format(instruction=message)
+
+
+checks.check("10.alpaca_conversation", my_conversation)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("10")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Chat with the original model and with the assistant on the same three questions.
 # 2. *(core)* Add chapter 8's curated examples (`alignment.load_curated("train")`) to the data and fine-tune again

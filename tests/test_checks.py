@@ -161,6 +161,64 @@ def hard_weights(losses, frac, boost, rescale=True):
     return w.tolist()
 
 
+def weight_gib(n, dtype, unit=2**30, bits=False):
+    return n * torch.empty((), dtype=dtype).element_size() * (8 if bits else 1) / unit
+
+
+def param_count(cfg, tied=None, gqa=True):
+    from course_utils.memory import llama_param_count
+
+    cfg = dict(cfg)
+    if tied is not None:
+        cfg["tie_embeddings"] = tied
+    if not gqa:
+        cfg["num_kv_heads"] = cfg["num_heads"]
+    return llama_param_count(**cfg)
+
+
+def profile_name(name, env, cuda, env_wins=False, normalise=True, strict=True):
+    raw = (env if env is not None else name if name is not None else "auto") if env_wins else \
+        (name if name is not None else env if env is not None else "auto")
+    key = raw.strip().lower() if normalise else raw
+    if key in ("", "auto"):
+        return "gpu" if cuda else "cpu"
+    if strict and key not in ("smoke", "cpu", "gpu"):
+        raise ValueError(key)
+    return key
+
+
+def repetition_penalty(ids, scores, p, sign_aware=True, per_occurrence=False):
+    if per_occurrence:
+        out = scores.clone()
+        for b, row in enumerate(ids):
+            for t in row:
+                out[b, t] = out[b, t] * p if out[b, t] < 0 else out[b, t] / p
+        return out
+    s = scores.gather(1, ids)
+    s = torch.where(s < 0, s * p, s / p) if sign_aware else s / p
+    return scores.scatter(1, ids, s)
+
+
+def keep_instruction(text, whole_words=True):
+    from course_utils.self_instruct import BLACKLIST, instruction_filter
+
+    if not whole_words and any(w in text.lower() for w in BLACKLIST):
+        return False
+    return instruction_filter(text) is None
+
+
+def conversation(history, message, head_per_turn=False, compact=False):
+    from course_utils.assistant import alpaca_conversation
+
+    out = alpaca_conversation(history, message)
+    if head_per_turn and history:
+        head = alpaca_conversation([], "").split("### Instruction:")[0]
+        out = out.replace("### Instruction:", head + "### Instruction:")[len(head):]
+    if compact:
+        out = out.replace("\n\n###", "\n###")
+    return out
+
+
 CORRECT = {
     "01.causal_mask": lambda T: torch.ones(T, T, dtype=torch.bool).tril(),
     "01.sliding_window_mask": sliding_window_transformers,
@@ -183,6 +241,15 @@ CORRECT = {
     "07.sft_labels": lambda p, r, eos: (p + r + [eos], [-100] * len(p) + r + [eos]),
     "07.l2sp_penalty": l2sp,
     "07.hard_weights": hard_weights,
+    "00.weight_gib": weight_gib,
+    "00.param_count": param_count,
+    "00.profile_name": profile_name,
+    "08.shift_kind": lambda r: __import__("course_utils.alignment").alignment.shift_kind(r),
+    "08.pass_at_k": lambda n, c, k: __import__("course_utils.alignment").alignment.pass_at_k(n, c, k),
+    "08.repetition_penalty": repetition_penalty,
+    "10.merge_lora": lambda W, A, B, alpha, r: W + B @ A * alpha / r,
+    "10.keep_instruction": keep_instruction,
+    "10.alpaca_conversation": conversation,
 }
 
 # (exercise, a wrong answer, a fragment of the hint it must get)
@@ -225,6 +292,33 @@ WRONG = [
     ("07.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha).detach(), "differentiable"),
     ("07.hard_weights", lambda losses, f, b: hard_weights(losses, f, b, rescale=False), "mean 1"),
     ("07.hard_weights", lambda losses, f, b: hard_weights(-losses, f, b), "easy examples"),
+    ("00.weight_gib", lambda n, d: weight_gib(n, d, unit=1e9), "GB (10 ** 9 bytes)"),
+    ("00.weight_gib", lambda n, d: weight_gib(n, d, bits=True), "counts bits"),
+    ("00.weight_gib", lambda n, d: n * 2 / 2**30, "element_size()"),
+    ("00.param_count", lambda c: param_count(c, tied=not c["tie_embeddings"]), "tied model shares"),
+    ("00.param_count", lambda c: param_count(c, gqa=False), "grouped-query attention"),
+    ("00.param_count", lambda c: param_count(c) - c["num_layers"] * 2 * c["hidden_size"] - c["hidden_size"],
+     "RMSNorm weights are missing"),
+    ("00.profile_name", lambda n, e, c: profile_name(n, e, c, env_wins=True), "argument wins"),
+    ("00.profile_name", lambda n, e, c: profile_name(n, e, c, normalise=False, strict=False), "case- and space"),
+    ("00.profile_name", lambda n, e, c: profile_name(n, e, c, strict=False), "raise ValueError"),
+    ("00.profile_name", lambda n, e, c: profile_name(n, e, not c), "'gpu' when CUDA"),
+    ("08.shift_kind", lambda r: "unshifted" if r == 1 else "marginal" if r <= 2 else "shifted", "top 3"),
+    ("08.shift_kind", lambda r: "unshifted" if r <= 1 else "marginal" if r <= 4 else "shifted", "beyond"),
+    ("08.shift_kind", lambda r: r, "return one of"),
+    ("08.pass_at_k", lambda n, c, k: 1 - (1 - c / n) ** k, "without replacement"),
+    ("08.pass_at_k", lambda n, c, k: c / n, "one minus the chance"),
+    ("08.repetition_penalty", lambda i, s, p: repetition_penalty(i, s, p, sign_aware=False), "negative logit"),
+    ("08.repetition_penalty", lambda i, s, p: repetition_penalty(i, s, p, per_occurrence=True), "penalised once"),
+    ("08.repetition_penalty", lambda i, s, p: s / p, "not in input_ids"),
+    ("10.merge_lora", lambda W, A, B, alpha, r: W + B @ A, "not scaled"),
+    ("10.merge_lora", lambda W, A, B, alpha, r: W + B @ A * r / alpha, "upside down"),
+    ("10.merge_lora", lambda W, A, B, alpha, r: B @ A * alpha / r, "only the update"),
+    ("10.keep_instruction", lambda t: keep_instruction(t, whole_words=False), "whole words"),
+    ("10.keep_instruction", lambda t: len(t.split()) > 3, "should be rejected"),
+    ("10.alpaca_conversation", lambda h, m: conversation(h, m, head_per_turn=True), "not once per turn"),
+    ("10.alpaca_conversation", lambda h, m: conversation(h, m, compact=True), "whitespace differs"),
+    ("10.alpaca_conversation", lambda h, m: conversation(h, m) + "\n", "ends with"),
 ]
 
 

@@ -116,10 +116,10 @@ def lab_server(tmp_path_factory, artifacts):
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))  # all cells in DOM
     (cfg / "jupyter_server_config.json").write_text(json.dumps({
         "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-                   "expose_app_in_browser": True,
+                   "expose_app_in_browser": True, "extension_manager": "readonly",  # no PyPI queries
                    "user_settings_dir": str(cfg / "lab" / "user-settings"),
                    "workspaces_dir": str(cfg / "lab" / "workspaces")},
-        "ServerApp": {"open_browser": False},
+        "ServerApp": {"open_browser": False, "allow_root": True},  # CI containers run as root
     }))
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel must use the inline backend
@@ -130,7 +130,7 @@ def lab_server(tmp_path_factory, artifacts):
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--port-retries=0", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"],
+         "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -157,7 +157,8 @@ def lab_server(tmp_path_factory, artifacts):
 
 
 # JavaScript run in the page (JupyterLab exposes `window.jupyterapp` with expose_app_in_browser).
-_PANEL = "(() => { const w = window.jupyterapp.shell.currentWidget; return w && w.content && w.sessionContext ? w : null; })()"
+_PANEL = ("(() => { const a = window.jupyterapp; const w = a && a.shell && a.shell.currentWidget; "
+          "return w && w.content && w.sessionContext ? w : null; })()")
 _SELECT_PLAYGROUND = """(needle) => {
   const panel = %s;
   const cells = panel.content.widgets;

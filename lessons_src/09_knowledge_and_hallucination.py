@@ -27,7 +27,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model cache warm, run at 1 thread while the CPU was shared | 1.5 minutes |
-# | cpu | the same CPU at 1 thread, shared with two other notebook runs (load average about 3.3) | 44 minutes: section 1 7, section 2 4, SliCK 9, the two fine-tunes 24 |
+# | cpu | the same CPU, 2 threads, with light test jobs beside it | 15 minutes (907 s): section 1 4.6 (3.9 with the CPU to itself), section 2 2.5, SliCK 2.7, the two fine-tunes 5.0 |
 # | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 
 # %%
@@ -222,7 +222,7 @@ score = SK.score_answers(model, tok, [SK.qa_line(facts[1]["question"])], [SK.ans
                          prefix=prefix)[0]
 n_draw = {"smoke": 8, "cpu": 48, "gpu": 96}[P.name]
 sampled = SK.sample_answers(model, tok, SK.qa_line(facts[1]["question"]), n_draw, 1.0, prefix=prefix)
-right = sum(a in (facts[1]["answer"], *facts[1]["aliases"]) for a in sampled) / n_draw
+right = sum(SK.is_exact_match(a, facts[1]) for a in sampled) / n_draw
 print(f"gold {facts[1]['answer']!r}: greedy right? {score.greedy}; P(sample right) at T=0.5 {score.p_sample[0.5]:.3f}, "
       f"at T=1 {score.p_sample[1.0]:.3f}; {n_draw} real samples at T=1 right: {right:.3f}")
 print("some samples:", sampled[:8])
@@ -240,13 +240,18 @@ SK.plot_categories(rows)
 plt.show()
 
 # %% [markdown]
-# **Measured** (cpu profile: 4 exemplar sets of 4 shots, 16 samples at $T = 0.5$ per set): of the 240 facts,
-# 55 are HighlyKnown, 77 MaybeKnown, 48 WeaklyKnown and 60 Unknown. Every category is well filled, so the
-# experiment below has facts of each kind to train on. The exemplar set matters: for a third of the facts
-# (MaybeKnown) greedy decoding is right under some sets and wrong under others. Some Unknown facts are plainly
-# unknown (asked for the hardest natural substance, the model answers "Gold", "Water" or "rock" under the four
-# sets). Exact match is strict, though: an answer worded differently from the file's answer and aliases counts as
-# wrong, so SliCK measures whether the model produces *this* answer, not whether it holds the fact in some form.
+# **Measured** (cpu profile: 3 exemplar sets of 4 shots, 16 samples at $T = 0.5$ per set): of the 240 facts,
+# 71 are HighlyKnown, 55 MaybeKnown, 53 WeaklyKnown and 61 Unknown. Every category is well filled, so the
+# experiment below has facts of each kind to train on. The exemplar set matters: for almost a quarter of the
+# facts (MaybeKnown) greedy decoding is right under some sets and wrong under others. Asked which element has
+# atomic number 1, the model answers "Gold", "Hydrogen" and "Oxygen" under the three sets: MaybeKnown. Asked who
+# painted The Birth of Venus, it answers "Vincent van Gogh" twice and "Venus de Milo" once. Exact match is strict:
+# an answer worded differently from the file's answer and aliases counts as wrong ("Computer" for "central
+# processing unit" is wrong, and so is "Central Processing Unit", because only a capital *first* letter is
+# forgiven). So SliCK measures whether the model produces *this* answer, not whether it holds the fact
+# in some form. The capital first letter matters more than it looks: before `slick.accepted_answers` allowed it,
+# "Hydrogen" counted as wrong for "hydrogen", and a run of this cell filed 79 facts as Unknown and only 57 as
+# HighlyKnown.
 #
 # ## 4. Fine-tuning on new knowledge: the limit of alignment (对齐的极限)
 #
@@ -291,17 +296,25 @@ NK.plot_training_fit(curves[list(curves)[-1]], title=f"Training fit per category
 plt.show()
 
 # %% [markdown]
-# **Measured** (cpu profile: 48 training facts, 60 LoRA steps of 8 at lr 1e-3, measured every 6 steps; 24 known
-# facts held out). Before fine-tuning the model answers only 0.08 of the held-out known facts: they are "known"
-# under 4-shot prompting, and the bare `Q: ...\nA:` format without exemplars is new to it. Training on known facts
-# (0% Unknown) teaches the format at once: held-out accuracy 0.75 after 6 steps, 0.67 at step 60. Training on
-# Unknown facts only (100% Unknown) learns the format more slowly and then loses it: best 0.62 at step 12, down to
-# **0.38** at step 60, while it goes on fitting its training facts. This is the paper's finding: the held-out
-# accuracy falls as the Unknown examples are fitted, and stopping at the best point (early stopping, step 12)
-# keeps most of it. Two cautions: one seed, and 24 held-out facts, so one fact is 0.04 of accuracy; the gap at
-# the end (0.67 against 0.38, seven facts) is well beyond that, the difference of the peaks (0.75 against 0.62,
-# three facts) is not. (The per-category training-fit lines printed above were added after the recorded run; the
-# figure on the right shows them.)
+# **Measured** (cpu profile: 32 training facts, 40 LoRA steps of 8 at lr 1e-3, i.e. 10 epochs, measured every 8
+# steps; 24 known facts held out). Before fine-tuning the model answers only 0.04 of the held-out known facts:
+# they are "known" under 4-shot prompting, and the bare `Q: ...\nA:` format without exemplars is new to it.
+#
+# | step | 0 | 8 | 16 | 24 | 32 | 40 |
+# |---|---|---|---|---|---|---|
+# | held-out known, trained on known facts (0% Unknown) | 0.04 | 0.50 | 0.62 | 0.58 | 0.62 | 0.62 |
+# | held-out known, trained on Unknown facts (100% Unknown) | 0.04 | 0.50 | **0.42** | 0.42 | 0.42 | 0.42 |
+# | Unknown training examples fitted (100% Unknown) | 0.00 | 0.53 | 0.97 | 1.00 | 0.97 | 0.94 |
+# | known training examples fitted (0% Unknown) | 0.23 | 0.95 | 1.00 | 1.00 | 1.00 | 1.00 |
+#
+# Both runs learn the format in the first 8 steps (0.50). Then they part: training on known facts climbs to 0.62
+# and stays; training on Unknown facts *falls* to 0.42 between step 8 and step 16, exactly while its Unknown
+# examples go from half fitted (0.53) to fitted (0.97), and stays there. That is the paper's finding in
+# miniature: the Unknown examples are fitted later than the known ones (0.53 against 0.95 at step 8), and the
+# held-out accuracy drops as they are; stopping at step 8 (early stopping) keeps 0.50. Cautions: one seed, and
+# 24 held-out facts, so one fact is 0.04 of accuracy; the gap at the end (0.62 against 0.42) is five facts, the
+# fall in the Unknown run (0.50 to 0.42) two. `tests/test_new_knowledge.py` (slow) reruns this cell's two
+# fine-tunes (every step is seeded, so it gets these numbers) and checks the gap at the end and the late fit.
 
 # %%
 if NEW.single_categories:
@@ -320,8 +333,7 @@ else:
 # %% [markdown]
 # ## 5. What we measured
 #
-# One recorded run of the cpu profile (seed 0; timings at 1 thread on a shared 2-core CPU, see the table at the
-# top):
+# One recorded run of the cpu profile (seed 0; timings on a 2-core CPU, see the table at the top):
 #
 # * **Stored is not extractable** (section 1): all three variants store the held-out half's facts (recall 0.99 to
 #   1.00); `single` extracts 0.08 of them (majority answer 0.04), `rewrites` 0.22, `rewrites + mixed QA` 0.89.
@@ -331,14 +343,20 @@ else:
 #   2.31 for 1 / 2 / 4 / 8 / 16 epochs: not rising with the epochs, and a second seed moved one setting by 0.14.
 #   What holds: 16 epochs memorise (train-validation gap 0.71 against 0.22) and end worse than unique data
 #   (`tests/test_data_scaling.py`, slow).
-# * **SliCK** (section 3): 55 HighlyKnown, 77 MaybeKnown, 48 WeaklyKnown, 60 Unknown of 240 facts; the scoring
+# * **SliCK** (section 3): 71 HighlyKnown, 55 MaybeKnown, 53 WeaklyKnown, 61 Unknown of 240 facts; the scoring
 #   shortcut equals greedy generation and real sampling (`tests/test_slick.py`).
-# * **Fine-tuning on new knowledge** (section 4): held-out known accuracy ends at 0.67 after training on known
-#   facts and at 0.38 after training on Unknown ones, which peaked at 0.62 (step 12) before falling: Gekhman et
-#   al.'s effect, and early stopping's remedy, in miniature (one seed, 24 held-out facts). Not yet asserted by a
-#   test at this size: it needs the 8-minute SliCK sort first.
-# * Not run here: the `partial` variant (exercise 3) and one fine-tune per SliCK category (exercise 5; the gpu
-#   profile runs it), so the seed's "MaybeKnown helps most, Unknown least" is stated, not measured.
+# * **Fine-tuning on new knowledge** (section 4): held-out known accuracy ends at 0.62 after training on known
+#   facts and at 0.42 after training on Unknown ones, which reached 0.50 at step 8 and fell as its Unknown
+#   examples were fitted (0.53 fitted at step 8, 0.97 at step 16, against 0.95 of the known examples at step 8):
+#   Gekhman et al.'s effect, and early stopping's remedy, in miniature (one seed, 24 held-out facts). Tested at
+#   this size in `tests/test_new_knowledge.py` (slow, about 7 minutes).
+# * **The exercises, measured once** (compare after you have run them). Exercise 3: the `partial` variant
+#   extracts 0.09 of the un-rewritten half, against 0.08 for `single`: at this size the rewritten "celebrities"
+#   do **not** help the "minorities" (the paper's effect did not reproduce), though the rewritten half itself is
+#   answered perfectly (1.00). Exercise 5, one fine-tune of 32 facts per category, held-out known accuracy at the
+#   end (best in brackets): HighlyKnown 0.71 (0.71), MaybeKnown 0.62 (0.62), WeaklyKnown 0.54 (0.58), Unknown
+#   0.33 (0.42). Unknown is the least useful training data, as Gekhman et al. found; the most useful here is
+#   HighlyKnown, not MaybeKnown as in the paper, by two facts of 24, which one seed cannot separate.
 #
 # ## 6. Concept check
 #
@@ -373,16 +391,26 @@ else:
 # 2. *(warm-up)* With `DS.effective_data(1, E) / E`, find the number of epochs at which a repeated token is worth
 #    half a fresh one, and what the seed's 40 epochs are worth.
 # 3. *(core)* Run the `partial` variant, which rewrites only the QA-training half's biographies:
-#    `K.extraction_experiment(BIOS, ("single", "partial"), device=device)` (about 5 minutes in the cpu profile).
+#    `K.extraction_experiment(BIOS, ("single", "partial"), device=device)` (about 3 minutes in the cpu profile).
 #    Does the un-rewritten half become more extractable than with `single` (0.08), as the paper's "celebrities
 #    help minorities" says?
 # 4. *(core)* Sort the facts again with a higher sampling temperature (after `import dataclasses`),
-#    `SK.slick_categories(model, tok, facts, dataclasses.replace(NEW.slick, temperature=1.0))` (9 minutes in the
+#    `SK.slick_categories(model, tok, facts, dataclasses.replace(NEW.slick, temperature=1.0))` (3 minutes in the
 #    cpu profile). Which categories change, and why can the temperature never move a fact in or out of
 #    HighlyKnown or MaybeKnown?
 # 5. *(stretch)* One fine-tune per SliCK category, as the gpu profile does: run the last code cell of section 4
-#    with `NEW = dataclasses.replace(NEW, single_categories=True)` (four fine-tunes of 43 facts each, the size of
-#    the smallest category in the cpu training pool; 20 to 40 minutes on a laptop). Is MaybeKnown the most useful
+#    with `NEW = dataclasses.replace(NEW, single_categories=True)` (four fine-tunes of 32 facts each, the cpu profile's
+#    `n_train`, since every category of the training pool has more; 13 minutes on the 2-core CPU). Is MaybeKnown the most useful
 #    training data and Unknown the least, as Gekhman et al. found?
 # 6. *(stretch)* Run section 2 with two more seeds (`seed=1`, `seed=2` in `DS.repetition_experiment`) and plot the
 #    mean and spread per epoch count. How many seeds would it take to tell 2 epochs from 16 at this size?
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("09_knowledge_and_hallucination", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("09_knowledge_and_hallucination")

@@ -312,3 +312,13 @@ checks.progress_widget("10")
 # 3. *(core)* Run the whole capstone from a terminal with `python -m course_utils.assistant --out runs/mine`.
 # 4. *(stretch)* On a machine with two GPUs (or two CPU processes), launch the fine-tune with
 #    `accelerate launch --num_processes 2` and check the loss curve matches the one-process run.
+
+# %% [markdown]
+# ## Quiz
+#
+# Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
+# widgets cannot render, the cell prints the questions and `answer("10_capstone_assistant", 1, "b")` grades an answer.
+# Terms in English and 中文: [glossary](../GLOSSARY.md).
+
+# %%
+from course_utils.quiz import show_quiz; show_quiz("10_capstone_assistant")

@@ -168,6 +168,21 @@ class AnswerScore:
     p_sample: dict
 
 
+def sample_probability(logits: torch.Tensor, answer: torch.Tensor, stop: torch.Tensor,
+                       temperature: float) -> torch.Tensor:
+    """The probability that a sample at ``temperature`` writes exactly ``answer`` and then stops:
+    ``prod_j p_T(answer_j) * p_T(any stop token)``.
+
+    Args:
+        logits: ``[len(answer) + 1, vocab]``, the logits at the positions that predict each answer token and the
+            one after it (teacher forcing: the gold answer is in the input).
+        answer: ``[len(answer)]`` token ids.
+        stop: ``[vocab]`` booleans, :func:`stop_token_mask`.
+    """
+    logp = F.log_softmax(logits.float() / temperature, dim=-1)
+    return (logp[:-1].gather(1, answer[:, None]).sum() + torch.logsumexp(logp[-1][stop], 0)).exp()
+
+
 @torch.no_grad()
 def score_answers(model, tok, prompts: Sequence[str], variants: Sequence[list[list[int]]],
                   temperatures: Sequence[float] = (), *, prefix: str = "", batch_size: int = 16,
@@ -226,9 +241,7 @@ def score_answers(model, tok, prompts: Sequence[str], variants: Sequence[list[li
             hit = bool((lg[:-1].argmax(-1) == target).all()) and bool(stop[lg[-1].argmax()])
             greedy[i] = greedy[i] or hit
             for t in temperatures:
-                logp = F.log_softmax(lg / t, dim=-1)
-                total = logp[:-1].gather(1, target[:, None]).sum() + torch.logsumexp(logp[-1][stop], 0)
-                probs[i][t] += float(total.exp())
+                probs[i][t] += float(sample_probability(lg, target, stop, t))
     model.train(was_training)
     return [AnswerScore(g, {t: min(1.0, p) for t, p in pr.items()}) for g, pr in zip(greedy, probs)]
 

@@ -384,7 +384,115 @@ else:
 # confident answer that its knowledge does not support, a habit that carries over to other questions. Gekhman et
 # al.: the Unknown examples are fitted late, and the held-out accuracy falls as they are; stopping early, or
 # filtering the Unknown examples out of the fine-tuning data, avoids most of it.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
+# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
+# `solutions/09_knowledge_and_hallucination.ipynb`; `python -m course_utils progress` (or the table at the end of
+# this section) shows what you have passed.
+
+# %%
+from course_utils import checks
+
+# %% [markdown]
+# **Warm-up · what repeated data is worth.** Section 2's last column: by Muennighoff et al.'s fit, $E$ epochs
+# over $U$ unique tokens are worth $U + U R^* (1 - e^{-(E-1)/R^*})$ unique tokens, with $R^* = 15.4$
+# (`DS.R_STAR`). The checker compares with `data_scaling.effective_data`.
+
+# %% tags=["exercise"]
+import math
+
+
+def my_effective_data(unique_tokens: float, epochs: float) -> float:
+    """What `epochs` passes over `unique_tokens` are worth, in unique tokens."""
+    r_star = 15.4
+    # TODO: the first epoch counts in full; the E - 1 repetitions after it saturate at R* x U
+    raise NotImplementedError
+
+
+checks.check("09.effective_data", my_effective_data)
+
+# %% tags=["solution"]
+import math
+
+
+def my_effective_data(unique_tokens: float, epochs: float) -> float:
+    """What `epochs` passes over `unique_tokens` are worth, in unique tokens."""
+    r_star = 15.4
+    return unique_tokens + unique_tokens * r_star * (1 - math.exp(-(epochs - 1) / r_star))
+
+
+checks.check("09.effective_data", my_effective_data)
+
+# %% [markdown]
+# **Core · the SliCK category.** Section 3's table as code: from $P_\text{correct}(T{=}0)$ (the share of exemplar
+# sets whose greedy answer is right) and $P_\text{correct}(T{>}0)$ (the share of right samples), return
+# `"HighlyKnown"`, `"MaybeKnown"`, `"WeaklyKnown"` or `"Unknown"`. The checker compares with `slick.categorize`.
+
+# %% tags=["exercise"]
+def my_slick_category(p_greedy: float, p_sample: float) -> str:
+    """The SliCK category of a fact."""
+    # TODO: four cases; the greedy share decides the first two
+    raise NotImplementedError
+
+
+checks.check("09.slick_category", my_slick_category)
+
+# %% tags=["solution"]
+def my_slick_category(p_greedy: float, p_sample: float) -> str:
+    """The SliCK category of a fact."""
+    if p_greedy == 1:
+        return "HighlyKnown"
+    if p_greedy > 0:
+        return "MaybeKnown"
+    return "WeaklyKnown" if p_sample > 0 else "Unknown"
+
+
+checks.check("09.slick_category", my_slick_category)
+
+# %% [markdown]
+# **Stretch · scoring a sample without sampling.** Section 3 replaces 16 samples per exemplar set by one number:
+# the probability that a sample at temperature $T$ writes exactly the gold answer and then stops,
+# $\prod_j p_T(\text{gold}_j) \cdot p_T(\text{stop})$. `logits` is `[len(answer) + 1, vocab]` (the positions that
+# predict each answer token, and the one after), `stop` a `[vocab]` boolean mask of the tokens that end an answer.
+# The checker compares with `slick.sample_probability`, which `slick.score_answers` uses.
+
+# %% tags=["exercise"]
+import torch
+
+
+def my_sample_probability(logits: torch.Tensor, answer: torch.Tensor, stop: torch.Tensor, t: float) -> float:
+    """P(a sample at temperature t is exactly `answer`, then a stop token)."""
+    # TODO: token probabilities at temperature t (softmax of logits / t)
+    # TODO: the product of the answer tokens' probabilities, times the stop tokens' total at the last position
+    raise NotImplementedError
+
+
+checks.check("09.sample_probability", my_sample_probability)
+
+# %% tags=["solution"]
+import torch
+
+
+def my_sample_probability(logits: torch.Tensor, answer: torch.Tensor, stop: torch.Tensor, t: float) -> float:
+    """P(a sample at temperature t is exactly `answer`, then a stop token)."""
+    p = torch.softmax(logits / t, dim=-1)
+    tokens = p[torch.arange(len(answer)), answer].prod()
+    return float(tokens * p[-1][stop].sum())
+
+
+checks.check("09.sample_probability", my_sample_probability)
+
+# %% [markdown]
+# Your progress in this chapter (all chapters: `python -m course_utils progress`):
+
+# %%
+checks.progress_widget("09")
+
+# %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Ask the section-1 models about a person of the QA-training half (`people[0]` instead of
 #    `people[-1]` in the generation cell). Where do `single` and `rewrites` now agree with the gold answer?

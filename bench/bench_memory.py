@@ -1,4 +1,4 @@
-"""Fine-tuning memory benchmark: estimate vs measured peak, printed, not asserted.
+"""Fine-tuning memory benchmark (chapter 4): estimate vs measured peak, printed, not asserted.
 
 For the real SmolLM2-135M (fp32, CPU) it runs real AdamW steps (lr=0) for full fine-tuning and LoRA (r=8 on
 q_proj, v_proj), with and without gradient checkpointing, and compares the measured peak (parameters +
@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import warnings
-from pathlib import Path
 
 import torch
+from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
 
-ROOT = Path(__file__).resolve().parent.parent
 MIB = 2**20
 
 
@@ -33,18 +31,19 @@ def lora(model):
         return get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
 
 
-def main() -> int:
+CHAPTER = "04"
+
+
+def run(quick: bool = False, shapes: str = "4x64,8x128", threads: int | None = None, repeat: int = 2) -> dict:
+    """Estimated vs measured peaks and the checkpointing trade-off; ``quick``: one 2x16 shape, one timed step."""
     from course_utils import memory as mem
     from course_utils.models import load_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", default="4x64,8x128", help="comma-separated BATCHxSEQ")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads (1 is faster on a busy 2-core machine)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed steps per setting")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
+    if quick:
+        shapes, repeat = "2x16", 1
+    if threads:
+        torch.set_num_threads(threads)
+    sizes = [tuple(int(x) for x in s.split("x")) for s in shapes.split(",")]
 
     base, _ = load_model()
     models = {"full": base, "lora": lora(copy.deepcopy(base))}
@@ -52,14 +51,14 @@ def main() -> int:
     print(f"SmolLM2-135M fp32 on CPU ({torch.get_num_threads()} threads), AdamW lr=0, sdpa attention")
     print(f"{'setting':<24} {'estimate':>9} {'rule-of-thumb':>13} {'measured':>9} {'est/meas':>8} "
           f"{'rot/meas':>8} {'s/step':>7}")
-    for batch, seq in shapes:
+    for batch, seq in sizes:
         for mode, model in models.items():
             for gc in (False, True):
                 if gc:
                     model.activation_checkpointing_enable()
                 else:
                     model.activation_checkpointing_disable()
-                m = mem.measure_training_step(model, batch, seq, time_steps=args.repeat)
+                m = mem.measure_training_step(model, batch, seq, time_steps=repeat)
                 est = mem.estimate_from_model(model, batch_size=batch, seq_len=seq)
                 row = {"batch": batch, "seq": seq, "mode": mode, "checkpointing": gc,
                        "estimate_mib": round(est.peak / MIB, 1), "rule_of_thumb_mib": round(est.total / MIB, 1),
@@ -78,7 +77,7 @@ def main() -> int:
 
     print("\nGradient checkpointing: memory saved vs time paid (measured peaks)")
     tradeoff = []
-    for batch, seq in shapes:
+    for batch, seq in sizes:
         for mode in models:
             off, on = (next(r for r in rows if (r["batch"], r["seq"], r["mode"], r["checkpointing"]) ==
                             (batch, seq, mode, gc)) for gc in (False, True))
@@ -95,10 +94,33 @@ def main() -> int:
     table = mem.memory_table()
     print("\nEstimates, bf16 + mixed-precision AdamW (fused), batch 1 x 512 tokens, LoRA r=8 on q,v (GiB):")
     print(mem.format_memory_table(table))
-    out = ROOT / "bench" / "results" / "memory.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"threads": torch.get_num_threads(), "measured": rows, "checkpointing": tradeoff,
-                               "table": table}, indent=1))
+    return {"threads": torch.get_num_threads(), "measured": rows, "checkpointing": tradeoff, "table": table}
+
+
+def rows(result: dict) -> list[Row]:
+    """Estimate / measured per setting (target within 20%) and what checkpointing saves and costs (report)."""
+    out = []
+    for r in result["measured"]:
+        out.append(Row(CHAPTER, f"memory estimate, {r['mode']} {r['batch']}x{r['seq']}"
+                                f"{' + checkpointing' if r['checkpointing'] else ''}",
+                       f"{r['estimate_mib']:.0f} MiB est. / {r['measured_mib']:.0f} MiB measured = {r['ratio']:.2f}",
+                       "0.80-1.20", 0.8 <= r["ratio"] <= 1.2))
+    for t in result["checkpointing"]:
+        out.append(Row(CHAPTER, f"gradient checkpointing, {t['mode']} {t['batch']}x{t['seq']}",
+                       f"{100 * t['memory_saved']:.0f}% less memory, {100 * t['time_overhead']:+.0f}% time per step"))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="4x64,8x128", help="comma-separated BATCHxSEQ")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 is faster on a busy 2-core machine)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed steps per setting")
+    args = parser.parse_args()
+    result = run(shapes=args.shapes, threads=args.threads, repeat=args.repeat)
+    save_results("memory", result)
+    print(format_summary(rows(result)))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Fine-tuning throughput benchmark: printed, not asserted.
+"""Fine-tuning throughput benchmark (chapter 4): printed, not asserted.
 
 LoRA (r=8 on q_proj, v_proj) on the default model and chapter 4's sentiment pairs, the same batches in the same
 order, the same AdamW / schedule / clipping, three ways in one process:
@@ -16,41 +16,40 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
+
+CHAPTER = "04"
+ENGINE, TRAINER = "engine + course LoRA", "Trainer + peft LoRA"
 
 
-def main(argv=None) -> int:
+def run(quick: bool = False, steps: int = 20, batch_size: int = 8, repeats: int = 2) -> dict:
+    """Best tokens/s of each way over ``repeats`` alternating rounds; ``quick``: 2 steps of 2, one round."""
     from peft import LoraConfig, get_peft_model
 
     from course_utils import lora, sft
     from course_utils.finetune import load_pairs
     from course_utils.models import load_model
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=2)
-    args = p.parse_args(argv)
+    if quick:
+        steps, batch_size, repeats = 2, 2, 1
     model, tok = load_model()
     data = sft.build_dataset(tok, load_pairs("sentiment"), 64)
-    cfg = sft.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=1e-3, warmup_steps=2, plot=None,
+    cfg = sft.TrainConfig(steps=steps, batch_size=batch_size, lr=1e-3, warmup_steps=min(2, steps), plot=None,
                           progress=False)
     peft_cfg = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
     runs = {
-        "engine + course LoRA": lambda: sft.train(lora.inject_lora(copy.deepcopy(model), r=8, alpha=16), data, cfg),
-        "Trainer + peft LoRA": lambda: sft.trainer_finetune(get_peft_model(copy.deepcopy(model), peft_cfg), data, cfg),
+        ENGINE: lambda: sft.train(lora.inject_lora(copy.deepcopy(model), r=8, alpha=16), data, cfg),
+        TRAINER: lambda: sft.trainer_finetune(get_peft_model(copy.deepcopy(model), peft_cfg), data, cfg),
         "engine + peft LoRA": lambda: sft.train(get_peft_model(copy.deepcopy(model), peft_cfg), data, cfg),
     }
     best: dict[str, dict] = {}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
+    for _ in range(repeats):
+        for name, fn in runs.items():
             t0 = time.perf_counter()
-            r = run()  # wall time of the whole call: set-up included for both engines
+            r = fn()  # wall time of the whole call: set-up included for both engines
             seconds = time.perf_counter() - t0
             tps = r.tokens / seconds
             if name not in best or tps > best[name]["tokens_per_s"]:
@@ -59,11 +58,31 @@ def main(argv=None) -> int:
     for name, b in best.items():
         print(f"{name:22} {b['tokens_per_s']:8.1f} tokens/s  {b['s_per_step']:.3f} s/step  final loss "
               f"{b['final_loss']:.4f}")
-    ratio = best["engine + course LoRA"]["tokens_per_s"] / best["Trainer + peft LoRA"]["tokens_per_s"]
+    ratio = best[ENGINE]["tokens_per_s"] / best[TRAINER]["tokens_per_s"]
     print(f"course engine / Trainer throughput: {ratio:.2f}x (target >= 1.0)")
-    out = ROOT / "bench" / "results" / "peft.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "runs": best, "engine_over_trainer": round(ratio, 3)}, indent=1))
+    return {"settings": {"steps": steps, "batch_size": batch_size, "repeats": repeats}, "runs": best,
+            "engine_over_trainer": round(ratio, 3)}
+
+
+def rows(result: dict) -> list[Row]:
+    """The throughput of each way (report only) and the engine / Trainer ratio (target >= 1)."""
+    s = result["settings"]
+    out = [Row(CHAPTER, f"LoRA SFT throughput, {name} ({s['steps']} steps x {s['batch_size']})",
+               f"{r['tokens_per_s']:.0f} tokens/s, {r['s_per_step']:.2f} s/step") for name, r in result["runs"].items()]
+    ratio = result["engine_over_trainer"]
+    out.append(Row(CHAPTER, "course engine / Trainer + peft throughput", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1.0))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args(argv)
+    result = run(steps=args.steps, batch_size=args.batch_size, repeats=args.repeats)
+    save_results("peft", result)
+    print(format_summary(rows(result)))
     return 0
 
 

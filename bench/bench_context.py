@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
+from common import Row, standalone  # bench/ is on sys.path when run as a script
 
 CHAPTER = "05"
 
@@ -51,10 +51,7 @@ def rows(result: dict) -> list[Row]:
 
 
 def main() -> int:
-    result = run()
-    save_results("context", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("context", run, rows)
 
 
 if __name__ == "__main__":

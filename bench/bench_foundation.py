@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
+from common import Row, standalone  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_LIMIT_S = 180
@@ -94,11 +94,8 @@ def main() -> int:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-notebooks", action="store_true")
     args = parser.parse_args()
-    result = run(profile=args.profile, load=not args.skip_load, notebooks=not args.skip_notebooks)
-    out = save_results(f"foundation_{args.profile}", result)
-    print(format_summary(rows(result)))
-    print(f"saved {out.relative_to(ROOT)}")
-    return 0
+    return standalone(f"foundation_{args.profile}", run, rows, profile=args.profile, load=not args.skip_load,
+                      notebooks=not args.skip_notebooks)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from common import Row, format_summary, save_results, timed  # bench/ is on sys.path when run as a script
+from common import Row, standalone, timed  # bench/ is on sys.path when run as a script
 
 PROMPTS = ["What is the capital of France?", "Name three primary colours.", "Tell me a short story about a dragon."]
 
@@ -68,10 +68,7 @@ def rows(result: dict) -> list[Row]:
 
 
 def main() -> int:
-    result = run()
-    save_results("generation", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("generation", run, rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
+from common import Row, standalone  # bench/ is on sys.path when run as a script
 
 CHAPTER = "04"
 SERVED = ("LoRA r=16", "adapter b=16", "prefix 20 tokens")
@@ -55,10 +55,7 @@ def rows(result: dict) -> list[Row]:
 
 
 def main() -> int:
-    result = run()
-    save_results("latency", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("latency", run, rows)
 
 
 if __name__ == "__main__":

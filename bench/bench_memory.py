@@ -18,7 +18,7 @@ import sys
 import warnings
 
 import torch
-from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
+from common import Row, standalone  # bench/ is on sys.path when run as a script
 
 MIB = 2**20
 
@@ -118,10 +118,7 @@ def main() -> int:
                         help="torch threads (1 is faster on a busy 2-core machine)")
     parser.add_argument("--repeat", type=int, default=2, help="timed steps per setting")
     args = parser.parse_args()
-    result = run(shapes=args.shapes, threads=args.threads, repeat=args.repeat)
-    save_results("memory", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("memory", run, rows, shapes=args.shapes, threads=args.threads, repeat=args.repeat)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import copy
 import sys
 import time
 
-from common import Row, format_summary, save_results  # bench/ is on sys.path when run as a script
+from common import Row, standalone  # bench/ is on sys.path when run as a script
 
 CHAPTER = "04"
 ENGINE, TRAINER = "engine + course LoRA", "Trainer + peft LoRA"
@@ -80,10 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args(argv)
-    result = run(steps=args.steps, batch_size=args.batch_size, repeats=args.repeats)
-    save_results("peft", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("peft", run, rows, steps=args.steps, batch_size=args.batch_size, repeats=args.repeats)
 
 
 if __name__ == "__main__":

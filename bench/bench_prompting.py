@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from common import Row, format_summary, save_results, timed  # bench/ is on sys.path when run as a script
+from common import Row, standalone, timed  # bench/ is on sys.path when run as a script
 
 
 def run(quick: bool = False) -> dict:
@@ -57,10 +57,7 @@ def rows(result: dict) -> list[Row]:
 
 
 def main() -> int:
-    result = run()
-    save_results("prompting", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("prompting", run, rows)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import sys
 
-from common import Row, format_summary, save_results, timed  # bench/ is on sys.path when run as a script
+from common import Row, standalone, timed  # bench/ is on sys.path when run as a script
 
 CHAPTER = "06"
 
@@ -59,10 +59,7 @@ def rows(result: dict) -> list[Row]:
 
 
 def main() -> int:
-    result = run()
-    save_results("rouge", result)
-    print(format_summary(rows(result)))
-    return 0
+    return standalone("rouge", run, rows)
 
 
 if __name__ == "__main__":

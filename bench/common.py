@@ -73,3 +73,12 @@ def format_markdown(rows: list[Row]) -> str:
     out = ["| chapter | benchmark | measured | target | verdict |", "|---|---|---|---|---|"]
     out += [f"| {r.chapter} | {r.benchmark} | {r.measured} | {r.target} | {verdict(r.met)} |" for r in rows]
     return "\n".join(out)
+
+
+def standalone(name: str, run, rows, **kwargs) -> int:
+    """What ``python bench/bench_NAME.py`` does: ``run(**kwargs)``, save ``bench/results/NAME.json``, print the
+    benchmark's own rows of the summary table. Returns the exit code."""
+    result = run(**kwargs)
+    save_results(name, result)
+    print(format_summary(rows(result)))
+    return 0

@@ -5,7 +5,9 @@ has exactly the base model's matrices and adds none. One forward pass of a 4-tok
 one generation step), the models taking turns (``latency.compare_latency``). The methods are freshly
 initialised, not trained: latency depends on the shapes, not on the values.
 Targets: merged LoRA within 10% of the base (timing noise on a shared 2-core CPU is a few percent); adapters
-slower than the base.
+more than 5% slower than the base, so that the difference is not noise. A batch-1 forward of a 135M model on a
+CPU is bound by reading the weights from memory, which the adapters' small matrices barely add to: expect a
+small difference there, a larger one where the forward is fast (a GPU, or fewer threads).
 
     python bench/bench_latency.py
 """
@@ -41,7 +43,7 @@ def run(quick: bool = False, tokens: int = 4) -> dict:
 def rows(result: dict) -> list[Row]:
     """Each served method against the base, with the seed's expectation where it makes one."""
     targets = {"LoRA r=16": ("0.90-1.10x (merged: the base's matrices)", lambda x: 0.9 <= x <= 1.1),
-               "adapter b=16": ("> 1x (layers in series)", lambda x: x > 1.0)}
+               "adapter b=16": ("> 1.05x (layers in series; beyond the noise)", lambda x: x > 1.05)}
     out = []
     for name, r in result["latency"].items():
         if name == "base":

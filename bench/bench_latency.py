@@ -6,8 +6,8 @@ one generation step), the models taking turns (``latency.compare_latency``). The
 initialised, not trained: latency depends on the shapes, not on the values.
 Targets: merged LoRA within 10% of the base (timing noise on a shared 2-core CPU is a few percent); adapters
 more than 5% slower than the base, so that the difference is not noise. A batch-1 forward of a 135M model on a
-CPU is bound by reading the weights from memory, which the adapters' small matrices barely add to: expect a
-small difference there, a larger one where the forward is fast (a GPU, or fewer threads).
+CPU is bound by reading the weights from memory, which the adapters' small matrices barely add to, so the
+difference is small here: 1.01x at 2 threads, 1.14-1.16x in two runs at 1 thread (2026-12-02, this 2-core CPU).
 
     python bench/bench_latency.py
 """

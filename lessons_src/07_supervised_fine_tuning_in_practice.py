@@ -24,7 +24,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | 2.4 min |
+# | smoke | 2-core CPU (the CI machine), model cache warm | 2.4 min before, 4.2 min (251 s) in `make bench` on 2026-12-02; now 2 steps of batch 4 and 8-token replies: 3.9 min cell by cell (237 s, was 341 s) |
 # | cpu | the same 2-core CPU | 13 min (8 fine-tunes of 30 steps, 13 evaluations) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
@@ -47,11 +47,13 @@ from course_utils.prompting import prompt_pairs
 P = profile()
 set_seed(0)
 model, tok = load_model(P.model_name)
-SIZES = {"smoke": ev.sizes_for("smoke"),
+# smoke: short replies (8 new tokens) because the chapter evaluates nine models; that is most of its CI time
+SIZES = {"smoke": ev.EvalSizes(sentiment=12, facts=8, arithmetic=6, ppl_tokens=256, kl_tokens=128, max_new_tokens=8),
          "cpu": ev.EvalSizes(sentiment=60, facts=48, arithmetic=24, ppl_tokens=1024, kl_tokens=256),
          "gpu": ev.sizes_for("gpu")}[P.name]
-STEPS = {"smoke": 3, "cpu": 30, "gpu": 200}[P.name]  # the same budget for every fine-tune in the chapter
-print(f"profile {P.name}: {STEPS} optimiser steps per fine-tune; probes {SIZES}")
+STEPS = {"smoke": 2, "cpu": 30, "gpu": 200}[P.name]  # the same budget for every fine-tune in the chapter
+BATCH = {"smoke": 4, "cpu": 8, "gpu": 8}[P.name]  # smoke: half the batch keeps CI's run of the chapter short
+print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune; probes {SIZES}")
 
 # %% [markdown]
 # ## 1. One harness for every fine-tune
@@ -83,7 +85,7 @@ print("standard errors:", {k: round(v, 3) for k, v in harness.noise(original).it
 task_data = sft.build_dataset(tok, prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, load_sentiment("train")), 64)
 general_pairs = ins.to_pairs([{"instruction": t["instruction"], **t["instances"][0]} for t in si.load_seed_tasks()])
 general_data = [d for d in sft.build_dataset(tok, general_pairs, 128) if len(d["input_ids"]) <= 96]  # short ones
-tuned, result = fg.run_mitigation(model, fg.MITIGATIONS[0], task_data, general_data, STEPS)
+tuned, result = fg.run_mitigation(model, fg.MITIGATIONS[0], task_data, general_data, STEPS, BATCH)
 narrow = harness.evaluate(tuned, "full fine-tune")
 print(f"trained {STEPS} steps in {result.seconds:.0f} s, final loss {result.losses[-1]:.3f}\n")
 print(ev.format_results([original, narrow]))
@@ -117,7 +119,7 @@ del tuned
 
 # %%
 curve = fg.training_curve(model, harness, fg.MITIGATIONS[0], task_data, general_data, STEPS,
-                          every=max(1, STEPS // 6), probes=("sentiment", "kl"))
+                          every=max(1, STEPS // 6), probes=("sentiment", "kl"), batch_size=BATCH)
 for c in curve:
     print(f"step {c['step']:3}: sentiment {c['sentiment']:.3f}   KL {c['kl']:.3f}")
 fg.plot_curve(curve)
@@ -145,7 +147,8 @@ plt.show()
 # closer to the original, most of them at some cost to the task.
 
 # %%
-rows = fg.compare_mitigations(model, harness, task_data, general_data, fg.MITIGATIONS, steps=STEPS)
+rows = fg.compare_mitigations(model, harness, task_data, general_data, fg.MITIGATIONS, steps=STEPS,
+                              batch_size=BATCH)
 print(ev.format_results(rows))
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 fg.plot_tradeoff(rows, task="sentiment", general="facts", ax=axes[0])
@@ -219,7 +222,7 @@ by_label = {y: [e for e in pool if e.label == y] for y in SENTIMENT_WORDS}
 small_train = (by_label["positive"][:n_per_label] + by_label["neutral"][:n_per_label]
                + by_label["negative"][: max(1, n_per_label // 4)])  # negative is rare here
 dev = load_sentiment("dev", limit={"smoke": 6, "cpu": 60, "gpu": 60}[P.name])
-strategies = so.compare_sample_strategies(model, tok, small_train, dev, steps=STEPS)
+strategies = so.compare_sample_strategies(model, tok, small_train, dev, steps=STEPS, batch_size=BATCH)
 for r in strategies:
     print(f"{r['strategy']:22} {r['examples']:4} examples   dev accuracy {r['dev accuracy']:.3f}")
 

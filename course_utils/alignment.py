@@ -27,6 +27,7 @@ from importlib.resources import files
 import torch
 
 from .instructions import PROMPT_NO_INPUT, alpaca_prompt, validate_example
+from .models import continuation_logits
 
 SHIFT_KINDS = ("unshifted", "marginal", "shifted")
 CURATED_FILE = "curated_instructions.jsonl"
@@ -252,7 +253,7 @@ def token_shift(base, tuned, tok, contexts: Sequence[str], max_new_tokens: int =
             responses.append(ShiftedResponse(ctx, [], [], []))
             continue
         ids = torch.tensor([head + new], device=base.device)
-        logits = base(ids).logits[0, len(head) - 1:-1].float()
+        logits = continuation_logits(base, ids, len(head) - 1).float()
         ranks = token_ranks(logits, ids[0, len(head):]).tolist()
         responses.append(ShiftedResponse(ctx, new, [tok.decode([t]) for t in new], ranks))
     return TokenShift(responses)

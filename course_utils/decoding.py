@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
+from .models import continuation_logits
+
 Tokens = Sequence  # words (str) or token ids (int)
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -276,7 +278,7 @@ def continuation_perplexity(model, tok, prompts: Sequence[str], continuations: S
         if not body:
             continue
         ids = torch.tensor([head + body], device=model.device)
-        logp = model(ids).logits[0, len(head) - 1:-1].float().log_softmax(-1)
+        logp = continuation_logits(model, ids, len(head) - 1).float().log_softmax(-1)
         total -= logp.gather(1, ids[0, len(head):, None]).sum().item()
         count += len(body)
     if count == 0:

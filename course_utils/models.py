@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -174,14 +175,22 @@ def _build_cache(name: str, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                  quantization_config=GgufConfig(dequantize=True),
                                                  dtype=torch.float32)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # one per process: parallel test workers
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     sizes = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
     (tmp / _MANIFEST).write_text(json.dumps({"model": name, "source": str(gguf), "sizes": sizes}, indent=1))
+    if cache_is_valid(target):  # another process finished the same build first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     shutil.rmtree(target, ignore_errors=True)
-    tmp.replace(target)
+    try:
+        tmp.replace(target)
+    except OSError:  # the other process's copy landed in between
+        if not cache_is_valid(target):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure_cached(name: str) -> Path:
@@ -194,6 +203,22 @@ def ensure_cached(name: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _build_cache(name, target)
     return target
+
+
+def build_caches() -> int:
+    """Build the safetensors cache of every installed offline model now (``python -m course_utils cache``).
+
+    ``make test`` runs it before its parallel test workers, so that they do not each de-quantize the same GGUF.
+    A model whose package is missing is reported and skipped; returns 0.
+    """
+    for name in OFFLINE_MODELS:
+        try:
+            start = time.perf_counter()
+            path = ensure_cached(name)
+            print(f"{name}: {path} ({time.perf_counter() - start:.1f} s)")
+        except ModelNotAvailableError as err:
+            print(f"{name}: not installed, skipped ({err})")
+    return 0
 
 
 def _hub_error(name: str, err: Exception) -> ModelNotAvailableError:
@@ -325,6 +350,36 @@ def check_fits(model, n_tokens: int) -> None:
         raise ContextLengthError(f"The input has {n_tokens} tokens but the model's context window is {limit}. "
                                  "Truncate it (tokenizer(..., truncation=True, max_length=...)), split it into "
                                  "chunks, or extend the context (chapter 5).")
+
+
+def keeps_logits(model) -> bool:
+    """Whether ``model`` can compute logits at chosen positions only (transformers' ``logits_to_keep``).
+
+    The LM head (``hidden -> vocabulary``: 49k columns for SmolLM2, 262k for Gemma 3) then runs on those positions
+    alone. True for transformers causal LMs, also under peft LoRA / prefix tuning and ``DistributedDataParallel``;
+    False for the course's own small models and for peft prompt tuning, whose logits carry extra positions.
+    """
+    m = getattr(model, "module", model)  # DistributedDataParallel
+    peft_config = getattr(m, "active_peft_config", None)
+    if peft_config is not None:
+        if peft_config.is_prompt_learning and peft_config.peft_type != "PREFIX_TUNING":
+            return False
+        m = m.get_base_model()
+    return "logits_to_keep" in inspect.signature(m.forward).parameters
+
+
+def continuation_logits(model, ids: torch.Tensor, start: int) -> torch.Tensor:
+    """Logits at positions ``start .. T-2`` of a one-row ``ids`` (they predict tokens ``start+1 .. T-1``).
+
+    Scoring a continuation after a prompt needs no logits on the prompt: where the model allows it
+    (:func:`keeps_logits`) they are not computed at all.
+    """
+    if not 0 <= start < ids.shape[1] - 1:
+        raise ValueError(f"start={start} leaves no position to score in {ids.shape[1]} tokens.")
+    if keeps_logits(model):
+        positions = torch.arange(start, ids.shape[1] - 1, device=ids.device)
+        return model(input_ids=ids, logits_to_keep=positions).logits[0]
+    return model(input_ids=ids).logits[0, start:-1]
 
 
 def generate_text(model, tok, prompt: str | list[dict], *, max_new_tokens: int = 32, chat: bool = True,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .models import check_fits
+from .models import check_fits, keeps_logits
 
 X_SLOT, Z_SLOT = "[X]", "[Z]"
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
@@ -221,9 +221,11 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
     # The prefix's last token is held back and read with each context, so even an empty context (a template
     # that opens with [Z]) has a position whose logits predict the answer.
     cached, held = pre_ids[:-1], pre_ids[-1:]
+    last_only = {"logits_to_keep": 1} if keeps_logits(model) else {}  # no LM head on the context's other tokens
     if cached:
         with torch.no_grad():
-            pre_cache = model(input_ids=torch.tensor([cached], device=dev), use_cache=True).past_key_values
+            pre_cache = model(input_ids=torch.tensor([cached], device=dev), use_cache=True,
+                              **last_only).past_key_values
     for s in tqdm(range(0, n, batch_size), desc="answer search", disable=not progress):
         rows = range(s, min(s + batch_size, n))
         ctx = [held + _context_ids(tok, contexts[i], special=not pre_ids) for i in rows]
@@ -242,7 +244,7 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
             cache.batch_repeat_interleave(len(rows))
         with torch.no_grad():
             first = model(input_ids=ids, attention_mask=mask, position_ids=pos[:, len(cached):],
-                          past_key_values=cache, use_cache=True)
+                          past_key_values=cache, use_cache=True, **last_only)
         last = F.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts each continuation's 1st token
         first_ids = torch.tensor([c[0] for c in conts], device=dev).view(len(rows), m)
         total = last.gather(-1, first_ids)

@@ -26,9 +26,7 @@ def example_losses(model, data: Sequence[dict], batch_size: int = 8, pad_id: int
     Raises:
         ValueError: no data.
     """
-    import torch.nn.functional as F
-
-    from .sft import IGNORE_INDEX, SFTCollator, _pad_id
+    from .sft import IGNORE_INDEX, SFTCollator, _pad_id, target_token_losses
 
     if not data:
         raise ValueError("No examples to score.")
@@ -38,11 +36,8 @@ def example_losses(model, data: Sequence[dict], batch_size: int = 8, pad_id: int
     out = []
     for s in range(0, len(data), batch_size):
         b = {k: v.to(dev) for k, v in collate(data[s:s + batch_size]).items()}
-        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
-        labels = b["labels"][:, 1:]
-        tok_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX,
-                                   reduction="none").view_as(labels)
-        n = (labels != IGNORE_INDEX).sum(1).clamp_min(1)
+        tok_loss = target_token_losses(model, b)
+        n = (b["labels"][:, 1:] != IGNORE_INDEX).sum(1).clamp_min(1)
         out.append((tok_loss.sum(1) / n).cpu())
     model.train(was_training)
     return torch.cat(out)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from course_utils import sft
 from course_utils.finetune import build_model, load_pairs, main
+from course_utils.models import keeps_logits
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,54 @@ def test_token_loss_matches_transformers_labels_loss(tiny_lm):
     s, n = sft.token_loss_sum(model, batch)
     ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
     assert torch.allclose(s / n, ref, atol=1e-5)
+
+
+def _full_logits_loss(model, batch):
+    """The textbook loss: logits at every position, shifted, -100 ignored, weighted per example."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    losses = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(),
+                                               reduction="none").view_as(labels)
+    return (losses * batch["weight"][:, None]).sum()
+
+
+def test_lm_head_runs_on_target_positions_only(tiny_lm):
+    """The LM head sees one row per target token (not batch x length), and the loss and gradients are those of
+    the full logits."""
+    model, tok, data = tiny_lm
+    m = copy.deepcopy(model)
+    batch = sft.SFTCollator(tok.pad_token_id)(data[:4])
+    batch["weight"] = torch.tensor([1.0, 0.5, 2.0, 1.0])
+    rows = []
+    hook = m.get_output_embeddings().register_forward_hook(lambda mod, inp, out: rows.append(inp[0].shape))
+    s, n = sft.token_loss_sum(m, batch)
+    hook.remove()
+    assert keeps_logits(m) and rows == [torch.Size([int(n), m.config.hidden_size])]
+    assert int(n) < batch["input_ids"].numel() / 2  # prompts and padding are most of this batch
+    s.backward()
+    fast = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    ref = _full_logits_loss(m, batch)
+    ref.backward()
+    assert torch.allclose(s, ref, rtol=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(fast, m.parameters()))
+
+
+def test_models_without_logits_to_keep_get_every_logit(tiny_lm):
+    """The course's own TinyGPT and peft prompt tuning (extra virtual positions) take the full-logits path; LoRA
+    and prefix tuning under peft, and DDP's wrapper, keep the fast one."""
+    from peft import LoraConfig, get_peft_model
+
+    from course_utils import prefix, tinygpt
+
+    model, tok, data = tiny_lm
+    assert not keeps_logits(tinygpt.TinyGPT(tinygpt.GPTConfig(vocab_size=32, n_layer=1, n_head=2, n_embd=8)))
+    assert keeps_logits(get_peft_model(copy.deepcopy(model), LoraConfig(r=2, target_modules=["q_proj"])))
+    assert keeps_logits(prefix.prefix_tuning(copy.deepcopy(model), 2))
+    assert not keeps_logits(prefix.soft_prompt(copy.deepcopy(model), 2))
+    wrapped = torch.nn.Module()
+    wrapped.module = model  # what DistributedDataParallel looks like from outside
+    assert keeps_logits(wrapped)
 
 
 def test_step_indices_walk_each_epoch_once_in_a_seeded_order():

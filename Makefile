@@ -3,6 +3,8 @@
 #   make lab        set up, then open JupyterLab on the notebooks
 #   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile) + the
 #                   browser test (skipped, with the reason, where chromium or playwright is missing)
+#   make test-fast  the quick loop for people editing the course: unit tests on tiny models, no notebooks, no
+#                   real-model or cpu-size claims (45 s on 2 cores; target: under 5 minutes)
 #   make browser-test  only the browser test (tests/browser): JupyterLab on 127.0.0.1, chapter 2 in headless
 #                   chromium (Debian's `apt-get install chromium`; playwright drives it, no `playwright install`),
 #                   the playground run and clicked; screenshots in artifacts/browser/. Fails if chromium or
@@ -27,7 +29,7 @@ BOOK_PROFILE ?= cpu
 BOOK_CHAPTERS ?=
 BENCH_ARGS ?=
 
-.PHONY: lab test browser-test notebooks check-notebooks bench book doctor clean setup
+.PHONY: lab test test-fast browser-test notebooks check-notebooks bench book doctor clean setup
 
 setup: $(STAMP)
 
@@ -43,13 +45,19 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# pytest first (fast, and it builds the model cache), then every notebook in the smoke profile, then the
-# browser test (once: the first pytest leaves tests/browser out). nbmake runs notebooks/ only: solutions/ differ
-# only in their Exercises section, which tests/test_solution_notebooks.py executes in a kernel (CI time is tight).
+# pytest first (it builds the model cache), with the cpu-size claim tests (COURSE_RUN_SLOW=1, about 13 minutes of
+# it), then every notebook in the smoke profile, then the browser test (once: the first pytest leaves
+# tests/browser out). nbmake runs notebooks/ only: solutions/ differ only in their Exercises section, which
+# tests/test_solution_notebooks.py executes in a kernel (CI time is tight). pytest-xdist does not pay here: at one
+# thread per worker on 2 cores the notebooks took longer (711 s) than one after the other at 2 threads (632 s).
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser $(PYTEST_ARGS)
+	COURSE_RUN_SLOW=1 $(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser --durations=15 $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest tests/browser -s
+
+# Unit tests only: what a change to course_utils most often breaks, in minutes. `make test` before a commit.
+test-fast: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser -m "not model and not slow and not notebook" -q $(PYTEST_ARGS)
 
 # The browser test alone; a missing chromium / playwright is a failure here, not a skip.
 browser-test: $(STAMP)

@@ -5,6 +5,7 @@
     python bench/run_all.py --skip foundation     # no notebook timings (the longest part, about 25 min)
     python bench/run_all.py --profile cpu         # the notebooks in the cpu profile (about 3 hours on 2 cores)
     python bench/run_all.py --quick               # tiny sizes: checks the benchmarks run (the test suite's use)
+    python bench/run_all.py --only suite          # `make test` and `make test-fast`, timed (as long as the suite)
 
 Each benchmark prints its details as it goes; the table at the end has one row per measurement with the
 chapter, the target where the course states one and whether it was met. Timings are printed, not asserted: a
@@ -38,11 +39,16 @@ BENCHMARKS = {
     "context": "bench_context",         # 05 sliding-window stride sweep
     "rouge": "bench_rouge",             # 06 Self-Instruct novelty filter
     "foundation": "bench_foundation",   # 00 model load, every chapter's notebook runtime
+    "suite": "bench_suite",             # make test and make test-fast, timed
 }
+#: benchmarks that run only when named in --only (or at --quick sizes): the suite takes as long as `make test`
+ON_REQUEST = {"suite"}
 
 
-def select(only: str | None, skip: str | None) -> list[str]:
-    """The benchmark names to run, in registry order; an unknown name is an error naming the known ones."""
+def select(only: str | None, skip: str | None, quick: bool = False) -> list[str]:
+    """The benchmark names to run, in registry order; an unknown name is an error naming the known ones.
+
+    :data:`ON_REQUEST` benchmarks run only when ``only`` names them, or at ``quick`` sizes."""
     names = list(BENCHMARKS)
     for arg in (only, skip):
         unknown = [n for n in (arg or "").split(",") if n and n not in BENCHMARKS]
@@ -50,6 +56,8 @@ def select(only: str | None, skip: str | None) -> list[str]:
             raise SystemExit(f"Unknown benchmark(s) {unknown}; choose from {names}.")
     if only:
         names = [n for n in names if n in only.split(",")]
+    elif not quick:
+        names = [n for n in names if n not in ON_REQUEST]
     return [n for n in names if n not in (skip or "").split(",")]
 
 
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="smoke", help="profile the notebooks are timed in (default smoke)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every benchmark runs")
     args = p.parse_args(argv)
-    names = select(args.only, args.skip)
+    names = select(args.only, args.skip, args.quick)
     import torch  # after argument parsing: --help stays instant
 
     all_rows, seconds, failed = [], {}, []

@@ -175,7 +175,7 @@ def _build_cache(name: str, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                  quantization_config=GgufConfig(dequantize=True),
                                                  dtype=torch.float32)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # one per process: parallel test workers
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # one per process: two notebooks may build at once
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
@@ -203,22 +203,6 @@ def ensure_cached(name: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _build_cache(name, target)
     return target
-
-
-def build_caches() -> int:
-    """Build the safetensors cache of every installed offline model now (``python -m course_utils cache``).
-
-    ``make test`` runs it before its parallel test workers, so that they do not each de-quantize the same GGUF.
-    A model whose package is missing is reported and skipped; returns 0.
-    """
-    for name in OFFLINE_MODELS:
-        try:
-            start = time.perf_counter()
-            path = ensure_cached(name)
-            print(f"{name}: {path} ({time.perf_counter() - start:.1f} s)")
-        except ModelNotAvailableError as err:
-            print(f"{name}: not installed, skipped ({err})")
-    return 0
 
 
 def _hub_error(name: str, err: Exception) -> ModelNotAvailableError:

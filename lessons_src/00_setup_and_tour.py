@@ -21,7 +21,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine) | 16 s with a warm model cache; building the cache once adds 24-36 s |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 13 s |
 # | cpu | the same 2-core CPU | 18-20 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 

@@ -23,7 +23,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | 56 s |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 36 s |
 # | cpu | the same 2-core CPU | 2.5 min |
 # | gpu | Colab T4 / A100 | not measured yet |
 

@@ -24,7 +24,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | 48 s |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 37 s |
 # | cpu | the same 2-core CPU | 6.5 min |
 # | gpu | Colab T4 / A100 | not measured yet |
 

@@ -25,7 +25,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | 0.5 min |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 29 s |
 # | cpu | the same 2-core CPU | 8 min (about 1 min of training per TinyGPT variant) |
 # | gpu | Colab T4 / A100 | not measured yet |
 

@@ -26,7 +26,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | about 1 min |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 50 s |
 # | cpu | the same 2-core CPU | 9 min (a third of it the LoRA fine-tune) |
 # | gpu | Colab T4 / A100 | not measured yet |
 

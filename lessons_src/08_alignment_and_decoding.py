@@ -33,7 +33,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model caches warm, nothing else running | 3.8 min (228 s, cell by cell; the sweep and the selection take a third) |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 117 s |
 # | cpu | the same CPU at 1 thread, shared with two or three other runs | 104 min (72 CPU-minutes): long: 5 Gemma fine-tunes and 9 Gemma decodes, each step costly with its 262k-token vocabulary |
 # | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 

@@ -24,7 +24,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model cache warm, under nbmake | 77 s |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 66 s |
 # | cpu | the same CPU at 1 thread, shared with two or three other runs | 52 min (about 36 CPU-minutes): data 34, fine-tune 13 (60 steps), harness 5 |
 # | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 #

@@ -37,6 +37,8 @@ def test_select_keeps_registry_order_and_names_unknown_benchmarks():
     assert "foundation" not in run_all.select(None, "foundation")
     with pytest.raises(SystemExit, match="Unknown benchmark.*'speed'.*choose from"):
         run_all.select("speed", None)
+    assert "suite" not in run_all.select(None, None)  # as long as `make test`: only when asked for
+    assert run_all.select("suite", None) == ["suite"] and "suite" in run_all.select(None, None, quick=True)
 
 
 def test_every_bench_script_is_registered():

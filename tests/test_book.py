@@ -24,6 +24,7 @@ _REMOTE = re.compile(r'<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)="((?:htt
 # MathJax is the one remote script: the reader's browser loads it to typeset formulas (view time, never build
 # time); offline, formulas show as TeX.
 _VIEW_TIME_OK = ("https://cdn.jsdelivr.net/npm/mathjax@3/",)
+pytestmark = pytest.mark.notebook  # builds and executes notebooks: not in `make test-fast`
 
 
 def _text(page) -> str:

@@ -53,6 +53,7 @@ def test_extended_copies_and_rescales():
         X.extended(TinyGPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, position="alibi")), "ntk", 4)
 
 
+@pytest.mark.slow
 def test_alibi_extrapolates_rope_does_not_learned_cannot(corpus):
     """The chapter's claim (after Press et al. 2022), at the cpu profile's size (about 3 minutes on 2 cores).
 

@@ -38,6 +38,7 @@ def printed(cells) -> str:
 
 
 @pytest.mark.model
+@pytest.mark.notebook
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[ch.stem for ch in CHAPTERS])
 def test_solutions_notebook_passes_every_exercise_and_the_blank_notebook_none(chapter, tmp_path, monkeypatch):
     monkeypatch.setenv(checks.PROGRESS_ENV, str(tmp_path / "progress.json"))  # the kernel inherits it

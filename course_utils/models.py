@@ -12,6 +12,7 @@ later load takes well under a second::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -336,12 +337,24 @@ def check_fits(model, n_tokens: int) -> None:
                                  "chunks, or extend the context (chapter 5).")
 
 
-def keeps_logits(model) -> bool:
+@functools.cache
+def _masks_logits() -> bool:
+    """Whether this transformers takes a boolean ``(batch, length)`` mask as ``logits_to_keep`` (recent 5.x)."""
+    try:
+        from transformers.modeling_utils import slice_logits_to_keep
+
+        return tuple(slice_logits_to_keep(torch.zeros(1, 2, 1), torch.tensor([[True, False]])).shape) == (1, 1)
+    except Exception:  # an older transformers: no helper, or a helper that only slices
+        return False
+
+
+def keeps_logits(model, mask: bool = False) -> bool:
     """Whether ``model`` can compute logits at chosen positions only (transformers' ``logits_to_keep``).
 
     The LM head (``hidden -> vocabulary``: 49k columns for SmolLM2, 262k for Gemma 3) then runs on those positions
     alone. True for transformers causal LMs, also under peft LoRA / prefix tuning and ``DistributedDataParallel``;
     False for the course's own small models and for peft prompt tuning, whose logits carry extra positions.
+    ``mask=True`` asks for a per-row boolean mask, which only recent transformers versions take.
     """
     m = getattr(model, "module", model)  # DistributedDataParallel
     peft_config = getattr(m, "active_peft_config", None)
@@ -349,6 +362,8 @@ def keeps_logits(model) -> bool:
         if peft_config.is_prompt_learning and peft_config.peft_type != "PREFIX_TUNING":
             return False
         m = m.get_base_model()
+    if mask and not _masks_logits():
+        return False
     return "logits_to_keep" in inspect.signature(m.forward).parameters
 
 

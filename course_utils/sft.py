@@ -141,7 +141,7 @@ def target_token_losses(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """
     labels = batch["labels"][:, 1:]
     targets = labels != IGNORE_INDEX
-    if keeps_logits(model):
+    if keeps_logits(model, mask=True):
         keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
         keep[:, :-1] = targets  # position t is kept when token t+1 is a target
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

@@ -113,6 +113,23 @@ def test_lm_head_runs_on_target_positions_only(tiny_lm):
     assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(fast, m.parameters()))
 
 
+def test_a_transformers_without_boolean_logits_to_keep_falls_back_to_every_logit(tiny_lm, monkeypatch):
+    """Older transformers 5.x slice ``logits_to_keep`` but take no per-row mask: the engine then computes every
+    logit, with the same loss."""
+    from course_utils import models
+
+    model, tok, data = tiny_lm
+    batch = sft.SFTCollator(tok.pad_token_id)(data[:4])
+    fast, _ = sft.token_loss_sum(model, batch)
+    monkeypatch.setattr(models, "_masks_logits", lambda: False)
+    rows = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda mod, inp, out: rows.append(inp[0].shape))
+    slow, _ = sft.token_loss_sum(model, batch)
+    hook.remove()
+    assert rows[0][:2] == batch["input_ids"].shape and torch.allclose(fast, slow, rtol=1e-5)
+    assert keeps_logits(model) and not keeps_logits(model, mask=True)
+
+
 def test_models_without_logits_to_keep_get_every_logit(tiny_lm):
     """The course's own TinyGPT and peft prompt tuning (extra virtual positions) take the full-logits path; LoRA
     and prefix tuning under peft, and DDP's wrapper, keep the fast one."""

@@ -64,12 +64,13 @@ class AdapterLinear(nn.Module):
         if not isinstance(base, nn.Linear):
             raise TypeError(f"AdapterLinear wraps an nn.Linear, got {type(base).__name__}.")
         self.base = base.requires_grad_(False)
-        self.adapter = BottleneckAdapter(base.out_features, bottleneck, activation).to(
-            device=base.weight.device, dtype=base.weight.dtype)
+        # float32 whatever the base's dtype, like LoRA (and peft): small updates survive; forward casts in and out
+        self.adapter = BottleneckAdapter(base.out_features, bottleneck, activation).to(device=base.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen projection, then the trainable adapter."""
-        return self.adapter(self.base(x))
+        h = self.base(x)
+        return self.adapter(h.to(self.adapter.up.weight.dtype)).to(h.dtype)
 
 
 def inject_adapters(model: nn.Module, bottleneck: int = 16,

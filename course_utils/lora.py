@@ -51,8 +51,9 @@ class LoRALinear(nn.Module):
             raise ValueError(f"init must be one of {INITS}, got {init!r}.")
         self.base = base.requires_grad_(False)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        # Same dtype/device as the frozen weight, so a bf16 model on GPU stays bf16 on GPU.
-        factory = {"dtype": base.weight.dtype, "device": base.weight.device}
+        # float32 on the frozen weight's device, whatever the base's dtype (peft does the same): a bf16 update
+        # of 1e-5 relative size would round away; the forward casts in and out.
+        factory = {"dtype": torch.float32, "device": base.weight.device}
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **factory))  # zero: ΔW = 0 at step 0
         if init == "kaiming":
@@ -63,7 +64,9 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``W0 x + b`` plus the low-rank path; ``x @ A.T @ B.T`` never forms the full (out x in) ``ΔW``."""
-        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+        out = self.base(x)
+        update = (self.dropout(x).to(self.lora_A.dtype) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+        return out + update.to(out.dtype)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``ΔW = B @ A * alpha / r``, shape (out_features, in_features), rank at most ``r``."""
@@ -79,7 +82,7 @@ class LoRALinear(nn.Module):
         # skip_init: no random initialisation to overwrite (and no draw from the global RNG)
         merged = torch.nn.utils.skip_init(nn.Linear, base.in_features, base.out_features, bias=base.bias is not None,
                                           dtype=base.weight.dtype, device=base.weight.device)
-        merged.weight.copy_(base.weight + self.delta_weight())
+        merged.weight.copy_(base.weight.float() + self.delta_weight())  # add in float32, store as the base
         if base.bias is not None:
             merged.bias.copy_(base.bias)
         return merged.requires_grad_(False)

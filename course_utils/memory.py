@@ -95,8 +95,11 @@ class MemoryEstimate:
         return "\n".join(lines + ([f"note: {self.note}"] if self.note else []))
 
 
+MASTER_WEIGHTS = ("copy", "upcast")
+
+
 def bytes_per_param(*, weight_bytes: float = 2, mixed_precision: bool = True,
-                    optimizer: str = "adamw") -> dict[str, float]:
+                    optimizer: str = "adamw", master: str = "copy") -> dict[str, float]:
     """Bytes one *trainable* parameter costs, by kind (their sum is the famous 16).
 
     Mixed precision (16-bit weights): 2 (weights) + 2 (gradients) + 4 (fp32 master copy, which the update is
@@ -105,15 +108,23 @@ def bytes_per_param(*, weight_bytes: float = 2, mixed_precision: bool = True,
     be 2 + 2 + 2 + 2 = 8, but updates much smaller than a weight vanish in bf16 rounding, hence the usual
     fp32 master copy.
 
+    ``master="copy"`` is that accounting (ZeRO's: 16-bit weights and gradients beside an fp32 copy).
+    ``master="upcast"`` is what the course's engine (``sft.train``), peft and ``Trainer`` do: the trainable
+    parameters themselves are stored in fp32 and the matmuls run in 16 bits under autocast, so a trainable
+    parameter costs 4 (weight) + 4 (gradient) + 8 (Adam) = 16 bytes, the same sum split differently.
+
     Raises:
-        ValueError: unknown optimizer, or weight_bytes <= 0.
+        ValueError: unknown optimizer or master, or weight_bytes <= 0.
     """
     _check_choice("optimizer", optimizer, OPTIMIZER_STATES)
+    _check_choice("master", master, MASTER_WEIGHTS)
     if weight_bytes <= 0:
         raise ValueError(f"weight_bytes must be > 0 (2 for bf16/fp16, 4 for fp32), got {weight_bytes}.")
-    master = mixed_precision and weight_bytes < 4
+    mixed = mixed_precision and weight_bytes < 4
     state_bytes = 4 if mixed_precision else weight_bytes
-    return {"weights": weight_bytes, "gradients": weight_bytes, "master copy": 4 if master else 0,
+    if mixed and master == "upcast":
+        return {"weights": 4, "gradients": 4, "master copy": 0, "optimizer states": OPTIMIZER_STATES[optimizer] * 4}
+    return {"weights": weight_bytes, "gradients": weight_bytes, "master copy": 4 if mixed else 0,
             "optimizer states": OPTIMIZER_STATES[optimizer] * state_bytes}
 
 
@@ -168,7 +179,8 @@ def estimate_finetune_memory(n_params: int, *, mode: str = "full", trainable_par
                              tie_embeddings: bool = False, gradient_checkpointing: bool = False,
                              activation_bytes: float | None = None, attn_implementation: str = "sdpa",
                              lora_rank: int = 8, lora_targets: Sequence[str] = ("q_proj", "v_proj"),
-                             double_quant: bool = True, optimizer_impl: str = "fused") -> MemoryEstimate:
+                             double_quant: bool = True, optimizer_impl: str = "fused",
+                             master: str = "copy") -> MemoryEstimate:
     """Estimate the memory of one fine-tuning step of a Llama-style model.
 
     Per parameter (see :func:`bytes_per_param`): ``full`` trains everything, 16 B/param with mixed-precision
@@ -191,6 +203,8 @@ def estimate_finetune_memory(n_params: int, *, mode: str = "full", trainable_par
         gradient_checkpointing, attn_implementation: see :func:`activation_memory`.
         lora_rank, lora_targets: the adapters (they set the LoRA parameter count and what activations are saved).
         double_quant: QLoRA's quantized quantization constants.
+        master: ``"copy"`` (16-bit weights beside an fp32 master copy) or ``"upcast"`` (trainable weights stored
+            in fp32, as the course engine does); see :func:`bytes_per_param`.
         optimizer_impl: how the update runs, which sets its scratch memory. ``"fused"`` (``AdamW(fused=True)``,
             the transformers Trainer's default) needs none; ``"foreach"`` (plain ``torch.optim.AdamW`` on CUDA)
             one more copy of v, i.e. 4 more B/param; ``"single"`` (plain ``AdamW`` on CPU) two temporaries of
@@ -212,7 +226,8 @@ def estimate_finetune_memory(n_params: int, *, mode: str = "full", trainable_par
         raise ValueError(f"Activations need all model sizes; missing {', '.join(missing)}. Pass them all, none "
                          "(weights and optimizer only), or use estimate_from_model(model).")
     shapes = None if missing else _linear_shapes(hidden_size, intermediate_size, num_heads, num_kv_heads, head_dim)
-    per_param = bytes_per_param(weight_bytes=weight_bytes, mixed_precision=mixed_precision, optimizer=optimizer)
+    per_param = bytes_per_param(weight_bytes=weight_bytes, mixed_precision=mixed_precision, optimizer=optimizer,
+                                master=master)
 
     if trainable_params is None:
         if mode == "full":
@@ -272,7 +287,9 @@ def estimate_from_model(model, mode: str | None = None, *, batch_size: int = 1, 
     """:func:`estimate_finetune_memory` with sizes, dtype, LoRA settings and checkpointing read from a model.
 
     Reads: parameter counts (tied weights once; ``requires_grad`` gives the trainable ones), the weight dtype
-    (16-bit weights are assumed to train with an fp32 master copy), the config's dimensions and attention
+    and device, and describes what ``sft.train`` does with them: trainable weights stored in fp32 (the master
+    weights, ``master="upcast"``) and activations in 16 bits wherever training runs under autocast
+    (:func:`device.autocast_dtype`: a 16-bit model, or an fp32 model on a GPU), the config's dimensions and attention
     implementation, a peft model's LoRA rank and targets, whether gradient checkpointing is on, and the device
     (plain ``torch.optim.AdamW``, as :func:`measure_training_step` uses, runs one tensor at a time on CPU and
     ``foreach`` on CUDA). Any keyword overrides what was read.
@@ -288,10 +305,16 @@ def estimate_from_model(model, mode: str | None = None, *, batch_size: int = 1, 
     quantized = any(type(p).__name__ == "Params4bit" for p in params)
     if mode is None:
         mode = "qlora" if quantized else "full" if trainable == n_params else "lora"
-    float_params = [p for p in params if p.is_floating_point()]
+    from course_utils.device import autocast_dtype
+
+    # the stored dtype of the frozen weights (trainable ones may already be upcast by a previous train())
+    float_params = [p for p in params if p.is_floating_point() and not p.requires_grad] or \
+        [p for p in params if p.is_floating_point()]
     weight_bytes = float_params[0].element_size() if float_params else 2
+    amp = autocast_dtype(params[0].device, float_params[0].dtype if float_params else torch.float32)
     read = {"trainable_params": None if mode == "full" else trainable,
-            "weight_bytes": weight_bytes, "mixed_precision": weight_bytes < 4,
+            "weight_bytes": weight_bytes, "mixed_precision": amp is not None, "master": "upcast",
+            "activation_bytes": 2 if amp is not None else weight_bytes,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
             "intermediate_size": cfg.intermediate_size, "num_heads": cfg.num_attention_heads,
             "num_kv_heads": getattr(cfg, "num_key_value_heads", None), "head_dim": getattr(cfg, "head_dim", None),

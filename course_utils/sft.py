@@ -7,6 +7,10 @@ it in chapter 4 and must give comparable losses. Used again by chapters 6-9.
     result = train(model, data, TrainConfig(steps=60, batch_size=8, lr=2e-4), eval_data=dev)
     result.plot()
 
+Precision: the trainable parameters are kept in float32 (a bf16 / fp16 model's trainable weights are upcast
+once: the "master weights"), and the forward and backward run under ``torch.autocast`` in 16 bits on GPUs,
+with a gradient scaler for float16 (:func:`resolve_autocast`). On a CPU in float32 nothing changes.
+
 The loss is the mean cross-entropy over *response* tokens only: prompt and padding positions carry the label
 ``-100`` (PyTorch's ``ignore_index``), so the model is not trained to reproduce the prompt. The mean is taken over
 all target tokens of the whole optimiser step (every micro-batch, every process), which is what makes gradient
@@ -29,11 +33,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .device import DTYPES, LOW_PRECISION, autocast_dtype, compute_dtype, model_device
 from .models import keeps_logits
 
 IGNORE_INDEX = -100  # labels with this value add nothing to the loss (torch's cross_entropy ignore_index)
 OVERFLOW_POLICIES = ("truncate", "error")
 SCHEDULES = ("cosine", "linear", "constant")
+AUTOCAST = ("auto", "none", *DTYPES)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -209,6 +215,7 @@ class TrainConfig:
     seed: int = 0
     plot: str | None = "final"  # "final", "live" (notebooks) or None
     progress: bool = True
+    autocast: str = "auto"  # "auto" (device.autocast_dtype), "none", "bfloat16", "float16" (with a grad scaler)
 
     def validate(self, n_examples: int) -> None:
         """Raise a clear ``ValueError`` for settings that cannot train."""
@@ -228,6 +235,8 @@ class TrainConfig:
             raise ValueError("checkpoint_every needs output_dir (where checkpoints are written).")
         if self.plot not in ("final", "live", None):
             raise ValueError(f"plot must be 'final', 'live' or None, not {self.plot!r}.")
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {AUTOCAST}, not {self.autocast!r}.")
 
 
 @dataclass
@@ -269,7 +278,38 @@ class TrainResult:
 
 
 def _device(model) -> torch.device:
-    return next(model.parameters()).device
+    return model_device(model)
+
+
+def resolve_autocast(model, cfg: TrainConfig) -> torch.dtype | None:
+    """The dtype the forward and backward run in under ``torch.autocast``; ``None`` for plain float32.
+
+    ``"auto"``: a bf16 / fp16 model computes in its own dtype; a float32 model computes in bfloat16 on GPUs that
+    have it natively, in float16 on older ones (a T4), and in float32 on a CPU (:func:`device.autocast_dtype`).
+    """
+    if cfg.autocast == "auto":
+        return autocast_dtype(_device(model), compute_dtype(model))
+    return None if cfg.autocast == "none" else DTYPES[cfg.autocast]
+
+
+def upcast_trainable(params: Sequence[torch.nn.Parameter]) -> int:
+    """Store every trainable 16-bit parameter in float32, in place; returns how many were upcast.
+
+    These are the master weights: AdamW's update of a weight is often ~1e-5 of its size, below bfloat16's
+    resolution (8 significant bits), so updating bf16 weights directly loses most updates to rounding. Under
+    autocast the matmuls still run in 16 bits. Tied weights are one Parameter, so they stay tied.
+    """
+    n = 0
+    for p in params:
+        if p.dtype in LOW_PRECISION:
+            p.data = p.data.float()
+            p.grad = None
+            n += 1
+    return n
+
+
+def _autocast(dev: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def _pad_id(model, pad_id: int | None) -> int:
@@ -441,6 +481,10 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
         if hasattr(model, "config"):
             model.config.use_cache = False
     params = [p for p in model.parameters() if p.requires_grad]
+    amp = resolve_autocast(model, cfg)  # read before upcasting: a bf16 model computes in bf16
+    upcast_trainable(params)
+    # float16's range is small: scale the loss so gradients do not underflow, unscale before clipping
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     result = TrainResult()
@@ -475,13 +519,14 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                 sync = j == len(micro_batches) - 1
                 ctx = net.no_sync() if world > 1 and not sync else contextlib.nullcontext()
                 with ctx:
-                    s, _ = token_loss_sum(net, b)
+                    with _autocast(dev, amp):
+                        s, _ = token_loss_sum(net, b)
                     # DDP averages gradients over processes, so scale by world to get sum / global count.
-                    (s * world / n_targets).backward()
+                    scaler.scale(s * world / n_targets).backward()
                 total += s.item()
                 result.tokens += b["input_ids"].numel()
             if penalty is not None:  # once per step, after the data gradients (DDP has already averaged those)
-                penalty(model).backward()
+                scaler.scale(penalty(model)).backward()
             if world > 1:
                 t = torch.tensor([total], device=dev, dtype=torch.float64)
                 torch.distributed.all_reduce(t)
@@ -493,10 +538,12 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                     "Lower the "
                     "learning rate, keep gradient clipping on (max_grad_norm=1.0), and check the data for empty "
                     "or corrupt examples; in float16 try bfloat16 or float32.")
+            scaler.unscale_(optimizer)  # no-op unless float16
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             result.lrs.append(scheduler.get_last_lr()[0])
-            optimizer.step()
+            scaler.step(optimizer)  # skipped (and the scale lowered) when a float16 gradient overflowed
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.step += 1
@@ -558,6 +605,8 @@ def trainer_finetune(model, train_data: Sequence[dict], cfg: TrainConfig, *, pad
     from transformers import Trainer, TrainingArguments
 
     cfg.validate(len(train_data))
+    amp = resolve_autocast(model, cfg)
+    upcast_trainable([p for p in model.parameters() if p.requires_grad])  # Trainer's fp16 needs fp32 masters
     collate = SFTCollator(_pad_id(model, pad_id))
     ordered = [train_data[i] for s in range(cfg.steps)
                for i in step_indices(s, len(train_data), cfg.batch_size, cfg.seed)]
@@ -574,7 +623,7 @@ def trainer_finetune(model, train_data: Sequence[dict], cfg: TrainConfig, *, pad
         max_grad_norm=cfg.max_grad_norm or 0.0, activation_checkpointing=cfg.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False}, logging_steps=1, save_strategy="no",
         report_to="none", use_cpu=_device(model).type == "cpu", seed=cfg.seed, disable_tqdm=not cfg.progress,
-        dataloader_pin_memory=False)
+        dataloader_pin_memory=False, bf16=amp == torch.bfloat16, fp16=amp == torch.float16)
     trainer = InOrderTrainer(model=model, args=args, train_dataset=ordered,
                              data_collator=lambda ex: {k: v for k, v in collate(ex).items() if k != "weight"})
     if not cfg.progress:  # without a bar Trainer prints every log dict instead; the history is kept either way

@@ -24,11 +24,13 @@ def test_bottleneck_adapter_is_identity_at_init():
     assert not torch.equal(adapter(h), h)
 
 
-def test_adapter_linear_wraps_and_keeps_dtype():
+def test_adapter_linear_wraps_a_bf16_base_with_float32_adapter():
     base = nn.Linear(8, 6, dtype=torch.bfloat16)
     layer = adapters.AdapterLinear(base, bottleneck=2)
     x = torch.randn(3, 8, dtype=torch.bfloat16)
-    assert torch.equal(layer(x), base(x)) and layer.adapter.up.weight.dtype == torch.bfloat16
+    out = layer(x)  # identity at initialisation, in the base's dtype
+    assert torch.equal(out, base(x)) and out.dtype == torch.bfloat16
+    assert layer.adapter.up.weight.dtype == layer.adapter.down.weight.dtype == torch.float32  # as peft
     assert not base.weight.requires_grad and layer.adapter.down.weight.requires_grad
 
 

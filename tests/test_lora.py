@@ -42,11 +42,20 @@ def test_lora_linear_init_scaling_and_no_op():
     assert torch.equal(layer.delta_weight(), torch.zeros(6, 12))
 
 
-def test_gaussian_init_and_dtype_follow_the_base():
+def test_gaussian_init_and_float32_factors_on_a_bf16_base():
     torch.manual_seed(0)
     layer = lora.LoRALinear(nn.Linear(256, 64, dtype=torch.bfloat16), r=4, alpha=4, init="gaussian")
-    assert layer.lora_A.dtype == layer.lora_B.dtype == torch.bfloat16
-    assert abs(layer.lora_A.float().std().item() - 0.25) < 0.02  # N(0, 1/r) as peft's "gaussian"
+    assert layer.lora_A.dtype == layer.lora_B.dtype == torch.float32  # like peft: updates survive rounding
+    assert abs(layer.lora_A.std().item() - 0.25) < 0.02  # N(0, 1/r) as peft's "gaussian"
+    nn.init.normal_(layer.lora_B, std=0.1)
+    x = torch.randn(3, 256, dtype=torch.bfloat16)
+    out = layer(x)
+    assert out.dtype == torch.bfloat16
+    expected = layer.base(x).float() + x.float() @ layer.delta_weight().T
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2)
+    merged = layer.merge()
+    assert merged.weight.dtype == torch.bfloat16
+    torch.testing.assert_close(merged(x).float(), expected, rtol=2e-2, atol=5e-2)
 
 
 def test_delta_weight_and_merge_match_forward():

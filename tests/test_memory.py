@@ -253,3 +253,24 @@ def test_estimate_reads_the_course_lora_rank_and_targets(tiny):
     assert est != estimate_from_model(m, batch_size=2, seq_len=32, lora_rank=8, lora_targets=("q_proj", "v_proj"))
     got = measure_training_step(m, batch_size=2, seq_len=32, time_steps=0)
     assert 0.8 < est.peak / got.peak < 1.2
+
+
+def test_upcast_master_weights_split_the_same_sixteen_bytes_differently():
+    """The course engine stores trainable weights in fp32 (no separate copy): 4 + 4 + 0 + 8 = 16 B/param."""
+    up = mem.bytes_per_param(master="upcast")
+    assert up == {"weights": 4, "gradients": 4, "master copy": 0, "optimizer states": 8}
+    assert sum(up.values()) == sum(mem.bytes_per_param().values()) == 16
+    with pytest.raises(ValueError, match="master"):
+        mem.bytes_per_param(master="fp32")
+
+
+def test_estimate_from_a_bf16_lora_model_describes_the_engine():
+    from course_utils.lora import inject_lora
+    from course_utils.models import tiny_llama
+
+    model = tiny_llama().to(torch.bfloat16)
+    inject_lora(model, ("q_proj", "v_proj"), r=4, alpha=8)
+    est = mem.estimate_from_model(model, batch_size=2, seq_len=16)
+    lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters()) - lora
+    assert est.weights == frozen * 2 + lora * 4 and est.gradients == lora * 4 and est.optimizer == lora * 8

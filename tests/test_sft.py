@@ -288,3 +288,96 @@ def test_two_cpu_processes_match_one(tmp_path):
     one = load_file(tmp_path / "one" / "trainable.safetensors")
     two = load_file(tmp_path / "two" / "trainable.safetensors")
     assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-5
+
+
+# --- precision: float32 master weights under 16-bit autocast (what a GPU run does), checked on the CPU ---------
+
+def test_bf16_training_keeps_float32_master_weights_that_move_every_step(tiny_lm):
+    """lr 1e-5 on bf16 weights: most updates are below bf16's resolution, so without master weights they vanish.
+
+    The engine upcasts the trainable weights to float32 and trains under bf16 autocast: every step moves them,
+    and the losses track a float32 run within bf16's rounding.
+    """
+    model, tok, data = tiny_lm
+    ref, m = copy.deepcopy(model), copy.deepcopy(model).to(torch.bfloat16)
+    assert sft.resolve_autocast(m, cfg()) == torch.bfloat16  # "auto": a bf16 model computes in bf16
+    moved, snap = [], {}
+
+    def on_step(step, loss):
+        # the input embedding is left out: rows of tokens absent from a batch get no gradient, hence no update
+        cur = {n: p.detach().clone() for n, p in m.named_parameters() if "embed_tokens" not in n}
+        if snap:  # share of weights that changed in this step
+            moved.append(sum((cur[n] != snap[n]).sum().item() for n in cur) / sum(v.numel() for v in cur.values()))
+        snap.update(cur)
+
+    c = cfg(steps=4, lr=1e-5, schedule="constant", max_grad_norm=None)
+    r16 = sft.train(m, data, c, pad_id=tok.pad_token_id, on_step=on_step)
+    r32 = sft.train(ref, data, c, pad_id=tok.pad_token_id)
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # the master weights
+    assert min(moved) > 0.9, f"only {min(moved):.0%} of the weights moved in some step"
+    assert r16.losses == pytest.approx(r32.losses, rel=2e-2)
+
+    # the same update applied to bf16 weights directly is mostly lost to rounding
+    w = next(model.parameters()).detach().to(torch.bfloat16)
+    assert ((w + 1e-5 * torch.sign(w)) != w).float().mean() < 0.2
+
+
+def test_lora_on_a_bf16_base_trains_float32_factors(tiny_lm):
+    from course_utils.lora import inject_lora, lora_layers
+
+    model, tok, data = tiny_lm
+    m = copy.deepcopy(model).to(torch.bfloat16)
+    inject_lora(m, ("q_proj", "v_proj"), r=4, alpha=8)
+    r = sft.train(m, data, cfg(steps=2, lr=1e-3), pad_id=tok.pad_token_id)
+    layer = next(iter(lora_layers(m).values()))
+    assert layer.lora_A.dtype == torch.float32 and layer.base.weight.dtype == torch.bfloat16
+    assert layer.lora_B.abs().sum() > 0 and all(map(torch.isfinite, torch.tensor(r.losses)))
+
+
+def test_float16_autocast_uses_a_gradient_scaler(tiny_lm, monkeypatch):
+    """The T4 path (float32 weights, float16 compute, GradScaler) forced on the CPU: it trains like float32."""
+    model, tok, data = tiny_lm
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    scalers = []
+    real = torch.amp.GradScaler
+
+    def spy(*args, **kw):
+        scalers.append(real(*args, **kw))
+        return scalers[-1]
+
+    monkeypatch.setattr(torch.amp, "GradScaler", spy)
+    r16 = sft.train(a, data, cfg(steps=3, autocast="float16"), pad_id=tok.pad_token_id)
+    r32 = sft.train(b, data, cfg(steps=3, autocast="none"), pad_id=tok.pad_token_id)
+    assert scalers[0].is_enabled() and not scalers[1].is_enabled()
+    assert r16.losses == pytest.approx(r32.losses, rel=2e-2)
+
+
+@pytest.mark.parametrize("capability, weights, compute", [
+    ((7, 0), torch.float32, torch.float16),   # V100
+    ((7, 5), torch.float32, torch.float16),   # T4 (Colab): bf16 "supported" only by emulation
+    ((8, 0), torch.bfloat16, torch.bfloat16),  # A100
+    ((9, 0), torch.bfloat16, torch.bfloat16),  # H100
+])
+def test_dtype_rule_on_simulated_gpus(monkeypatch, capability, weights, compute):
+    from course_utils import device
+
+    monkeypatch.delenv("COURSE_DTYPE", raising=False)
+    monkeypatch.delenv("COURSE_AUTOCAST", raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda dev=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # true on a T4 too
+    assert device.pick_dtype("cuda") == weights
+    assert device.autocast_dtype("cuda", weights) == compute
+    assert device.autocast_dtype("cpu", torch.float32) is None
+
+
+def test_dtype_overrides_and_bad_values(monkeypatch):
+    from course_utils import device
+
+    monkeypatch.setenv("COURSE_DTYPE", "float16")
+    monkeypatch.setenv("COURSE_AUTOCAST", "none")
+    assert device.pick_dtype("cpu") == torch.float16 and device.autocast_dtype("cuda") is None
+    monkeypatch.setenv("COURSE_DTYPE", "fp8")
+    with pytest.raises(ValueError, match="COURSE_DTYPE='fp8'.*float32"):
+        device.pick_dtype("cpu")
+    with pytest.raises(ValueError, match="autocast must be one of"):
+        cfg(autocast="fp16").validate(10)

@@ -66,7 +66,7 @@ class LoRALinear(nn.Module):
         """``W0 x + b`` plus the low-rank path; ``x @ A.T @ B.T`` never forms the full (out x in) ``ΔW``."""
         out = self.base(x)
         update = (self.dropout(x).to(self.lora_A.dtype) @ self.lora_A.T @ self.lora_B.T) * self.scaling
-        return out + update.to(out.dtype)
+        return (out + update).to(out.dtype)  # add in float32, round once (as peft does)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``ΔW = B @ A * alpha / r``, shape (out_features, in_features), rank at most ``r``."""

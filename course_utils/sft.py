@@ -25,7 +25,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -308,6 +308,43 @@ def upcast_trainable(params: Sequence[torch.nn.Parameter]) -> int:
     return n
 
 
+def gpu_budget(model) -> int | None:
+    """Bytes a training step may use on the model's GPU (90 % of what is free to this process, plus what torch
+    already holds, the weights among them); ``None`` off CUDA. Honours ``set_per_process_memory_fraction``."""
+    dev = _device(model)
+    if dev.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(dev)
+    held = torch.cuda.memory_reserved(dev)
+    cap = torch.cuda.get_per_process_memory_fraction(dev) * total
+    return int(0.9 * min(free + held, cap))
+
+
+def fit_grad_accum(model, cfg: TrainConfig, seq_len: int, budget: int | None, world: int = 1) -> int:
+    """The smallest ``grad_accum`` (a multiple of ``cfg.grad_accum`` dividing ``batch_size``) whose micro-batch
+    fits ``budget`` bytes by :func:`memory.estimate_from_model`. The update is the same (accumulation is exact);
+    only the memory and the time change. No budget, or a model the estimator cannot read: ``cfg.grad_accum``.
+    """
+    from .memory import estimate_from_model
+
+    if budget is None:
+        return cfg.grad_accum
+    options = [a for a in range(cfg.grad_accum, cfg.batch_size + 1)
+               if cfg.batch_size % a == 0 and a % cfg.grad_accum == 0 and (cfg.batch_size // a) % world == 0]
+    for accum in options:
+        try:
+            est = estimate_from_model(model, batch_size=cfg.batch_size // accum // world, seq_len=seq_len,
+                                      gradient_checkpointing=cfg.gradient_checkpointing)
+        except (AttributeError, TypeError, ValueError):  # not a transformers-style config (TinyGPT)
+            return cfg.grad_accum
+        if est.peak <= budget:
+            return accum
+    warnings.warn(f"Even one example of {seq_len} tokens per micro-batch is estimated to need more than the "
+                  f"{budget / 2**30:.1f} GiB free on this GPU. Use gradient_checkpointing=True, shorter examples "
+                  "(max_len), LoRA instead of full fine-tuning, or a smaller model.", stacklevel=3)
+    return options[-1] if options else cfg.grad_accum
+
+
 def _autocast(dev: torch.device, dtype: torch.dtype | None):
     return torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
@@ -467,6 +504,13 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
     """
     cfg.validate(len(train_data))
     rank, world = _dist()
+    # On a GPU, split each step into more micro-batches when the estimated peak would not fit (a T4's 15 GiB)
+    accum = fit_grad_accum(model, cfg, max(len(e["input_ids"]) for e in train_data), gpu_budget(model), world)
+    if accum != cfg.grad_accum:
+        if rank == 0:
+            print(f"micro-batch of {cfg.batch_size // cfg.grad_accum} -> {cfg.batch_size // accum} examples "
+                  f"(grad_accum {accum}) to fit this GPU's free memory; the update is the same.")
+        cfg = replace(cfg, grad_accum=accum)
     micro = cfg.batch_size // cfg.grad_accum
     if micro % world:
         raise ValueError(f"Each micro-batch of {micro} examples must split evenly over {world} processes.")

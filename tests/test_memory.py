@@ -274,3 +274,29 @@ def test_estimate_from_a_bf16_lora_model_describes_the_engine():
     lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters()) - lora
     assert est.weights == frozen * 2 + lora * 4 and est.gradients == lora * 4 and est.optimizer == lora * 8
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name, seq_len", [("smollm2-135m-instruct", 256), ("gemma-3-270m", 448)])
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gpu_profile_fine_tunes_fit_a_t4(name, seq_len, method):
+    """The gpu profile's fine-tunes (batch 16; chapter 8's Gemma answers are up to 448 tokens) on a 16 GB T4:
+    float32 weights, float16 autocast. train() accumulates micro-batches until the estimate fits 90 % of 15 GiB."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from course_utils import sft
+    from course_utils.lora import inject_lora
+    from course_utils.models import ensure_cached
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(ensure_cached(name)))
+    if method == "lora":
+        model.requires_grad_(False)
+        inject_lora(model, ("q_proj", "v_proj"), r=8, alpha=16)
+    budget = int(0.9 * 15 * 2**30)
+    cfg = sft.TrainConfig(steps=1, batch_size=16)
+    accum = sft.fit_grad_accum(model, cfg, seq_len, budget)
+    micro = 16 // accum
+    est = mem.estimate_from_model(model, batch_size=micro, seq_len=seq_len, weight_bytes=4, mixed_precision=True,
+                                  activation_bytes=2)
+    assert est.peak <= budget and micro >= 2, f"{name} {method}: micro-batch {micro}, {est.peak / 2**30:.1f} GiB"

@@ -381,3 +381,25 @@ def test_dtype_overrides_and_bad_values(monkeypatch):
         device.pick_dtype("cpu")
     with pytest.raises(ValueError, match="autocast must be one of"):
         cfg(autocast="fp16").validate(10)
+
+
+def test_micro_batches_shrink_to_fit_the_gpu_budget_with_the_same_update(tiny_lm, monkeypatch, capsys):
+    """On a GPU, train() reads the free memory (gpu_budget) and accumulates more micro-batches when the
+    estimated peak of one would not fit; simulated here with a budget between two micro-batch sizes."""
+    from course_utils.memory import estimate_from_model
+
+    model, tok, data = tiny_lm
+    seq = max(len(e["input_ids"]) for e in data)
+    budget = (estimate_from_model(model, batch_size=2, seq_len=seq).peak
+              + estimate_from_model(model, batch_size=4, seq_len=seq).peak) // 2
+    assert sft.fit_grad_accum(model, cfg(batch_size=8), seq, budget) == 4  # micro-batch 2 fits, 4 does not
+    assert sft.fit_grad_accum(model, cfg(batch_size=8), seq, None) == 1  # the CPU: no budget, no change
+    with pytest.warns(UserWarning, match="gradient_checkpointing=True"):
+        assert sft.fit_grad_accum(model, cfg(batch_size=8), seq, 1) == 8
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    monkeypatch.setattr(sft, "gpu_budget", lambda m: budget)
+    ra = sft.train(a, data, cfg(steps=2), pad_id=tok.pad_token_id)
+    assert "grad_accum 4" in capsys.readouterr().out
+    monkeypatch.setattr(sft, "gpu_budget", lambda m: None)
+    rb = sft.train(b, data, cfg(steps=2), pad_id=tok.pad_token_id)
+    assert ra.losses == pytest.approx(rb.losses, abs=1e-5)

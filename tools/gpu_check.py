@@ -16,7 +16,8 @@ fine-tune at lr 1e-5 whose float32 master weights move, and our LoRA = peft. The
 
 Then one pass under a 15 GiB cap (``torch.cuda.set_per_process_memory_fraction``) standing in for a T4 runs the
 gpu profile's sizes: a LoRA step at batch 16 x 256 tokens for each model, chapter 5's 16,000-token forward.
-With 2+ GPUs it also launches a 2-process fine-tune (``torchrun``). It writes a table (check, model, path,
+With 2+ GPUs it also launches a 2-process fine-tune (``torchrun``); last, the unit tests that need no model
+package (the CUDA ones among them). It writes a table (check, model, path,
 pass/fail, seconds, peak GPU memory) to ``$OUT`` or ``artifacts/gpu/``, and exits non-zero when a check fails.
 
 On a CPU (``--device cpu``) it runs the same checks on a tiny model in seconds: that is how the test-suite
@@ -301,6 +302,18 @@ def run_multi_gpu(rows: list[dict]) -> None:
                  "detail": (proc.stderr or proc.stdout).strip().splitlines()[-1][:300] if proc.returncode else "ok"})
 
 
+def run_pytest(rows: list[dict]) -> None:
+    """The unit tests that need no model package, the CUDA ones among them (peak memory, dtype rule)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_device.py",
+                           "tests/test_memory.py", "-m", "not model and not slow"], cwd=ROOT, capture_output=True,
+                          text=True)
+    print(proc.stdout[-3000:], proc.stderr[-2000:], flush=True)
+    last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+    rows.append({"check": "pytest (device, memory)", "model": "-", "path": "-", "ok": proc.returncode == 0,
+                 "seconds": round(time.perf_counter() - t0, 2), "peak_gib": float("nan"), "detail": last[:300]})
+
+
 def write_table(rows: list[dict], out: Path, header: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     lines = [header, "", "| check | model | path | result | seconds | peak GPU GiB | detail |", "|---|---|---|---|---|---|---|"]
@@ -347,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     run(dev, names, paths, args.source, args.cap_gib or None, rows)
     if dev.type == "cuda":
         run_multi_gpu(rows)
+        run_pytest(rows)
     header += f"; {time.perf_counter() - t0:.0f} s in all"
     table = write_table(rows, args.out, header)
     failed = [r for r in rows if not r["ok"]]

@@ -26,6 +26,7 @@ from importlib.resources import files
 
 import torch
 
+from .device import encode, model_device
 from .instructions import PROMPT_NO_INPUT, alpaca_prompt, validate_example
 from .models import continuation_logits
 
@@ -238,7 +239,7 @@ def token_shift(base, tuned, tok, contexts: Sequence[str], max_new_tokens: int =
     outs = []
     try:
         for s in range(0, len(contexts), batch_size):
-            enc = tok(list(contexts[s:s + batch_size]), return_tensors="pt", padding=True).to(tuned.device)
+            enc = encode(tok, list(contexts[s:s + batch_size]), tuned, padding=True)
             gen = tuned.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
             for row in gen[:, enc["input_ids"].shape[1]:].tolist():
                 if tok.eos_token_id in row:  # keep the EOS itself: ending is one of the choices alignment moves
@@ -252,7 +253,7 @@ def token_shift(base, tuned, tok, contexts: Sequence[str], max_new_tokens: int =
         if not new:
             responses.append(ShiftedResponse(ctx, [], [], []))
             continue
-        ids = torch.tensor([head + new], device=base.device)
+        ids = torch.tensor([head + new], device=model_device(base))
         logits = continuation_logits(base, ids, len(head) - 1).float()
         ranks = token_ranks(logits, ids[0, len(head):]).tolist()
         responses.append(ShiftedResponse(ctx, new, [tok.decode([t]) for t in new], ranks))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
+from .device import encode, model_device
 from .models import continuation_logits
 
 Tokens = Sequence  # words (str) or token ids (int)
@@ -220,7 +221,7 @@ def self_reinforcement(model, tok, sentence: str, repeats: int = 8, prefix: str 
         raise ValueError("self_reinforcement needs a non-empty sentence.")
     head = tok(prefix, add_special_tokens=True)["input_ids"] if prefix else (
         [tok.bos_token_id] if tok.bos_token_id is not None else [])
-    ids = torch.tensor([head + piece * repeats], device=model.device)
+    ids = torch.tensor([head + piece * repeats], device=model_device(model))
     probs = model(ids).logits[0, :-1].float().softmax(-1).gather(1, ids[0, 1:, None])[:, 0]
     out = []
     for k in range(repeats):
@@ -277,7 +278,7 @@ def continuation_perplexity(model, tok, prompts: Sequence[str], continuations: S
         body = tok(c, add_special_tokens=False)["input_ids"]
         if not body:
             continue
-        ids = torch.tensor([head + body], device=model.device)
+        ids = torch.tensor([head + body], device=model_device(model))
         logp = continuation_logits(model, ids, len(head) - 1).float().log_softmax(-1)
         total -= logp.gather(1, ids[0, len(head):, None]).sum().item()
         count += len(body)
@@ -444,7 +445,7 @@ def generate_with_rules(model, tok, prompts: Sequence[str], max_new_tokens: int 
     texts, finished = [], []
     try:
         for start in range(0, len(prompts), batch_size):
-            enc = tok(list(prompts[start:start + batch_size]), return_tensors="pt", padding=True).to(model.device)
+            enc = encode(tok, list(prompts[start:start + batch_size]), model, padding=True)
             n = enc["input_ids"].shape[1]
             rules = RuleBasedAdapter(tok, n, **rule_kwargs)
             with torch.no_grad():

@@ -32,6 +32,8 @@ from importlib.resources import files
 import torch
 import torch.nn.functional as F
 
+from .device import model_device
+
 #: metric name -> (label for tables, True when higher is better)
 METRICS = {
     "perplexity": ("general-text perplexity", False),
@@ -129,7 +131,7 @@ def final_number(text: str) -> str | None:
 def next_token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
     """``[T-1, V]`` log-probabilities of each next token over a 1-D id sequence (one forward; float32)."""
     with torch.no_grad():
-        logits = model(input_ids=ids[None].to(model.device)).logits[0, :-1].float()
+        logits = model(input_ids=ids[None].to(model_device(model))).logits[0, :-1].float()
     return F.log_softmax(logits, dim=-1).cpu()
 
 

@@ -5,10 +5,11 @@
     accelerate launch --num_processes 2 -m course_utils.finetune --data sentiment --steps 60 --output-dir runs/acc
 
 ``torchrun`` and ``accelerate launch`` both start N copies of this script with ``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK`` and ``MASTER_ADDR/PORT`` set; the script joins the process group (NCCL on GPUs, gloo on CPUs) and
-``sft.train`` wraps the model in ``DistributedDataParallel``. Each process takes its share of every batch, and the
-update equals the single-process one (tested with two CPU processes). This is data parallelism: every process
-holds a full copy of the model. When the model itself does not fit, it must be split (model / tensor / pipeline
+``LOCAL_RANK`` and ``MASTER_ADDR/PORT`` set; the script joins the process group (NCCL on GPUs, one process per GPU;
+gloo on CPUs, or on a GPU machine with ``COURSE_DEVICE=cpu``: :func:`launch_plan` says which) and ``sft.train``
+wraps the model in ``DistributedDataParallel``. Each process takes its share of every batch, and the update equals
+the single-process one (tested with two CPU processes). This is data parallelism: every process holds a full copy
+of the model. When the model itself does not fit, it must be split (model / tensor / pipeline
 parallelism, or sharded: FSDP, DeepSpeed ZeRO); see chapter 4's memory section.
 """
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -85,17 +87,77 @@ def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, devi
     return model, tok
 
 
+def usable_gpus() -> int:
+    """How many GPUs a run here trains on: every CUDA device, or none when ``$COURSE_DEVICE`` names another one."""
+    if os.environ.get("COURSE_DEVICE"):
+        from course_utils.device import pick_device
+
+        return torch.cuda.device_count() if pick_device().type == "cuda" else 0
+    return torch.cuda.device_count()
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How to start a data-parallel run: ``processes`` copies of the script, their process-group ``backend``,
+    the ``device`` type they train on (``cuda`` or ``cpu``, for ``$COURSE_DEVICE``), and why, in one line."""
+
+    processes: int
+    backend: str
+    device: str
+    note: str
+
+
+def launch_plan(requested: int, n_gpus: int, *, exact: bool = False) -> LaunchPlan:
+    """The processes to start for ``requested`` data-parallel workers on a machine with ``n_gpus`` GPUs.
+
+    One process per GPU talking over NCCL, so at most ``n_gpus`` of them: a second process on a one-GPU machine
+    would ask for a GPU that does not exist. Without a GPU, the processes run on the CPU and talk over gloo.
+    ``exact=True`` is for a comparison that needs exactly ``requested`` processes: with too few GPUs it runs them
+    all on the CPU instead.
+
+    Raises:
+        ValueError: ``requested < 1`` or a negative GPU count.
+    """
+    if requested < 1 or n_gpus < 0:
+        raise ValueError(f"Need requested >= 1 and n_gpus >= 0, got requested={requested}, n_gpus={n_gpus}.")
+    if n_gpus >= requested:
+        return LaunchPlan(requested, "nccl", "cuda", f"{_count(requested, 'process')}, one per GPU (nccl)")
+    if n_gpus and not exact:
+        return LaunchPlan(n_gpus, "nccl", "cuda", f"{_count(n_gpus, 'process')}, one per GPU (nccl): this machine "
+                                                  f"has {_count(n_gpus, 'GPU')}, not {requested}")
+    why = "no GPU here" if not n_gpus else f"{requested} processes need {requested} GPUs, this machine has {n_gpus}"
+    return LaunchPlan(requested, "gloo", "cpu", f"{_count(requested, 'process')} on the CPU (gloo): {why}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'es' if noun.endswith('s') else 's'}" if n != 1 else f"1 {noun}"
+
+
+def process_device(local_rank: int, n_gpus: int) -> tuple[str, torch.device]:
+    """The process-group backend and the device of the process with ``local_rank`` on a machine whose run uses
+    ``n_gpus`` GPUs (0: a CPU run).
+
+    Raises:
+        RuntimeError: more processes on this machine than GPUs (the message says the two ways out).
+    """
+    if n_gpus == 0:
+        return "gloo", torch.device("cpu")
+    if not 0 <= local_rank < n_gpus:
+        raise RuntimeError(f"Process LOCAL_RANK={local_rank} has no GPU: this machine has {n_gpus}. Start at most "
+                           f"{n_gpus} process(es) per machine (torchrun --nproc_per_node {n_gpus}), or run them on "
+                           "the CPU with COURSE_DEVICE=cpu (gloo).")
+    return "nccl", torch.device("cuda", local_rank)
+
+
 def _setup_distributed() -> torch.device:
     """Join the process group when launched by torchrun / accelerate; return this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
+    backend, device = process_device(int(os.environ.get("LOCAL_RANK", "0")), usable_gpus())
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
-    if cuda:
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
+        torch.distributed.init_process_group(backend=backend)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

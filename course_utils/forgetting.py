@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .device import to_model
+
 
 def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -79,7 +81,7 @@ def fisher_diagonal(model: nn.Module, data: Sequence[dict], batch_size: int = 4,
     was_training = model.training
     model.eval()  # no dropout: the gradient of the model we keep
     for s in range(0, min(len(data), batch_size * max_batches), batch_size):
-        batch = {k: v.to(next(model.parameters()).device) for k, v in collate(data[s:s + batch_size]).items()}
+        batch = to_model(model, collate(data[s:s + batch_size]))
         model.zero_grad(set_to_none=True)
         loss_sum, n_tok = token_loss_sum(model, batch)
         (loss_sum / max(1, int(n_tok))).backward()

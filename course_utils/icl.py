@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Example
+from .device import encode
 from .prompting import PromptClassifier, Template, Verbalizer
 
 
@@ -80,11 +81,11 @@ def embed(texts: Sequence[str], encoder=None, batch_size: int = 64) -> torch.Ten
     model, tok = encoder if encoder is not None else load_sentence_encoder()
     chunks = []
     for s in range(0, len(texts), batch_size):
-        enc = tok(list(texts[s:s + batch_size]), padding=True, truncation=True, return_tensors="pt")
+        enc = encode(tok, list(texts[s:s + batch_size]), model, padding=True, truncation=True)
         with torch.no_grad():
             hidden = model(**enc).last_hidden_state
         m = enc["attention_mask"][..., None].to(hidden.dtype)
-        chunks.append(F.normalize((hidden * m).sum(1) / m.sum(1), dim=-1))
+        chunks.append(F.normalize((hidden * m).sum(1) / m.sum(1), dim=-1).float().cpu())
     return torch.cat(chunks)
 
 

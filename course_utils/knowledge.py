@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course_utils.device import model_device
 from course_utils.tinygpt import GPTConfig, TinyGPT
 
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "employer")
@@ -435,7 +436,7 @@ def exact_match(model: TinyGPT, examples: Sequence[dict], batch_size: int = 128)
     """
     from course_utils.sft import IGNORE_INDEX, SFTCollator
 
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     out: list[bool] = []

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .device import model_device
+
 
 @dataclass(frozen=True)
 class WindowedPerplexity:
@@ -65,7 +67,7 @@ def sliding_window_perplexity(model, ids: torch.Tensor, window: int, stride: int
         raise ValueError(f"Need window >= 2 and 1 <= stride <= window, got window={window}, stride={stride}.")
     if len(ids) < 2:
         raise ValueError("The document needs at least two tokens to score one.")
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     nll, scored, passes, read, prev_end = 0.0, 0, 0, 0, 1  # token 0 has nothing before it: never scored
     t0 = time.perf_counter()
     starts = range(0, len(ids) - 1, stride)

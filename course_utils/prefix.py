@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .device import model_device
 from .models import ContextLengthError, context_window
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def init_prefix_from_text(peft_model: PeftModel, tokenizer: Callable | None, tex
     ids = (ids * -(-n // len(ids)))[:n]
     base = peft_model.get_base_model()
     table = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
-    cache = base(input_ids=torch.tensor([ids], device=table.device), use_cache=True).past_key_values
+    cache = base(input_ids=torch.tensor([ids], device=model_device(base)), use_cache=True).past_key_values
     kv = [t for layer in cache.layers for t in (layer.keys, layer.values)]  # each [1, kv_heads, n, head_dim]
     table.copy_(torch.stack(kv, dim=0)[:, 0].permute(2, 0, 1, 3).reshape(n, -1).to(table.dtype))
 
@@ -173,7 +174,8 @@ def soft_prompt(model: nn.Module, num_virtual_tokens: int = 8, init_text: str | 
     if ids is not None:
         embedding = peft_model.prompt_encoder[peft_model.active_adapter].embedding
         with torch.no_grad():
-            rows = peft_model.word_embeddings(torch.tensor(ids, device=embedding.weight.device))
+            words = peft_model.word_embeddings
+            rows = words(torch.tensor(ids, device=words.weight.device))
             embedding.weight.copy_(rows.to(embedding.weight.dtype))
     peft_model.register_forward_pre_hook(ContextGuard(num_virtual_tokens, window, prefix=False), with_kwargs=True)
     return peft_model

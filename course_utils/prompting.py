@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .device import model_device
 from .models import check_fits, keeps_logits
 
 X_SLOT, Z_SLOT = "[X]", "[Z]"
@@ -188,17 +189,18 @@ def answer_search_naive(model, tok, template: Template, texts: Sequence[str], an
     Readable and slow; :func:`answer_search` must give the same numbers (tested to 1e-4).
     """
     out = torch.empty(len(texts), len(answers))
+    dev = model_device(model)
     pre = tok(shared_prefix).input_ids if shared_prefix else []
     for i, x in enumerate(texts):
         context, conts = _continuations(template, x, answers)
         ctx_ids = pre + _context_ids(tok, context, special=not pre)
         for j, cont in enumerate(conts):
             cont_ids = _continuation_ids(tok, cont)
-            ids = torch.tensor([ctx_ids + cont_ids], device=model.device)
+            ids = torch.tensor([ctx_ids + cont_ids], device=dev)
             with torch.no_grad():
                 logits = model(ids).logits.float()
             logp = F.log_softmax(logits[0, len(ctx_ids) - 1:-1], dim=-1)  # positions predicting the continuation
-            total = logp.gather(-1, torch.tensor(cont_ids, device=model.device)[:, None]).sum()
+            total = logp.gather(-1, torch.tensor(cont_ids, device=dev)[:, None]).sum()
             out[i, j] = total / len(cont_ids) if normalize else total
     return out
 
@@ -216,7 +218,7 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
     n, m = len(contexts), len(continuations[0])
     out = torch.empty(n, m)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    dev = model.device
+    dev = model_device(model)
     pre_ids = tok(shared_prefix).input_ids if shared_prefix else []
     # The prefix's last token is held back and read with each context, so even an empty context (a template
     # that opens with [Z]) has a position whose logits predict the answer.
@@ -231,8 +233,8 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
         ctx = [held + _context_ids(tok, contexts[i], special=not pre_ids) for i in rows]
         conts = [_continuation_ids(tok, c) for i in rows for c in continuations[i]]  # row-major: text, answer
         L = max(map(len, ctx))
+        C = max(map(len, conts))  # from the lists: reading it off a GPU tensor would wait for the device
         lengths = torch.tensor([len(c) for c in conts], device=dev).view(len(rows), m)
-        C = int(lengths.max())
         check_fits(model, len(cached) + L + C)  # a clear error, not silently degraded scores past the window
         ids = torch.tensor([[pad] * (L - len(c)) + c for c in ctx], device=dev)
         # layout per row: [cached prefix][left padding][context]; padding is masked out, positions skip it

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .device import to_model
+
 PARAPHRASE_PROMPT = "Rewrite the following text with different words, keeping its meaning and tone. Reply with " \
                     "the rewritten text only.\n\nText: {text}"
 
@@ -30,12 +32,12 @@ def example_losses(model, data: Sequence[dict], batch_size: int = 8, pad_id: int
 
     if not data:
         raise ValueError("No examples to score.")
-    collate, dev = SFTCollator(_pad_id(model, pad_id)), next(model.parameters()).device
+    collate = SFTCollator(_pad_id(model, pad_id))
     was_training = model.training
     model.eval()
     out = []
     for s in range(0, len(data), batch_size):
-        b = {k: v.to(dev) for k, v in collate(data[s:s + batch_size]).items()}
+        b = to_model(model, collate(data[s:s + batch_size]))
         tok_loss = target_token_losses(model, b)
         n = (b["labels"][:, 1:] != IGNORE_INDEX).sum(1).clamp_min(1)
         out.append((tok_loss.sum(1) / n).cpu())

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .device import model_device
+
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 KNOWN = ("HighlyKnown", "MaybeKnown")  # what the chapter calls "known facts" (greedy is sometimes right)
 
@@ -207,7 +209,7 @@ def score_answers(model, tok, prompts: Sequence[str], variants: Sequence[list[li
         raise ValueError(f"{len(prompts)} prompts but {len(variants)} answer lists: give one list per prompt.")
     if any(not t > 0 for t in temperatures):
         raise ValueError(f"Temperatures must be > 0, got {list(temperatures)} (greedy is always computed).")
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     stop = (stop_token_mask(tok) if stop_mask is None else stop_mask).to(dev)
     head = tok(prefix)["input_ids"] if prefix else []
     rows = []  # (prompt index, prompt ids after the prefix, answer ids)
@@ -325,7 +327,7 @@ def sample_answers(model, tok, prompt: str, n: int, temperature: float, *, prefi
     top-p), each cut at its first newline: the slow, literal way that :func:`score_answers`' exact probabilities
     replace. The model reads the same ids as there (:func:`prompt_ids`)."""
     torch.manual_seed(seed)
-    ids = torch.tensor([prompt_ids(tok, prefix, prompt)], device=next(model.parameters()).device)
+    ids = torch.tensor([prompt_ids(tok, prefix, prompt)], device=model_device(model))
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
                          top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, num_return_sequences=n,
                          pad_token_id=tok.pad_token_id)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
+from course_utils.device import model_device
 from course_utils.models import ContextLengthError
 from course_utils.positions import alibi_bias, apply_rope, sinusoidal_positions
 
@@ -252,7 +253,7 @@ def loss_by_position(model: nn.Module, ids: torch.Tensor, length: int, n_windows
     if fit < n_windows:
         raise ValueError(f"{len(ids)} tokens hold only {fit} windows of {length}; ask for n_windows <= {fit}.")
     windows = ids[: n_windows * length].view(n_windows, length)
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     total = torch.zeros(length - 1)

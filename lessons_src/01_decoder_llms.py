@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from course_utils import masks
 from course_utils.config import profile
 from course_utils.data import load_lines
-from course_utils.device import set_seed
+from course_utils.device import assert_close, encode, set_seed
 from course_utils.models import load_model
 from course_utils.plotting import bar, plot_masks, readable_tokens, token_strip
 
@@ -127,14 +127,14 @@ print(masks.to_additive_4d(masks.prefix_lm_mask(5, 2))[0, 0])
 # %%
 model, tok = load_model(P.model_name)
 text = "Question: What is the capital of France? Answer: The capital of France is Paris."
-ids = tok(text, return_tensors="pt").input_ids
+ids = encode(tok, text, model).input_ids  # tensors on the model's device (a GPU when there is one)
 T = ids.shape[1]
 split = T // 2  # the first half is the prefix
 print(T, "tokens; prefix =", tok.decode(ids[0, :split]), "| target =", tok.decode(ids[0, split:]))
 
 # %% [markdown]
 # **Expected outcomes, stated before running:**
-# 1. our causal 4D mask gives *exactly* the logits the model computes with its own built-in causal mask;
+# 1. our causal 4D mask gives the logits the model computes with its own built-in causal mask (up to rounding);
 # 2. under the prefix mask, changing a *later prefix token* changes the output at position 0 (prefix tokens
 #    look ahead inside the prefix); under the causal mask it does not;
 # 3. under both masks, changing a *target* token never changes the outputs before it (no peeking at the
@@ -146,9 +146,8 @@ with torch.no_grad():
     builtin = model(ids).logits
 out_causal = masks.forward_with_mask(model, ids, causal).logits
 out_prefix = masks.forward_with_mask(model, ids, prefix).logits
-diff_builtin = (out_causal - builtin).abs().max().item()
-print(f"1. causal 4D mask vs built-in mask: max |diff| = {diff_builtin:.2e}")
-assert diff_builtin < 1e-4
+diff_builtin = assert_close(out_causal, builtin, model, "logits under our causal mask and the built-in one")
+print(f"1. causal 4D mask vs built-in mask: max |diff| = {diff_builtin:.2e}, within {model.dtype} rounding")
 
 changed = ids.clone()
 changed[0, split - 1] = tok(" banana").input_ids[0]  # edit the last prefix token
@@ -170,7 +169,7 @@ for name, allowed in (("causal", causal), ("prefix LM", prefix)):
 # nothing is blocked. No error, just wrong numbers:
 
 # %%
-bool_mask = prefix[None, None]
+bool_mask = prefix[None, None].to(model.device)
 for impl in ("sdpa", "eager"):
     model.set_attn_implementation(impl)
     with torch.no_grad():
@@ -212,13 +211,13 @@ with torch.no_grad():
     out = model(ids, labels=ids)
 by_hand = masks.lm_loss(out.logits, ids)
 print(f"library loss {out.loss.item():.6f} | by hand {by_hand.item():.6f} | perplexity {by_hand.exp().item():.2f}")
-assert abs(out.loss.item() - by_hand.item()) < 1e-5
+assert_close(by_hand, out.loss, model, "the library's loss and ours")
 
 # Train on the target only (the prefix-LM loss, and SFT's prompt masking in chapter 7): labels -100 on the prefix.
 labels = masks.prefix_labels(ids, split)
 with torch.no_grad():
     out_t = model(ids, labels=labels)
-assert abs(out_t.loss.item() - masks.lm_loss(out_t.logits, labels).item()) < 1e-5
+assert_close(masks.lm_loss(out_t.logits, labels), out_t.loss, model, "the target-only losses")
 print(f"loss on the target only: {out_t.loss.item():.4f} (the library skips label -100 exactly as we do)")
 
 # %% [markdown]
@@ -266,7 +265,7 @@ print(f"training targets in a {n}-token text: causal LM {n - 1}, prefix LM (half
 # %%
 import time
 
-enc = tok("Tell me a short story about a dragon.", return_tensors="pt")
+enc = encode(tok, "Tell me a short story about a dragon.", model)
 timings = {}
 for use_cache in (True, False):
     start = time.perf_counter()
@@ -299,8 +298,8 @@ print({k: f"{v:.2f} s" for k, v in timings.items()},
 # %%
 def answer_logprob(question: str, answer: str) -> float:
     """Sum of log p(answer tokens | question): a smooth score, unlike exact match."""
-    q = tok(question, return_tensors="pt").input_ids
-    a = tok(answer, return_tensors="pt", add_special_tokens=False).input_ids
+    q = encode(tok, question, model).input_ids
+    a = encode(tok, answer, model, add_special_tokens=False).input_ids
     full = torch.cat([q, a], dim=1)
     with torch.no_grad():
         logits = model(full).logits
@@ -359,8 +358,9 @@ except ContextLengthError as err:
 # token looks ahead only under the prefix mask) and result 3 (no mask lets a target look ahead).
 #
 # **Q2. What is the training objective of an LLM?** Maximum likelihood of the training text: minimise the
-# mean negative log-likelihood of each next token. We computed it by hand and matched the library to 1e-5,
-# and saw that it scores natural text far better than the same words shuffled.
+# mean negative log-likelihood of each next token. We computed it by hand and matched the library up to the
+# rounding of the model's dtype (1e-5 in float32 on a CPU), and saw that it scores natural text far better
+# than the same words shuffled.
 #
 # **Q3. Why are most LLMs decoder-only?** Every token is a training target (511 of 512, against 256 for a
 # half-prefix LM and about 76 for BERT), the KV cache makes generation cheap (measured speed-up in section 6), one

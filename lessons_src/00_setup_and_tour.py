@@ -170,13 +170,13 @@ except models.ModelNotAvailableError as err:
 # ## 8. The map of the course
 #
 # Each chapter is one notebook, generated from `lessons_src/`, with its code in one module of `course_utils`.
+# The last column lists the model packages a chapter runs (what its first cell installs on Colab).
 
 # %%
-from course_utils.lessons import CHAPTERS, lesson_path
+from course_utils.lessons import CHAPTERS
 
 for ch in CHAPTERS:
-    state = "ready" if lesson_path(ch).exists() else "planned"
-    print(f"{ch.stem:28} {ch.title:42} seeds {ch.seeds:24} {state}")
+    print(f"{ch.stem:38} {ch.title:42} seeds {ch.seeds:24} {', '.join(ch.models)}")
 
 # %% [markdown]
 # **Running on Colab.** Open a notebook from the README's badges. Its first code cell installs the course

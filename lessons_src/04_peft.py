@@ -49,7 +49,7 @@ from course_utils import adapters, lora, memory, peft_methods, prefix, sft
 from course_utils import prompting as pr
 from course_utils.config import profile
 from course_utils.data import load_sentiment
-from course_utils.device import assert_close, autocast_dtype, encode, set_seed
+from course_utils.device import assert_close, autocast_dtype, encode, pick_dtype, set_seed
 from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, launch_plan, usable_gpus
 from course_utils.models import ContextLengthError, context_window, load_model
 from course_utils.plotting import bar, readable_tokens, token_strip
@@ -101,6 +101,40 @@ for r in measured_rows:
     print(f"{r['method']:9} estimate {r['estimate MiB']:7.0f} MiB   measured {r['measured MiB']:7.0f} MiB   "
           f"ratio {r['ratio']:.2f}   {r['s / step']:.2f} s/step")
 assert all(0.8 < r["ratio"] < 1.2 for r in measured_rows), "the estimate should be within 20 % of the measurement"
+
+# %% [markdown]
+# **Which dtype, and why.** The table above counts 2-byte weights with an fp32 master copy. The master copy is
+# not optional: AdamW moves a weight by about the learning rate per step (its update is normalised), 1e-5 in full
+# fine-tuning, while bfloat16 keeps 8 significant bits, so next to a weight of 0.05 its grid spacing is about 2e-4.
+# An update applied to bf16 weights directly mostly rounds back to the old value. **Expected:** on this model's
+# query weights, only a few percent of the 1e-5 updates survive in bf16, more in fp16 (11 significant bits),
+# practically all in fp32.
+
+# %%
+w = model.model.layers[0].self_attn.q_proj.weight.detach().flatten()[:200_000].float()
+step = 1e-5 * torch.sign(w)  # AdamW's first step: lr x sign(gradient)
+kept = {str(dt): ((w.to(dt) + step.to(dt)) != w.to(dt)).float().mean().item()
+        for dt in (torch.float32, torch.bfloat16, torch.float16)}
+print({k: f"{v:.0%} of the weights moved" for k, v in kept.items()})
+assert kept["torch.float32"] > 0.99 and kept["torch.bfloat16"] < 0.2
+print(f"this machine: weights in {pick_dtype()}, training computes in {autocast_dtype(model.device) or 'float32'}")
+
+# %% [markdown]
+# So the course's engine (`sft.train`), like peft and `Trainer`, keeps every *trainable* weight in float32 (LoRA's A
+# and B are float32 even on a bf16 base) and runs the matmuls in 16 bits under `torch.autocast`. Which 16 bits
+# depends on the GPU (`device.pick_dtype`, `device.autocast_dtype`):
+#
+# | machine | weights load in | training computes in | why |
+# |---|---|---|---|
+# | CPU (this notebook in the cpu profile) | float32 | float32 | exact, repeatable; CPU bf16 matmuls are slower here |
+# | GPU with native bf16 (compute capability ≥ 8.0: A100, L4, H100) | bfloat16 | bfloat16 | half the memory, fp32's range |
+# | older GPU (Colab's T4 is 7.5, V100 7.0) | float32 | float16, with a gradient scaler | bf16 is only emulated there (slow); fp16 has tensor cores but a small range |
+#
+# float16 tops out at 65,504 and its smallest normal number is 6e-5, so small gradients underflow to zero: the
+# gradient scaler multiplies the loss by a large factor before the backward pass and divides the gradients by it
+# before the update, skipping a step whose gradients overflowed. Models this small (135M and 270M parameters)
+# afford float32 weights on a 16 GB T4. Every "ours = the library" check in the course takes its tolerance from
+# the dtype (`device.assert_close`): exact to float32 rounding here, to bf16's 8 bits on a GPU.
 
 # %% [markdown]
 # ## 2. The fine-tuning engine: pairs, masked labels, one loop

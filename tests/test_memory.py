@@ -300,3 +300,19 @@ def test_gpu_profile_fine_tunes_fit_a_t4(name, seq_len, method):
     est = mem.estimate_from_model(model, batch_size=micro, seq_len=seq_len, weight_bytes=4, mixed_precision=True,
                                   activation_bytes=2)
     assert est.peak <= budget and micro >= 2, f"{name} {method}: micro-batch {micro}, {est.peak / 2**30:.1f} GiB"
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_bf16_estimate_matches_the_engine_step_it_describes(mode):
+    """A bf16 model trains as a GPU runs it (fp32 master weights, bf16 autocast): estimate within 20 % of it."""
+    from course_utils.lora import inject_lora
+
+    m = tiny_llama(vocab_size=2048, hidden_size=128).to(torch.bfloat16)
+    if mode == "lora":
+        inject_lora(m, ("q_proj", "v_proj"), r=8, alpha=16)
+    else:
+        m.requires_grad_(True)
+    est = mem.estimate_from_model(m, batch_size=4, seq_len=64)
+    got = mem.measure_training_step(m, batch_size=4, seq_len=64)
+    assert 0.8 < est.peak / got.peak < 1.2, est.peak / got.peak
+    assert all(p.dtype == torch.float32 for p in m.parameters() if p.requires_grad)

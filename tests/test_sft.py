@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -145,6 +146,16 @@ def test_models_without_logits_to_keep_get_every_logit(tiny_lm):
     wrapped = torch.nn.Module()
     wrapped.module = model  # what DistributedDataParallel looks like from outside
     assert keeps_logits(wrapped)
+
+
+def test_prompt_tuning_trains_through_the_engine(tiny_lm):
+    """peft prompt tuning prepends virtual positions to the logits; the loss reads the real ones only."""
+    from course_utils import prefix
+
+    model, tok, data = tiny_lm
+    m = prefix.soft_prompt(copy.deepcopy(model).requires_grad_(False), 4)
+    r = sft.train(m, data, cfg(steps=3, lr=3e-2), pad_id=tok.pad_token_id)
+    assert len(r.losses) == 3 and all(map(math.isfinite, r.losses)) and r.losses[-1] < r.losses[0]
 
 
 def test_step_indices_walk_each_epoch_once_in_a_seeded_order():

@@ -87,8 +87,9 @@ colab-check:
 	TORCH_SPEC="$(TORCH_SPEC)" $(PYTHON) tools/colab_check.py
 
 # On a CUDA machine: the GPU code paths with every dtype (bf16, fp16 + scaler, fp32), a pass capped at 15 GiB like a
-# T4, a table in $$OUT or artifacts/gpu/. Needs torch, transformers, peft and pytest, no .venv, no network, no model
-# package: `make gpu-pack` (here, where the models are) writes their configs and tokenizers to build/gpu-check.
+# T4, every notebook with random-weight models, a table in $$OUT or artifacts/gpu/. Needs torch, transformers, peft,
+# matplotlib and pytest, no .venv, no network, no model package: `make gpu-pack` (here, where the models and pip
+# are) writes their configs and tokenizers and the Jupyter wheels to build/gpu-check/{models,wheels}.
 gpu-check:
 	$(PYTHON) tools/gpu_check.py $(GPU_CHECK_ARGS)
 

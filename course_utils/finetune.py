@@ -74,7 +74,7 @@ def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, devi
 
     device = device or pick_device()
     if name == "tiny":
-        tok = models.prepare_tokenizer(AutoTokenizer.from_pretrained(models.ensure_cached(DEFAULT_MODEL)))
+        tok = models.prepare_tokenizer(AutoTokenizer.from_pretrained(models.model_files(DEFAULT_MODEL)))
         model = models.tiny_llama(vocab_size=len(tok), max_positions=256).to(device)
     else:
         model, tok = models.load_model(name, device=device)

@@ -279,6 +279,12 @@ def estimate_finetune_memory(n_params: int, *, mode: str = "full", trainable_par
             num_kv_heads=num_kv_heads, head_dim=head_dim, frozen_base=mode != "full", lora_targets=lora_targets,
             lora_rank=lora_rank, attn_implementation=attn_implementation,
             gradient_checkpointing=gradient_checkpointing, activation_bytes=activation_bytes)
+        if activation_bytes < weight_bytes and mode != "qlora":
+            # autocast over float32 weights (a T4): every matmul casts its weight to 16 bits and autograd keeps that
+            # copy for the backward pass, so a 16-bit copy of the weights joins the activations (the input
+            # embedding excepted: a lookup is not cast).
+            cast = n_params - (0 if tie_embeddings else vocab_size * hidden_size)
+            activations += int(cast * activation_bytes)
     return MemoryEstimate(int(weights), int(gradients), int(optimizer_bytes), activations,
                           int(max(scratch, first_layer)), note)
 

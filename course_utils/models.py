@@ -252,7 +252,9 @@ def load_model(name: str | None = None, *, profile: str | None = None, device: s
     name = name or _profile(profile).model_name
     dev = pick_device(device)
     dtype = dtype or pick_dtype(dev)
-    if name in OFFLINE_MODELS:
+    if name in OFFLINE_MODELS and os.environ.get(RANDOM_WEIGHTS_ENV):
+        model, tok = _random_weights(name, AutoModelForCausalLM, dtype)
+    elif name in OFFLINE_MODELS:
         path = ensure_cached(name)
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
@@ -263,6 +265,37 @@ def load_model(name: str | None = None, *, profile: str | None = None, device: s
         except (OSError, ValueError) as err:
             raise _hub_error(name, err) from err
     return to_device(model, dev, name).eval(), prepare_tokenizer(tok)
+
+
+#: A folder of ``<model name>/config.json`` + tokenizer files: the offline models are then built from their
+#: configurations with random weights (same architecture and code paths, no trained knowledge). For checking GPU
+#: code paths where the model packages cannot travel (``make gpu-check``); results are meaningless.
+RANDOM_WEIGHTS_ENV = "COURSE_RANDOM_WEIGHTS"
+
+
+def _random_files(name: str) -> Path:
+    path = Path(os.environ[RANDOM_WEIGHTS_ENV]) / name
+    if not (path / "config.json").exists():
+        raise ModelNotAvailableError(f"${RANDOM_WEIGHTS_ENV} is set but {path} has no config.json: unset it to load "
+                                     f"the trained model, or write the configurations (`make gpu-pack`).")
+    return path
+
+
+def _random_weights(name: str, auto_class, dtype: torch.dtype | None = None):
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = _random_files(name)
+    warnings.warn(f"{name}: random weights from its configuration (${RANDOM_WEIGHTS_ENV}); its outputs are noise.",
+                  stacklevel=3)
+    torch.manual_seed(0)
+    model = auto_class.from_config(AutoConfig.from_pretrained(path), **({"dtype": dtype} if dtype else {}))
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def model_files(name: str) -> Path:
+    """A folder with an offline model's configuration and tokenizer files (the weights too, unless
+    ``$COURSE_RANDOM_WEIGHTS`` is set): what ``AutoTokenizer.from_pretrained`` needs."""
+    return _random_files(name) if os.environ.get(RANDOM_WEIGHTS_ENV) else ensure_cached(name)
 
 
 def to_device(model, device: torch.device, name: str = "the model"):
@@ -306,6 +339,9 @@ def load_sentence_encoder(name: str | None = None):
     """
     from transformers import AutoModel, AutoTokenizer
 
+    if name is None and os.environ.get(RANDOM_WEIGHTS_ENV):
+        model, tok = _random_weights(SENTENCE_ENCODER[1], AutoModel)
+        return model.eval(), tok
     if name is None:
         pkg, pip_name, hub_id = SENTENCE_ENCODER
         root = package_dir(pkg)

@@ -129,7 +129,7 @@ print(f"> {prompts[worst]}\n{greedy[worst]}\n\nloop: {loops[worst]}")
 # %%
 def my_distinct(texts, n):
     grams = [tuple(w[i:i + n]) for t in texts for w in [dc.words(t)] for i in range(len(w) - n + 1)]
-    return len(set(grams)) / len(grams)
+    return len(set(grams)) / len(grams) if grams else 0.0  # answers too short for any n-gram
 
 
 def my_seq_rep(text, n=4):

@@ -316,3 +316,14 @@ def test_bf16_estimate_matches_the_engine_step_it_describes(mode):
     got = mem.measure_training_step(m, batch_size=4, seq_len=64)
     assert 0.8 < est.peak / got.peak < 1.2, est.peak / got.peak
     assert all(p.dtype == torch.float32 for p in m.parameters() if p.requires_grad)
+
+
+def test_t4_path_estimate_counts_the_16_bit_weight_copies(monkeypatch):
+    """float32 weights under float16 autocast (a T4): autograd keeps each matmul's 16-bit weight copy."""
+    from course_utils.lora import inject_lora
+
+    monkeypatch.setenv("COURSE_AUTOCAST", "float16")
+    m = inject_lora(tiny_llama(vocab_size=4096, hidden_size=128), ("q_proj", "v_proj"), r=8, alpha=16)
+    est = mem.estimate_from_model(m, batch_size=2, seq_len=32)
+    got = mem.measure_training_step(m, batch_size=2, seq_len=32)
+    assert 0.8 < est.peak / got.peak < 1.2, est.peak / got.peak

@@ -214,3 +214,27 @@ def test_generate_batch_equals_one_at_a_time(real_model):
         models.generate_batch(model, tok, [])
     with pytest.raises(ValueError, match="batch_size"):
         models.generate_batch(model, tok, ["x"], batch_size=0)
+
+
+@pytest.mark.model
+def test_random_weights_mode_builds_from_configurations_and_names_a_missing_folder(tmp_path, monkeypatch):
+    """$COURSE_RANDOM_WEIGHTS: the architecture without the trained weights (the GPU check's notebooks)."""
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv(models.RANDOM_WEIGHTS_ENV, str(tmp_path))
+    with pytest.raises(models.ModelNotAvailableError, match="has no config.json.*gpu-pack"):
+        models.load_model("smollm2-135m-instruct")
+    monkeypatch.delenv(models.RANDOM_WEIGHTS_ENV)
+    cached = models.ensure_cached("smollm2-135m-instruct")
+    dst = tmp_path / "smollm2-135m-instruct"
+    dst.mkdir()
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(cached / f, dst / f)
+    monkeypatch.setenv(models.RANDOM_WEIGHTS_ENV, str(tmp_path))
+    assert models.model_files("smollm2-135m-instruct") == dst
+    with pytest.warns(UserWarning, match="random weights"):
+        model, tok = models.load_model("smollm2-135m-instruct")
+    trained = load_file(cached / "model.safetensors")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert model.state_dict()[name].shape == trained[name].shape and not torch.equal(model.state_dict()[name],
+                                                                                     trained[name])

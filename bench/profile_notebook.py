@@ -4,16 +4,18 @@
 
 Each cell's seconds come from the kernel's own timestamps (nbclient's ``record_timing``), so kernel start-up and
 imports are counted in the first cells that pay for them. The table is printed and saved to
-``bench/results/profile_NN.json``.
+``bench/results/profile_NN.json``, the executed notebook to ``build/profile/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 from datetime import datetime
 from pathlib import Path
 
+import nbformat
 from common import ROOT, save_results  # bench/ is on sys.path when run as a script
 
 sys.path.insert(0, str(ROOT))
@@ -44,12 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     nb, total = execute_notebook(args.notebook, args.profile)
     cells = cell_seconds(nb)
+    executed = ROOT / "build" / "profile" / f"{args.notebook.stem}-{args.profile}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, executed)  # its outputs: what the lesson's "Measured" paragraphs are checked against
+    # The kernel is this process's child: once it has exited, its peak resident memory is in RUSAGE_CHILDREN (KiB).
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     print(f"{args.notebook.name} ({args.profile}): {total:.1f} s in all, {sum(s for _, s, _ in cells):.1f} s in "
-          f"{len(cells)} code cells")
+          f"{len(cells)} code cells; kernel peak memory {peak_gib:.1f} GiB")
     for i, seconds, first in sorted(cells, key=lambda c: -c[1])[: args.top]:
         print(f"  cell {i:3d}  {seconds:7.1f} s  {first}")
     save_results(f"profile_{args.notebook.stem.split('_')[0]}_{args.profile}",
-                 {"total_s": round(total, 1), "cells": [{"cell": i, "seconds": round(s, 2), "first_line": f}
+                 {"total_s": round(total, 1), "peak_rss_gib": round(peak_gib, 2),
+                  "cells": [{"cell": i, "seconds": round(s, 2), "first_line": f}
                                                         for i, s, f in cells]})
     return 0
 

@@ -22,7 +22,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 13 s |
-# | cpu | the same 2-core CPU | 18-20 s |
+# | cpu | the same 2-core CPU, nothing else running | 12 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %% [markdown]

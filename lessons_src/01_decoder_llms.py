@@ -27,7 +27,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 16 s |
-# | cpu | the same 2-core CPU | 28-34 s |
+# | cpu | the same 2-core CPU, nothing else running | 18 s |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -24,7 +24,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 36 s |
-# | cpu | the same 2-core CPU | 2.5 min |
+# | cpu | the same 2-core CPU, nothing else running | 1.1 min |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -25,7 +25,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 37 s |
-# | cpu | the same 2-core CPU | 6.5 min |
+# | cpu | the same 2-core CPU, nothing else running | 3.2 min |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -28,7 +28,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 109 s |
-# | cpu | the same 2-core CPU | 12 min |
+# | cpu | the same 2-core CPU, nothing else running | 6.2 min (the four-method comparison 3.8) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

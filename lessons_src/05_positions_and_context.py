@@ -26,7 +26,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 29 s |
-# | cpu | the same 2-core CPU | 8 min (about 1 min of training per TinyGPT variant) |
+# | cpu | the same 2-core CPU, nothing else running | 6.6 min (training the TinyGPT variants 4.5) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -27,7 +27,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 50 s |
-# | cpu | the same 2-core CPU | 9 min (a third of it the LoRA fine-tune) |
+# | cpu | the same 2-core CPU, nothing else running | 6.7 min (Self-Instruct data 4.1, the LoRA fine-tune 2.6) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -25,7 +25,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 119 s |
-# | cpu | the same 2-core CPU | 13 min (8 fine-tunes of 30 steps, 13 evaluations) |
+# | cpu | the same 2-core CPU, nothing else running | 10.1 min (the forgetting mitigations 6.8) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -34,7 +34,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 117 s |
-# | cpu | the same CPU at 1 thread, shared with two or three other runs | 104 min (72 CPU-minutes): long: 5 Gemma fine-tunes and 9 Gemma decodes, each step costly with its 262k-token vocabulary |
+# | cpu | the same 2-core CPU, nothing else running | 16.8 min (the Gemma-3-270M LoRA fine-tunes with their evaluations, three cells: 10.8) |
 # | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 
 # %%

@@ -27,7 +27,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 40 s |
-# | cpu | the same CPU, 2 threads, with light test jobs beside it | 15 minutes (907 s): section 1 4.6 (3.9 with the CPU to itself), section 2 2.5, SliCK 2.7, the two fine-tunes 5.0 |
+# | cpu | the same 2-core CPU, nothing else running | 5.9 min |
 # | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 
 # %%

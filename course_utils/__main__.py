@@ -1,4 +1,5 @@
-"""``python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN] | book [...]``."""
+"""``python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN] | grade ... |
+book [...]``."""
 
 import sys
 
@@ -19,11 +20,16 @@ def main(argv: list[str] | None = None) -> int:
         from .checks import main as progress
 
         return progress(rest)
+    if cmd == "grade":
+        from .grade import main as grade
+
+        return grade(rest)
     if cmd == "book":
         from .book import main as book
 
         return book(rest)
     print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]"
+          " | grade SUBMISSION... [--out grades.csv]"
           " | book [--profile cpu] [--chapters 00,01] [--no-execute] [--force] [--out build/book]")
     return 2
 

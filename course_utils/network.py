@@ -41,3 +41,8 @@ def block_network() -> None:
 def allow_network() -> None:
     """Undo :func:`block_network`."""
     socket.socket.connect = _original_connect
+
+
+def is_blocked() -> bool:
+    """Whether :func:`block_network` is in force."""
+    return socket.socket.connect is _guarded_connect

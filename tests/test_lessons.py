@@ -123,6 +123,7 @@ def test_write_all_regenerates_and_removes_orphans(monkeypatch, tmp_path):
     (out / "99_orphan.ipynb").write_text("{}")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
+    (tmp_path / "INSTRUCTORS.md").write_text("guide\n<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
     monkeypatch.setattr(lessons, "LESSONS", src)
     monkeypatch.setattr(lessons, "NOTEBOOKS", out)
     monkeypatch.setattr(lessons, "SOLUTIONS", tmp_path / "solutions")  # never touch the real solutions/

@@ -26,7 +26,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -84,6 +85,22 @@ def _first_line(source: str) -> str:
     return next((line.strip() for line in source.splitlines() if line.strip()), "<empty cell>")
 
 
+@contextmanager
+def kernel_environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the kernels started inside the block (a kernel inherits this process's
+    environment when it starts), and restore them afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def execute_notebook(path: Path, profile: str, timeout: int = 3600) -> tuple[nbformat.NotebookNode, float]:
     """Execute one notebook in a fresh ``python3`` kernel; return the executed notebook and its wall seconds.
 
@@ -100,12 +117,10 @@ def execute_notebook(path: Path, profile: str, timeout: int = 3600) -> tuple[nbf
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_start=lambda cell, cell_index: running.update(cell=cell))
-    env = {"COURSE_PROFILE": profile, "HF_HUB_OFFLINE": "1"}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)  # the kernel inherits this process's environment when it starts
     start = time.perf_counter()
     try:
-        client.execute()
+        with kernel_environment(COURSE_PROFILE=profile, HF_HUB_OFFLINE="1"):
+            client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         if isinstance(err, CellExecutionError):
             what = f"{err.ename}: {err.evalue}"
@@ -115,12 +130,6 @@ def execute_notebook(path: Path, profile: str, timeout: int = 3600) -> tuple[nbf
         raise RuntimeError(
             f"{path.name} failed in the cell starting `{cell}` with {what[:500]}\n"
             f"Run `COURSE_PROFILE={profile} jupyter lab {path}` on it to see the full traceback.") from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return nb, time.perf_counter() - start
 
 

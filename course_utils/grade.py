@@ -176,20 +176,6 @@ def exercise_section(nb: nbformat.NotebookNode) -> list:
 
 # ---- running a notebook -----------------------------------------------------------------------------------------
 
-@contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)  # a kernel inherits this process's environment when it starts
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _first_line(source: str) -> str:
     return next((line.strip() for line in source.splitlines() if line.strip()), "")[:60]
 
@@ -202,6 +188,7 @@ def run_exercises(cells: Sequence, hand_in_dir: Path, workdir: Path, profile: st
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
+    from .book import kernel_environment
     from .checks import GRADE_ENV, PROGRESS_ENV
 
     code = [nbformat.v4.new_code_cell(_SETUP_CELL)] + [nbformat.v4.new_code_cell(c.source) for c in cells
@@ -219,7 +206,7 @@ def run_exercises(cells: Sequence, hand_in_dir: Path, workdir: Path, profile: st
         on_cell_executed=lambda cell, cell_index, execute_reply: replies.update({cell_index: execute_reply}))
     env = {"COURSE_PROFILE": profile, "HF_HUB_OFFLINE": "1", "COURSE_BLOCK_NETWORK": "1",
            GRADE_ENV: str(hand_in_dir), PROGRESS_ENV: str(workdir / "progress.json"), "MPLBACKEND": "agg"}
-    with _environ(**env):
+    with kernel_environment(**env):
         try:
             with client.setup_kernel():
                 for k, cell in enumerate(code):

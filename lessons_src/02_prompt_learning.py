@@ -193,8 +193,8 @@ print("ensemble_scores of T1+T2:", round(pr.accuracy(pr.ensemble_scores(clfs, X)
 # sentences, a 2-core CPU, November 2026) gave:
 # 1. accuracy from 0.33 to 0.61 across the ten prompts: wording alone moves a 135M model by almost 30 points;
 # 2. strong biases: `Review: [X]\nSentiment: [Z]` with one word puts 0.98 of a content-free input on *neutral*;
-# 3. calibration raised the mean from 0.48 to 0.55 and helped 7 of 10 prompts, the most biased ones most
-#    (that template: 0.43 → 0.60);
+# 3. calibration raised the mean from 0.48 to 0.55 and helped 7 of 10 prompts, among them the most biased
+#    (that template: 0.43 → 0.60), though not every biased prompt gained;
 # 4. the seed's several label words: 0.50 on average against 0.47 for one word, better for three templates of five;
 # 5. ensembling the five one-word templates gave **0.77, far above the best single template (0.52)**, more than
 #    we expected: the templates' biases point different ways and largely cancel in the average.

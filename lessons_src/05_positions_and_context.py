@@ -301,7 +301,7 @@ assert abs(rope_rows["dynamic x4"] - rope_rows["default x1"]) < 1e-3 * rope_rows
 # %% [markdown]
 # **Measured** (cpu profile, 2,048 tokens of the held-out Python reference): default 12.11; linear × 2 34.04;
 # linear × 4 98.07;
-# dynamic × 4 12.11 (identical, as expected); yarn × 4 13.39; NTK × 4 13.40 (about 5 s each).
+# dynamic × 4 12.11 (identical, as expected); yarn × 4 13.39; NTK × 4 13.40 (about 4 s each).
 # Interpolating without fine-tuning costs a lot, which is why Chen et al. fine-tune for up to 1,000 steps.
 #
 # In the gpu profile, the next cell reads a document longer than the window (about 16,000 tokens) with the
@@ -348,7 +348,7 @@ print(f"the whole document in one window: {whole:.2f}")
 # %% [markdown]
 # **Measured** (cpu profile, window 512 on the same 2,048 tokens): stride 512 (chunking) 15.42 with 4 forward
 # passes; stride 256 12.83 (7); stride 128 12.66
-# (13); stride 64 12.63 (25 passes, 24 s); the whole document in one window:
+# (13); stride 64 12.63 (25 passes, 22 s); the whole document in one window:
 # 12.11. Halving the stride recovers most of what chunking loses; going further buys little for
 # twice the compute each time.
 #

@@ -280,7 +280,7 @@ report.plot()
 plt.show()
 
 # %% [markdown]
-# **Measured** (cpu profile): 131 instructions proposed by 128 prompts (90 s), 120 kept: 6 blacklisted
+# **Measured** (cpu profile): 131 instructions proposed by 128 prompts (73 s), 120 kept: 6 blacklisted
 # (video, music, image, file...), 1 too short, 1 too similar to the pool, 3 past the target; then 7 instances
 # with an empty output, leaving **113 examples**. The 16-shot identifier found all 3 classification tasks among
 # the 44 left-over seed tasks and rejected 90 % of the others (threshold P(Yes) ≥ 0.55); it called 16 of the 120
@@ -371,7 +371,7 @@ for t, a, b in list(zip(heldout, answers_before, answers_after))[:4]:
           f"  before: {a[:160]!r}\n  after:  {b[:160]!r}\n  reference: {t['instances'][0]['output'][:120]!r}")
 
 # %% [markdown]
-# **Measured** (cpu profile): trained on 113 examples for 60 steps (231 s). On the 12 held-out seed tasks,
+# **Measured** (cpu profile): trained on 113 examples for 60 steps (140 s). On the 12 held-out seed tasks,
 # the loss of the human references fell only slightly, 2.882 → 2.853, and the ROUGE-L of the answers to the
 # references rose 0.075 → 0.098. The answers show what happened: they became short and direct, and often open
 # with "No" (the language-identification answer went from German prose to "English (German)", the plants

@@ -49,7 +49,7 @@ def bench_notebooks(profile: str, chapters: list[str] | None = None) -> dict:
     """Execute each notebook (or those whose name starts with one of ``chapters``) in a fresh kernel; seconds."""
     from tqdm.auto import tqdm
 
-    from course_utils.book import execute_notebook
+    from course_utils.course.book import execute_notebook
 
     paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if chapters:

@@ -37,7 +37,7 @@ def cell_seconds(nb) -> list[tuple[int, float, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course_utils.book import execute_notebook
+    from course_utils.course.book import execute_notebook
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebook", type=Path)

@@ -9,23 +9,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cmd, rest = (argv[0], argv[1:]) if argv else ("", [])
     if cmd == "doctor":
-        from .doctor import main as doctor
+        from .course.doctor import main as doctor
 
         return doctor(rest)
     if cmd == "notebooks":
-        from .lessons import main as lessons
+        from .course.lessons import main as lessons
 
         return lessons([cmd, *rest])
     if cmd == "progress":
-        from .checks import main as progress
+        from .course.checks import main as progress
 
         return progress(rest)
     if cmd == "grade":
-        from .grade import main as grade
+        from .course.grade import main as grade
 
         return grade(rest)
     if cmd == "book":
-        from .book import main as book
+        from .course.book import main as book
 
         return book(rest)
     print("usage: python -m course_utils doctor [--no-load] | notebooks [--check] | progress [--chapter NN]"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, sizes
 from .device import to_model
 
 
@@ -34,7 +34,7 @@ class AssistantSetup:
     """Sizes of one capstone run.
 
     Attributes:
-        profile: the Self-Instruct sizes to use (``self_instruct.SETUPS``: how many instructions to make, how many
+        profile: the Self-Instruct sizes to use (``config.sizes("self_instruct")``: how many instructions to make, how many
             seed tasks to hold out for evaluation).
         steps, batch_size, lr, max_len, rank, alpha: the LoRA fine-tune (``course_utils.finetune``'s flags).
         answer_tokens: tokens per held-out answer in the evaluation.
@@ -50,24 +50,6 @@ class AssistantSetup:
     answer_tokens: int = 64
 
 
-SETUPS = {
-    "smoke": AssistantSetup("smoke", steps=4, batch_size=4, lr=3e-4, max_len=160, answer_tokens=16),
-    "cpu": AssistantSetup("cpu", steps=60, batch_size=8, lr=3e-4, max_len=192, answer_tokens=64),
-    "gpu": AssistantSetup("gpu", steps=300, batch_size=16, lr=3e-4, max_len=256, answer_tokens=128),
-}
-
-
-def setup_for(profile_name: str) -> AssistantSetup:
-    """The capstone's sizes for ``smoke``, ``cpu`` or ``gpu``.
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(SETUPS, profile_name)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # 1. Data (chapter 6)
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,7 +59,7 @@ def split_tasks(setup: AssistantSetup) -> tuple[list[dict], list[dict]]:
     output}`` rows) that the assistant is evaluated on and never sees."""
     from . import self_instruct as si
 
-    pool, held = si.split_seed_tasks(si.load_seed_tasks(), si.setup_for(setup.profile).n_heldout)
+    pool, held = si.split_seed_tasks(si.load_seed_tasks(), sizes("self_instruct", setup.profile).n_heldout)
     return pool, [{"instruction": t["instruction"], **t["instances"][0]} for t in held]
 
 
@@ -92,7 +74,7 @@ def make_data(model, tok, out_dir: str | Path, setup: AssistantSetup, pool: Sequ
     from . import self_instruct as si
 
     pool = pool if pool is not None else split_tasks(setup)[0]
-    data, report = si.bootstrap(model, tok, pool, Path(out_dir) / "data", si.setup_for(setup.profile), progress)
+    data, report = si.bootstrap(model, tok, pool, Path(out_dir) / "data", sizes("self_instruct", setup.profile), progress)
     if not data:
         raise ValueError("Self-Instruct kept no example: raise the target (a larger profile) or use a larger model.")
     return data, report
@@ -186,9 +168,9 @@ def evaluate(base, tuned, tok, heldout: Sequence[Mapping], profile_name: str,
              probes: Sequence[str] | None = None) -> list[dict]:
     """Chapter 7's harness on the base model and the assistant (KL measured against the base), with the
     held-out seed tasks as the instruction probe. Returns the two result rows."""
-    from .evaluation import Harness, sizes_for
+    from .evaluation import Harness
 
-    harness = Harness(tok, sizes_for(profile_name), instructions=list(heldout))
+    harness = Harness(tok, sizes("evaluation", profile_name), instructions=list(heldout))
     harness.set_reference(base)
     return [harness.evaluate(base, "base model", probes), harness.evaluate(tuned, "assistant (LoRA)", probes)]
 
@@ -314,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--launcher", default="python", choices=["python", "accelerate", "torchrun"])
     ap.add_argument("--processes", type=int, default=1, help="processes (GPUs) for accelerate / torchrun")
     args = ap.parse_args(argv)
-    setup = setup_for(profile(args.profile).name)
+    setup = sizes("assistant", profile(args.profile).name)
     out = Path(args.out)
     model, tok = load_model(args.model)
     pool, held = split_tasks(setup)

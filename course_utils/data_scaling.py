@@ -55,30 +55,6 @@ class DataScalingSetup:
         return self.budget_windows // self.batch_size
 
 
-SETUPS = {
-    # CI: seconds; the numbers mean little.
-    "smoke": DataScalingSetup(seq_len=32, n_layer=2, n_head=4, n_embd=64, budget_tokens=16 * 32 * 16,
-                              batch_size=16, lr=2e-3, repetitions=(1, 4, 16), n_evals=2, val_windows=16),
-    # A laptop: about 30 s per run on 2 free cores.
-    "cpu": DataScalingSetup(seq_len=64, n_layer=4, n_head=8, n_embd=128, budget_tokens=4096 * 64, batch_size=16,
-                            lr=2e-3),
-    # A GPU: a wider model on the same budget overfits repeated data sooner.
-    "gpu": DataScalingSetup(seq_len=128, n_layer=6, n_head=8, n_embd=256, budget_tokens=2048 * 128, batch_size=32,
-                            lr=1e-3, repetitions=(1, 2, 4, 8, 16, 32)),
-}
-
-
-def setup_for(profile_name: str) -> DataScalingSetup:
-    """The experiment sizes of a course profile (``smoke``, ``cpu`` or ``gpu``).
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(SETUPS, profile_name)
-
-
 def _check_repetitions(repetitions: Sequence[int]) -> None:
     if not repetitions:
         raise ValueError("Give at least one repetition count, e.g. (1, 2, 4, 8, 16).")

@@ -12,7 +12,7 @@ of probes, run on the original and on the tuned model, shows both sides at once:
 * **KL** between the tuned and the original model's next-token distributions on the general text: how far the
   model moved, whatever the probes happen to test.
 
-    harness = Harness(tok, sizes_for("cpu"))
+    harness = Harness(tok, sizes("evaluation", "cpu"))
     harness.set_reference(model)                # the original model: its KL reference
     before = harness.evaluate(model, "original")
     ...fine-tune...
@@ -55,24 +55,6 @@ class EvalSizes:
     ppl_tokens: int
     kl_tokens: int
     max_new_tokens: int = 16
-
-
-SIZES = {
-    "smoke": EvalSizes(sentiment=12, facts=8, arithmetic=6, ppl_tokens=256, kl_tokens=128),
-    "cpu": EvalSizes(sentiment=120, facts=80, arithmetic=40, ppl_tokens=2048, kl_tokens=512),
-    "gpu": EvalSizes(sentiment=120, facts=240, arithmetic=100, ppl_tokens=8000, kl_tokens=2048),
-}
-
-
-def sizes_for(profile_name: str) -> EvalSizes:
-    """The probe sizes of a profile.
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(SIZES, profile_name)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,7 +160,7 @@ class Harness:
 
     Attributes:
         tok: the tokenizer shared by every model evaluated.
-        sizes: probe sizes (:func:`sizes_for`).
+        sizes: probe sizes (``config.sizes("evaluation")``).
         instructions: optional held-out ``{instruction, input, output}`` examples, answered in Alpaca's template.
     """
 

@@ -8,7 +8,7 @@ Two experiments:
    they are), position interpolation (positions / 4) or NTK-aware scaling (a larger base); measure each before
    and during a short fine-tune at the longer length.
 
-Sizes come from the course profile (:func:`setup_for`): seconds in ``smoke``, minutes in ``cpu``.
+Sizes come from the course profile (``config.sizes("extrapolation")``): seconds in ``smoke``, minutes in ``cpu``.
 """
 
 from __future__ import annotations
@@ -52,29 +52,6 @@ class ExtrapolationSetup:
     def lengths(self) -> list[int]:
         """The evaluation lengths, ``factor * L``."""
         return [f * self.seq_len for f in self.factors]
-
-
-SETUPS = {
-    # CI: every variant trains in a few seconds; the numbers mean little.
-    "smoke": ExtrapolationSetup(seq_len=32, n_layer=2, n_head=4, n_embd=64, steps=40, batch_size=16, lr=2e-3,
-                                extend_steps=10, extend_batch=8, extend_eval_every=5),
-    # A laptop: about 1.5 min per variant on 2 cores; the results of the chapter's text.
-    "cpu": ExtrapolationSetup(seq_len=64, n_layer=4, n_head=8, n_embd=128, steps=600, batch_size=32, lr=2e-3),
-    # A GPU: longer context, bigger model, more steps.
-    "gpu": ExtrapolationSetup(seq_len=128, n_layer=6, n_head=8, n_embd=256, steps=3000, batch_size=64, lr=1e-3,
-                              extend_steps=200, extend_batch=32, extend_eval_every=20),
-}
-
-
-def setup_for(profile_name: str) -> ExtrapolationSetup:
-    """The experiment sizes of a course profile (``smoke``, ``cpu`` or ``gpu``).
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(SETUPS, profile_name)
 
 
 def train_variants(setup: ExtrapolationSetup, train_ids: torch.Tensor, positions=POSITIONS, *, seed: int = 0,

@@ -15,8 +15,8 @@ augmentation the same facts become extractable. Text is read one word per token 
 closed vocabulary of a few hundred words), which makes a biography about 5x shorter than chapter 5's bytes.
 
     people = make_people(200)
-    run = pretrain_bios(people, BIOS_SETUPS["cpu"], augmentation="rewrites")
-    tuned, curve = qa_finetune(run, split_people(people)[0], BIOS_SETUPS["cpu"])
+    run = pretrain_bios(people, sizes("knowledge", "cpu"), augmentation="rewrites")
+    tuned, curve = qa_finetune(run, split_people(people)[0], sizes("knowledge", "cpu"))
     qa_accuracy(tuned, split_people(people)[1])    # {"birth_date": ..., ..., "mean": ...}
 """
 
@@ -339,30 +339,6 @@ class BiosSetup:
         if aug["rewrites"] > 1:
             aug["rewrites"] = self.rewrites
         return aug
-
-
-BIOS_SETUPS = {
-    # CI: seconds; nothing is memorised, the numbers mean little.
-    "smoke": BiosSetup(n_people=20, n_layer=2, n_head=4, n_embd=64, steps=20, batch_size=16, lr=3e-3, qa_steps=10,
-                       qa_lr=1e-4, qa_evals=2, rewrites=2),
-    # A laptop: a few minutes per pretraining run on 2 cores.
-    "cpu": BiosSetup(n_people=100, n_layer=4, n_head=4, n_embd=128, steps=400, batch_size=32, lr=3e-3,
-                     qa_steps=200, qa_lr=1e-4, rewrites=20),
-    # A GPU: more people, a deeper model, longer training.
-    "gpu": BiosSetup(n_people=1000, n_layer=8, n_head=8, n_embd=256, steps=6000, batch_size=64, lr=1e-3,
-                     qa_steps=1000, qa_lr=1e-4, rewrites=20),
-}
-
-
-def setup_for(profile_name: str) -> BiosSetup:
-    """The experiment sizes of a course profile (``smoke``, ``cpu`` or ``gpu``).
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(BIOS_SETUPS, profile_name)
 
 
 @dataclass

@@ -49,32 +49,12 @@ class NewKnowledgeSetup:
     single_categories: bool = False  # also one fine-tune per SliCK category (the paper's "which data helps most")
 
     def __post_init__(self):
+        if isinstance(self.slick, dict):  # as written in config.SIZES
+            object.__setattr__(self, "slick", SliCKSizes(**self.slick))
         if self.method not in ("lora", "full"):
             raise ValueError(f"method must be 'lora' or 'full', not {self.method!r}.")
         if self.eval_every < 1 or self.steps < 1:
             raise ValueError("steps and eval_every must be >= 1.")
-
-
-SETUPS = {
-    "smoke": NewKnowledgeSetup(SliCKSizes(n_sets=2, n_samples=4), n_facts=40, n_test_per_category=2, n_train=8,
-                               steps=4, eval_every=2, batch_size=4),
-    # cpu: 32 facts x 10 epochs (40 steps of 8), measured every epoch-and-a-bit; about 6 minutes for both runs
-    "cpu": NewKnowledgeSetup(SliCKSizes(n_sets=3, n_samples=16), n_facts=240, n_test_per_category=12, n_train=32,
-                             steps=40, eval_every=8),
-    "gpu": NewKnowledgeSetup(SliCKSizes(n_sets=10, n_samples=16), n_facts=240, n_test_per_category=12, n_train=48,
-                             steps=200, eval_every=10, unknown_fractions=(0.0, 0.5, 1.0), single_categories=True),
-}
-
-
-def setup_for(profile_name: str) -> NewKnowledgeSetup:
-    """The experiment sizes of a course profile.
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(SETUPS, profile_name)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -539,30 +539,6 @@ class SelfInstructSetup:
                                seed=seed)
 
 
-SETUPS = {
-    # CI: one batch of prompts, a few SFT steps; about a minute on 2 cores.
-    "smoke": SelfInstructSetup(target=8, max_requests=8, batch_size=8, n_heldout=4, sft_steps=4, sft_batch=4,
-                               max_len=160, answer_tokens=32),
-    # A laptop: ~120 instructions (about 10 minutes for the chapter on 2 cores).
-    "cpu": SelfInstructSetup(target=120, max_requests=200, batch_size=8, n_heldout=12, sft_steps=60, sft_batch=8,
-                             max_len=192, answer_tokens=64),
-    # A GPU: a thousand instructions and a longer fine-tune.
-    "gpu": SelfInstructSetup(target=1000, max_requests=1600, batch_size=32, n_heldout=12, sft_steps=300,
-                             sft_batch=16, max_len=256, answer_tokens=128),
-}
-
-
-def setup_for(profile_name: str) -> SelfInstructSetup:
-    """The sizes for ``smoke``, ``cpu`` or ``gpu``.
-
-    Raises:
-        ValueError: an unknown profile.
-    """
-    from .config import sizes_for_profile
-
-    return sizes_for_profile(SETUPS, profile_name)
-
-
 def split_seed_tasks(seed_tasks: Sequence[Mapping], n_heldout: int, seed: int = 0) -> tuple[list, list]:
     """``(pool, heldout)``: ``n_heldout`` tasks (classification ones in proportion) kept out of every prompt and
     demonstration, so the fine-tuned model can be judged on tasks and references it never saw.
@@ -666,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     run the same command again after a stop), then a summary of what each filter removed."""
     import argparse
 
-    from .config import profile
+    from .config import profile, sizes
     from .models import load_model
 
     ap = argparse.ArgumentParser(description=main.__doc__)
@@ -677,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--target", type=int, default=None, help="new instructions to keep (default: the profile's)")
     args = ap.parse_args(argv)
     P = profile(args.profile)
-    setup = setup_for(P.name)
+    setup = sizes("self_instruct", P.name)
     if args.target:
         setup = SelfInstructSetup(**{**setup.__dict__, "target": args.target,
                                      "max_requests": max(setup.max_requests, 2 * args.target)})

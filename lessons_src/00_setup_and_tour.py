@@ -32,7 +32,7 @@
 # before going on; the line says how). From a terminal the same report is `python -m course_utils doctor`.
 
 # %%
-from course_utils.doctor import run_doctor
+from course_utils.course.doctor import run_doctor
 
 report = run_doctor(load=False)  # the model load is timed below, where we look at it properly
 for check in report:
@@ -173,7 +173,7 @@ except models.ModelNotAvailableError as err:
 # The last column lists the model packages a chapter runs (what its first cell installs on Colab).
 
 # %%
-from course_utils.lessons import CHAPTERS
+from course_utils.course.chapters import CHAPTERS
 
 for ch in CHAPTERS:
     print(f"{ch.stem:38} {ch.title:42} seeds {ch.seeds:24} {', '.join(ch.models)}")
@@ -187,13 +187,13 @@ for ch in CHAPTERS:
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/00_setup_and_tour.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the size of the weights.** Section 3 loads a model in some dtype. How much memory do `n_params`
@@ -310,4 +310,4 @@ checks.progress_widget("00")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("00_setup_and_tour")
+from course_utils.course.quiz import show_quiz; show_quiz("00_setup_and_tour")

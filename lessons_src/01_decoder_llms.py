@@ -386,13 +386,13 @@ except ContextLengthError as err:
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/01_decoder_llms.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the causal mask.** Section 2's lower-triangular mask, yourself: `allowed[i, j]` is True when
@@ -501,4 +501,4 @@ checks.progress_widget("01")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("01_decoder_llms")
+from course_utils.course.quiz import show_quiz; show_quiz("01_decoder_llms")

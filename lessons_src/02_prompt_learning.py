@@ -262,13 +262,13 @@ print(f"test accuracy: hand-picked {base.accuracy(X, Y):.3f} | searched "
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/02_prompt_learning.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · answer mapping.** The verbalizer's job (stage 3): from an answer word to its label, with the
@@ -377,4 +377,4 @@ checks.progress_widget("02")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("02_prompt_learning")
+from course_utils.course.quiz import show_quiz; show_quiz("02_prompt_learning")

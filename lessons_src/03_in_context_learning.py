@@ -37,7 +37,7 @@ import torch
 
 from course_utils import icl
 from course_utils import prompting as pr
-from course_utils.config import profile
+from course_utils.config import profile, sizes
 from course_utils.data import load_sentiment
 from course_utils.device import assert_close, set_seed
 from course_utils.models import load_model
@@ -127,7 +127,7 @@ print(f"zero-shot (chapter 2) {zero_shot:.3f}; best mean k-shot: k={best_k} "
 # %%
 k_order = 4
 fixed = icl.select_balanced(pool, k_order, seed=0)
-orders = icl.orderings(fixed, n=24 if P.name != "smoke" else 6)
+orders = icl.orderings(fixed, n=sizes("ch03", P.name).orderings)
 order_accs = [icl.icl_accuracy(clf, test, o, SEP) for o in orders]
 print(f"{len(orders)} orders of the same {k_order} demonstrations: accuracy {min(order_accs):.3f} .. "
       f"{max(order_accs):.3f} (std {statistics.pstdev(order_accs):.3f})")
@@ -228,13 +228,13 @@ plt.show()
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/03_in_context_learning.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the k-shot prefix.** The chapter's template `Review: [X]\nSentiment: [Z]` with the label names
@@ -344,4 +344,4 @@ checks.progress_widget("03")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("03_in_context_learning")
+from course_utils.course.quiz import show_quiz; show_quiz("03_in_context_learning")

@@ -555,13 +555,13 @@ assert_close(two, one, autocast_dtype(plan.device) or torch.float32, "the losses
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/04_peft.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the 16 bytes.** How many bytes does full fine-tuning with mixed-precision AdamW need for
@@ -691,4 +691,4 @@ checks.progress_widget("04")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("04_peft")
+from course_utils.course.quiz import show_quiz; show_quiz("04_peft")

@@ -38,7 +38,7 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply
 
 from course_utils import extrapolation as X
 from course_utils import long_context, positions
-from course_utils.config import profile
+from course_utils.config import profile, sizes
 from course_utils.data.corpus import decode_bytes, encode_bytes, load_corpus
 from course_utils.device import pick_device, set_seed
 from course_utils.models import ContextLengthError, context_window, load_model
@@ -47,7 +47,8 @@ from course_utils.tinygpt import GPTConfig, TinyGPT, loss_by_position
 from course_utils.widgets import rope_explorer
 
 P = profile()
-S = X.setup_for(P.name)
+S = sizes("extrapolation", P.name)  # the TinyGPT experiments
+REAL = sizes("ch05", P.name)  # the real model's documents and windows
 set_seed(0)
 device = pick_device()
 print(f"profile {P.name}: TinyGPTs of {S.n_layer} layers x {S.n_embd} dims trained at L = {S.seq_len} bytes "
@@ -222,7 +223,7 @@ except ContextLengthError as err:
 
 # %%
 prompt = encode_bytes("The \"with\" statement\n")[None].to(device)
-print(decode_bytes(tiny_models["alibi"].generate(prompt, 200 if P.name != "smoke" else 40, temperature=0.8)[0]))
+print(decode_bytes(tiny_models["alibi"].generate(prompt, REAL.sample_bytes, temperature=0.8)[0]))
 
 # %% [markdown]
 # ## 6. Position interpolation (位置插值)
@@ -287,8 +288,7 @@ plt.show()
 # changes nothing (it only acts past 8,192 tokens); yarn and NTK cost a little.
 
 # %%
-doc_tokens = {"smoke": 256, "cpu": 2048, "gpu": 8000}[P.name]
-doc = tok(load_corpus("test"), return_tensors="pt").input_ids[0][:doc_tokens]
+doc = tok(load_corpus("test"), return_tensors="pt").input_ids[0][: REAL.doc_tokens]
 rope_rows = {}
 for rope_type, factor in (("default", 1), ("linear", 2), ("linear", 4), ("dynamic", 4), ("yarn", 4), ("ntk", 4)):
     positions.set_rope_scaling(model, rope_type, factor)
@@ -309,8 +309,8 @@ assert abs(rope_rows["dynamic x4"] - rope_rows["default x1"]) < 1e-3 * rope_rows
 # forward pass takes minutes, so the cpu and smoke profiles skip it.
 
 # %%
-if P.name == "gpu":
-    long_doc = tok(load_corpus("test") + load_corpus("val"), return_tensors="pt").input_ids[0][:16000]
+if REAL.long_doc_tokens:  # the gpu profile's
+    long_doc = tok(load_corpus("test") + load_corpus("val"), return_tensors="pt").input_ids[0][: REAL.long_doc_tokens]
     for rope_type, factor in (("default", 1), ("dynamic", 2), ("yarn", 2)):
         positions.set_rope_scaling(model, rope_type, factor)
         r = long_context.sliding_window_perplexity(model, long_doc, window=len(long_doc))
@@ -334,7 +334,7 @@ else:
 # compute grows in proportion.
 
 # %%
-window = {"smoke": 64, "cpu": 512, "gpu": 1024}[P.name]
+window = REAL.window
 strides = [window, window // 2, window // 4, window // 8]
 sweep = long_context.stride_sweep(model, doc, window, strides)
 for r in sweep:
@@ -387,13 +387,13 @@ print(f"the whole document in one window: {whole:.2f}")
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/05_positions_and_context.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · `rotate_half`.** The transformers layout of RoPE pairs dimension *i* with *i + d/2*:
@@ -515,4 +515,4 @@ checks.progress_widget("05")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("05_positions_and_context")
+from course_utils.course.quiz import show_quiz; show_quiz("05_positions_and_context")

@@ -43,13 +43,13 @@ from IPython.display import Markdown, display
 from course_utils import instructions as ins
 from course_utils import rouge, sft
 from course_utils import self_instruct as si
-from course_utils.config import profile
+from course_utils.config import profile, sizes
 from course_utils.device import set_seed
 from course_utils.lora import inject_lora
 from course_utils.models import generate_batch, load_model
 
 P = profile()
-S = si.setup_for(P.name)
+S = sizes("self_instruct", P.name)
 set_seed(0)
 model, tok = load_model(P.model_name)
 RUN = Path("runs") / f"self_instruct_{P.name}"  # every step writes here; rerunning a cell resumes from it
@@ -412,13 +412,13 @@ display(Markdown(ins.datasets_table()))
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/06_instruction_data_and_self_instruct.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the Alpaca prompt.** Fill the with-input template when the input has text and the other one
@@ -529,4 +529,4 @@ checks.progress_widget("06")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("06_instruction_data_and_self_instruct")
+from course_utils.course.quiz import show_quiz; show_quiz("06_instruction_data_and_self_instruct")

@@ -37,7 +37,7 @@ from course_utils import instructions as ins
 from course_utils import sample_optimization as so
 from course_utils import self_instruct as si
 from course_utils import sft
-from course_utils.config import profile
+from course_utils.config import profile, sizes
 from course_utils.data import load_sentiment
 from course_utils.device import set_seed
 from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
@@ -47,13 +47,10 @@ from course_utils.prompting import prompt_pairs
 P = profile()
 set_seed(0)
 model, tok = load_model(P.model_name)
-# smoke: short replies (8 new tokens) because the chapter evaluates nine models; that is most of its CI time
-SIZES = {"smoke": ev.EvalSizes(sentiment=12, facts=8, arithmetic=6, ppl_tokens=256, kl_tokens=128, max_new_tokens=8),
-         "cpu": ev.EvalSizes(sentiment=60, facts=48, arithmetic=24, ppl_tokens=1024, kl_tokens=256),
-         "gpu": ev.sizes_for("gpu")}[P.name]
-STEPS = {"smoke": 2, "cpu": 30, "gpu": 200}[P.name]  # the same budget for every fine-tune in the chapter
-BATCH = {"smoke": 4, "cpu": 8, "gpu": 8}[P.name]  # smoke: half the batch keeps CI's run of the chapter short
-print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune; probes {SIZES}")
+S = sizes("ch07", P.name)  # one budget for every fine-tune in the chapter
+STEPS, BATCH = S.steps, S.batch
+PROBES = sizes("sft_probes", P.name)  # smaller than the capstone's: the chapter evaluates nine models
+print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune; probes {PROBES}")
 
 # %% [markdown]
 # ## 1. One harness for every fine-tune
@@ -66,7 +63,7 @@ print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune
 # each accuracy ($\sqrt{p(1-p)/n}$ for $n$ items): differences smaller than about twice that are noise.
 
 # %%
-harness = ev.Harness(tok, SIZES)
+harness = ev.Harness(tok, PROBES)
 harness.set_reference(model)
 original = harness.evaluate(model, "original")
 print(ev.format_results([original]))
@@ -219,12 +216,12 @@ else:
 # imbalanced, mining when some examples are harder than the rest. At this scale any of them may not show up.
 
 # %%
-n_per_label = {"smoke": 2, "cpu": 16, "gpu": 40}[P.name]
+n_per_label = S.n_per_label
 pool = load_sentiment("train")
 by_label = {y: [e for e in pool if e.label == y] for y in SENTIMENT_WORDS}
 small_train = (by_label["positive"][:n_per_label] + by_label["neutral"][:n_per_label]
                + by_label["negative"][: max(1, n_per_label // 4)])  # negative is rare here
-dev = load_sentiment("dev", limit={"smoke": 6, "cpu": 60, "gpu": 60}[P.name])
+dev = load_sentiment("dev", limit=S.dev)
 strategies = so.compare_sample_strategies(model, tok, small_train, dev, steps=STEPS, batch_size=BATCH)
 for r in strategies:
     print(f"{r['strategy']:22} {r['examples']:4} examples   dev accuracy {r['dev accuracy']:.3f}")
@@ -265,13 +262,13 @@ for r in strategies:
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/07_supervised_fine_tuning_in_practice.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · SFT labels.** One training example from token ids, as `sft.tokenize_pair` builds it: the
@@ -371,7 +368,7 @@ checks.progress_widget("07")
 # 2. *(core)* Raise L2-SP's `alpha` to 10 and 100 (`fg.Mitigation("L2-SP", penalty="l2sp", alpha=...)`): trace
 #    the trade-off curve.
 # 3. *(core)* Mix 25 % and 75 % general data: how does the task gain change?
-# 4. *(stretch)* Fine-tune on chapter 6's Self-Instruct data and evaluate with `ev.Harness(tok, SIZES,
+# 4. *(stretch)* Fine-tune on chapter 6's Self-Instruct data and evaluate with `ev.Harness(tok, PROBES,
 #    instructions=...)` on the held-out seed tasks.
 
 # %% [markdown]
@@ -382,4 +379,4 @@ checks.progress_widget("07")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("07_supervised_fine_tuning_in_practice")
+from course_utils.course.quiz import show_quiz; show_quiz("07_supervised_fine_tuning_in_practice")

@@ -38,7 +38,6 @@
 # | gpu | Colab T4 / A100 | not measured (no GPU was available) |
 
 # %%
-import types
 
 import matplotlib.pyplot as plt
 import torch
@@ -46,7 +45,7 @@ from IPython.display import HTML, display
 
 from course_utils import alignment as al
 from course_utils import decoding as dc
-from course_utils.config import profile, sizes_for_profile
+from course_utils.config import profile, sizes
 from course_utils.data import load_lines
 from course_utils.device import assert_close, encode, set_seed
 from course_utils.evaluation import arithmetic_questions
@@ -56,18 +55,7 @@ from course_utils.self_instruct import load_seed_tasks
 
 P = profile()
 set_seed(0)
-S = types.SimpleNamespace(**sizes_for_profile({
-    # prompts, long_tokens: long-form prompts per decoding setting and tokens per answer (section 2);
-    # new_tokens: tokens per answer to an instruction (enough for the ~115-token curated answers at cpu size);
-    # heldout: held-out instructions; k: examples per fine-tune; batch, steps, lr: each LoRA fine-tune's budget;
-    # pool: distilled candidates; samples: answers per prompt in best-of-n; arith: questions for pass@n.
-    "smoke": dict(prompts=1, long_tokens=16, new_tokens=8, heldout=2, k=2, batch=2, steps=1, lr=2e-3, pool=2,
-                  samples=2, arith=2),
-    "cpu": dict(prompts=6, long_tokens=128, new_tokens=144, heldout=6, k=12, batch=4, steps=12, lr=2e-3, pool=24,
-                samples=4, arith=24),
-    "gpu": dict(prompts=40, long_tokens=256, new_tokens=192, heldout=20, k=40, batch=16, steps=60, lr=1e-3,
-                pool=59, samples=8, arith=100),
-}, P.name))
+S = sizes("ch08", P.name)  # see config.SIZES["ch08"] for what each size is
 model, tok = load_model(P.model_name)         # aligned: SmolLM2-135M-Instruct
 base_name, base, btok = al.load_base_model()  # base: Gemma-3-270M (offline) or SmolLM2-135M (online)
 held = al.interleave_categories(al.load_curated("heldout"))[: S.heldout]  # one per category first
@@ -711,13 +699,13 @@ plt.show()
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/08_alignment_and_decoding.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · URIAL's classes.** Section 5 ranks each token of the aligned answer under the base model. Turn a
@@ -830,4 +818,4 @@ checks.progress_widget("08")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("08_alignment_and_decoding")
+from course_utils.course.quiz import show_quiz; show_quiz("08_alignment_and_decoding")

@@ -38,14 +38,14 @@ from course_utils import data_scaling as DS
 from course_utils import knowledge as K
 from course_utils import new_knowledge as NK
 from course_utils import slick as SK
-from course_utils.config import profile
+from course_utils.config import profile, sizes
 from course_utils.data.corpus import encode_bytes, load_corpus
 from course_utils.device import pick_device, set_seed
 from course_utils.evaluation import load_facts
 from course_utils.models import load_model
 
 P = profile()
-BIOS, SCALING, NEW = K.setup_for(P.name), DS.setup_for(P.name), NK.setup_for(P.name)
+BIOS, SCALING, NEW = sizes("knowledge", P.name), sizes("data_scaling", P.name), sizes("new_knowledge", P.name)
 set_seed(0)
 device = pick_device()
 print(f"profile {P.name}: {BIOS.n_people} fictional people, TinyGPTs of {BIOS.n_layer} x {BIOS.n_embd} pretrained "
@@ -220,7 +220,7 @@ prefix = SK.few_shot_prefix(exemplars)
 print(prefix + SK.qa_line(facts[1]["question"]))
 score = SK.score_answers(model, tok, [SK.qa_line(facts[1]["question"])], [SK.answer_variants(tok, facts[1])], (0.5, 1.0),
                          prefix=prefix)[0]
-n_draw = {"smoke": 8, "cpu": 48, "gpu": 96}[P.name]
+n_draw = sizes("ch09", P.name).n_draw
 sampled = SK.sample_answers(model, tok, SK.qa_line(facts[1]["question"]), n_draw, 1.0, prefix=prefix)
 right = sum(SK.is_exact_match(a, facts[1]) for a in sampled) / n_draw
 print(f"gold {facts[1]['answer']!r}: greedy right? {score.greedy}; P(sample right) at T=0.5 {score.p_sample[0.5]:.3f}, "
@@ -391,13 +391,13 @@ else:
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/09_knowledge_and_hallucination.ipynb`; `python -m course_utils progress` (or the table at the end of
 # this section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · what repeated data is worth.** Section 2's last column: by Muennighoff et al.'s fit, $E$ epochs
@@ -523,4 +523,4 @@ checks.progress_widget("09")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("09_knowledge_and_hallucination")
+from course_utils.course.quiz import show_quiz; show_quiz("09_knowledge_and_hallucination")

@@ -40,13 +40,13 @@ import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM
 
 from course_utils import assistant as asst
-from course_utils.config import profile
+from course_utils.config import profile, sizes
 from course_utils.device import assert_close, encode, set_seed
 from course_utils.evaluation import format_results, plot_results
 from course_utils.models import cache_dir, load_model
 
 P = profile()
-setup = asst.setup_for(P.name)
+setup = sizes("assistant", P.name)
 OUT = cache_dir() / "runs" / f"assistant-{P.name}"
 FRESH = False
 if FRESH:
@@ -179,13 +179,13 @@ asst.chat_widget(assistant, tok, heldout[1]["instruction"], max_new_tokens=setup
 # ## Exercises
 #
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
-# the cell: `course_utils.checks` tests your answer against the course's own implementation and prints
+# the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
 # `solutions/10_capstone_assistant.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
-from course_utils import checks
+from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the merge.** Section 4 folds the LoRA update into the frozen weight. Given `W0` (out x in), `A`
@@ -320,4 +320,4 @@ checks.progress_widget("10")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.quiz import show_quiz; show_quiz("10_capstone_assistant")
+from course_utils.course.quiz import show_quiz; show_quiz("10_capstone_assistant")

@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("COURSE_PROFILE", "smoke")
 
-from course_utils.network import block_network  # noqa: E402
+from course_utils.course.network import block_network  # noqa: E402
 
 block_network()
 

@@ -6,17 +6,18 @@ import json
 
 import pytest
 
+from course_utils.config import sizes
 from course_utils import assistant as asst
 
 
 def test_setups_and_errors():
-    assert asst.setup_for("smoke").steps < asst.setup_for("cpu").steps < asst.setup_for("gpu").steps
+    assert sizes("assistant", "smoke").steps < sizes("assistant", "cpu").steps < sizes("assistant", "gpu").steps
     with pytest.raises(ValueError, match="profile"):
-        asst.setup_for("tpu")
+        sizes("assistant", "tpu")
 
 
 def test_launch_commands(tmp_path):
-    args = asst.finetune_args(tmp_path, asst.setup_for("smoke"), "tiny")
+    args = asst.finetune_args(tmp_path, sizes("assistant", "smoke"), "tiny")
     assert args[args.index("--data") + 1] == str(tmp_path / "data" / "instruction_data.jsonl")
     assert args[args.index("--output-dir") + 1] == str(tmp_path / "lora") and "lora" in args
     one = asst.launch_command(args)
@@ -44,7 +45,7 @@ def test_single_process_finetune_load_merge(tmp_path):
     load the weights into a fresh model, merge, save, reload: the logits do not change."""
     from transformers import AutoModelForCausalLM
 
-    setup = asst.setup_for("smoke")
+    setup = sizes("assistant", "smoke")
     with pytest.raises(FileNotFoundError, match="run the fine-tune first"):
         asst.load_tuned(tmp_path, setup, "tiny")
     _write_data(tmp_path)
@@ -91,6 +92,6 @@ def test_chat_reply_keeps_the_conversation(real_model):
 
 
 def test_split_tasks():
-    pool, held = asst.split_tasks(asst.setup_for("smoke"))
+    pool, held = asst.split_tasks(sizes("assistant", "smoke"))
     assert held and all({"instruction", "input", "output"} <= set(r) for r in held)
     assert not {r["instruction"] for r in held} & {t["instruction"] for t in pool}

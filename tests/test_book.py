@@ -1,4 +1,4 @@
-"""The book (course_utils.book, ``make book``): the whole book builds offline from the notebooks, an executed
+"""The book (course_utils.course.book, ``make book``): the whole book builds offline from the notebooks, an executed
 chapter shows its outputs and is cached, and a failing cell gives a short, clear error.
 
 jupyter-book is a dependency of the ``book`` extra that `make` and CI install, so a missing one fails these
@@ -15,7 +15,7 @@ import time
 import nbformat
 import pytest
 
-from course_utils import book, lessons
+from course_utils.course import book, chapters, lessons
 from course_utils.__main__ import main as course_main
 
 CH0 = "00_setup_and_tour"
@@ -43,7 +43,7 @@ def test_whole_book_builds_offline_without_execution(built):
     out, report = built
     site = out / "_build" / "html"
     assert report.ok and report.index == site / "index.html" and report.index.exists()
-    assert list(report.chapters) == [ch.stem for ch in lessons.written_chapters()]
+    assert list(report.chapters) == [ch.stem for ch in chapters.written_chapters()]
     for stem, result in report.chapters.items():
         assert result.status == "not executed" and result.seconds is None
         assert result.html.exists(), f"no page for {stem}"
@@ -61,12 +61,12 @@ def test_whole_book_builds_offline_without_execution(built):
 
 def test_toc_follows_the_chapter_list(built):
     out, _ = built
-    expected = [f"notebooks/{ch.stem}.html" for ch in lessons.written_chapters()] + ["GLOSSARY.html"]
+    expected = [f"notebooks/{ch.stem}.html" for ch in chapters.written_chapters()] + ["GLOSSARY.html"]
     nav = re.findall(r'toctree-l1[^>]*><a class="reference internal" href="([^"]+)"',
                      (out / "_build" / "html" / "intro.html").read_text())
     assert nav == expected
-    assert [ch.stem for ch in lessons.written_chapters()] == [ch.stem for ch in lessons.CHAPTERS
-                                                               if lessons.lesson_path(ch).exists()]
+    assert [ch.stem for ch in chapters.written_chapters()] == [ch.stem for ch in chapters.CHAPTERS
+                                                               if chapters.lesson_path(ch).exists()]
 
 
 def test_an_executed_chapter_shows_its_outputs_and_is_cached(built):
@@ -83,7 +83,7 @@ def test_an_executed_chapter_shows_its_outputs_and_is_cached(built):
     assert "Interactive widget" in page and "0%|" not in page  # playground noted, tqdm bars dropped
     cached = nbformat.read(out / "executed" / f"{CH0}.ipynb", as_version=4)
     meta = cached.metadata[book.META_KEY]
-    source_sha = hashlib.sha256((lessons.NOTEBOOKS / f"{CH0}.ipynb").read_bytes()).hexdigest()
+    source_sha = hashlib.sha256((chapters.NOTEBOOKS / f"{CH0}.ipynb").read_bytes()).hexdigest()
     assert meta["profile"] == "smoke" and meta["source_sha256"] == source_sha
     assert meta["seconds"] == result.seconds > 0 and meta["torch_threads"] >= 1 and meta["executed_at"]
     timings = json.loads((out / "timings.json").read_text())

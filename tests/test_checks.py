@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import checks
+from course_utils.course import checks
+from course_utils.course.exercises.ch01 import check_causal_mask
 
 
 @pytest.fixture(autouse=True)
@@ -347,8 +348,8 @@ def blank(*args, **kwargs):
 
 
 def test_every_exercise_has_a_correct_and_a_wrong_answer_here():
-    assert set(CORRECT) == set(checks.EXERCISES)
-    assert {ex for ex, _, _ in WRONG} == set(checks.EXERCISES)
+    assert set(CORRECT) == set(checks.all_exercises())
+    assert {ex for ex, _, _ in WRONG} == set(checks.all_exercises())
 
 
 @pytest.mark.parametrize("exercise_id", sorted(CORRECT))
@@ -376,17 +377,32 @@ def test_blank_and_none_fail_without_raising(exercise_id, capsys):
 
 
 def test_public_checkers_and_crashing_answers():
-    assert checks.check_causal_mask(CORRECT["01.causal_mask"]) is True
-    assert checks.check_causal_mask(lambda T: 1 / 0) is False  # a crash is a hint, not an exception
-    assert checks.check_causal_mask("not a function") is False
+    assert check_causal_mask(CORRECT["01.causal_mask"]) is True
+    assert check_causal_mask(lambda T: 1 / 0) is False  # a crash is a hint, not an exception
+    assert check_causal_mask("not a function") is False
     with pytest.raises(KeyError, match="known"):
         checks.check("01.no_such_exercise", blank)
+    with pytest.raises(KeyError, match="99.no_chapter"):
+        checks.check("99.no_chapter", blank)
+
+
+def test_exercise_modules_load_lazily():
+    """Importing the registry imports no chapter's checkers; checking one exercise imports its chapter only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from course_utils.course import checks; "
+            "print(sorted(m for m in sys.modules if '.exercises.ch' in m)); "
+            "checks.verdict('05.rotate_half', None); "
+            "print(sorted(m for m in sys.modules if '.exercises.ch' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "['course_utils.course.exercises.ch05']", out
 
 
 def test_every_chapter_has_the_three_tiers():
-    chapters = {ex.chapter for ex in checks.EXERCISES.values()}
+    chapters = {ex.chapter for ex in checks.all_exercises().values()}
     for ch in chapters:
-        tiers = sorted(ex.tier for ex in checks.EXERCISES.values() if ex.chapter == ch)
+        tiers = sorted(ex.tier for ex in checks.all_exercises().values() if ex.chapter == ch)
         assert tiers == sorted(checks.TIERS), ch
 
 
@@ -402,7 +418,7 @@ def test_progress_file_table_widget_and_cli(progress_path, capsys):
     assert [r["passed"] for r in rows] == [True, False, False]
     assert checks.progress_rows("04_peft") == rows
     table = checks.progress_table()
-    assert f"1 of {len(checks.EXERCISES)} exercises passed" in table and "✓ passed" in table and "· not yet" in table
+    assert f"1 of {len(checks.all_exercises())} exercises passed" in table and "✓ passed" in table and "· not yet" in table
     widget = checks.progress_widget("04")
     assert "04.lora_layer" in widget.value and "✅ passed" in widget.value
 

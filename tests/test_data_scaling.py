@@ -7,6 +7,7 @@ import matplotlib
 import pytest
 import torch
 
+from course_utils.config import sizes
 from course_utils import data_scaling as DS
 from course_utils.data.corpus import encode_bytes, load_corpus
 
@@ -20,10 +21,10 @@ def corpus():
 
 def test_setups_divide_the_budget():
     for name in ("smoke", "cpu", "gpu"):
-        S = DS.setup_for(name)
+        S = sizes("data_scaling", name)
         assert all(S.budget_windows % e == 0 for e in S.repetitions) and S.steps * S.batch_size == S.budget_windows
     with pytest.raises(ValueError, match="profile"):
-        DS.setup_for("tpu")
+        sizes("data_scaling", "tpu")
 
 
 def test_unique_windows_are_nested_distinct_and_checked():
@@ -37,7 +38,7 @@ def test_unique_windows_are_nested_distinct_and_checked():
 
 
 def test_repeated_data_sizes_and_errors(corpus):
-    S = DS.setup_for("smoke")
+    S = sizes("data_scaling", "smoke")
     train_ids, _ = corpus
     assert len(DS.repeated_data(train_ids, S, 4)) * 4 == S.budget_windows
     with pytest.raises(ValueError, match=">= 1"):
@@ -62,7 +63,7 @@ def test_effective_data_formula():
 
 def test_smoke_experiment_repeats_exactly(corpus):
     train_ids, val_ids = corpus
-    S = DS.setup_for("smoke")
+    S = sizes("data_scaling", "smoke")
     a = DS.repetition_experiment(S, train_ids, val_ids, progress=False)
     b = DS.repetition_experiment(S, train_ids, val_ids, repetitions=(1,), progress=False)
     assert set(a) == set(S.repetitions) and a[1]["val_loss"] == b[1]["val_loss"]
@@ -80,7 +81,7 @@ def test_sixteen_epochs_memorise_and_do_not_beat_unique_data(corpus):
     runs: validation loss 2.14 / 2.29 / 2.40 / 2.20 / 2.31 for 1 / 2 / 4 / 8 / 16 epochs (seed 0) and 2.28 / 2.49 /
     2.31 for 1 / 2 / 16 (seed 1): the seed-to-seed spread of one setting (0.14) is as large as the effect."""
     train_ids, val_ids = corpus
-    r = DS.repetition_experiment(DS.setup_for("cpu"), train_ids, val_ids, repetitions=(1, 16), progress=False)
+    r = DS.repetition_experiment(sizes("data_scaling", "cpu"), train_ids, val_ids, repetitions=(1, 16), progress=False)
     gap = {e: x["val_loss"] - x["train_loss"] for e, x in r.items()}
     assert gap[16] > gap[1] + 0.2
     assert r[16]["val_loss"] > r[1]["val_loss"]

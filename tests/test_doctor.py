@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from course_utils import doctor, models
+from course_utils import models
+from course_utils.course import doctor
 
 
 def test_doctor_lines_without_loading():

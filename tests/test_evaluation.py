@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from course_utils.config import sizes
 from course_utils import evaluation as ev
 
 
@@ -33,7 +34,7 @@ def test_probe_data():
     assert all(f["question"] and f["answer"] and isinstance(f["aliases"], list) for f in facts)
     assert len({f["category"] for f in facts[:40]}) >= 4  # shuffled: a prefix mixes categories
     with pytest.raises(ValueError, match="profile"):
-        ev.sizes_for("tpu")
+        sizes("evaluation", "tpu")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def tiny_lm():
 def test_every_probe_runs_and_kl_is_zero_against_itself(tiny_lm):
     model, tok = tiny_lm
     held = [{"instruction": "Name a colour.", "input": "", "output": "Red."}]
-    h = ev.Harness(tok, ev.sizes_for("smoke"), instructions=held)
+    h = ev.Harness(tok, sizes("evaluation", "smoke"), instructions=held)
     with pytest.raises(ValueError, match="set_reference"):
         h.evaluate(model, "x", ["kl"])
     h.set_reference(model)

@@ -1,7 +1,7 @@
 """The lessons' exercises: each solution cell passes its checker and each blank fails, without running notebooks.
 
 Exercise and solution cells are self-contained (they import what they use), so each runs here on its own, with
-only ``checks`` given: a recorder that calls the real :func:`course_utils.checks.check`.
+only ``checks`` given: a recorder that calls the real :func:`course_utils.course.checks.check`.
 """
 
 import json
@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from course_utils import checks, lessons
+from course_utils.course import chapters, checks, lessons
 
 CALL = re.compile(r'checks\.check\("([^"]+)",\s*(\w+)\)')
 
@@ -17,7 +17,7 @@ CALL = re.compile(r'checks\.check\("([^"]+)",\s*(\w+)\)')
 def code_cells(chapter):
     import jupytext
 
-    nb = jupytext.read(lessons.lesson_path(chapter))
+    nb = jupytext.read(chapters.lesson_path(chapter))
     return [(c.metadata.get("tags", []), c.source) for c in nb.cells if c.cell_type == "code"]
 
 
@@ -37,7 +37,7 @@ def exercise_pairs(chapter):
     return pairs
 
 
-PAIRS = [(ch, *p) for ch in lessons.solution_chapters() for p in exercise_pairs(ch)]
+PAIRS = [(ch, *p) for ch in chapters.solution_chapters() for p in exercise_pairs(ch)]
 
 
 class Recorder:
@@ -65,29 +65,29 @@ def run_cell(source, name):
 
 @pytest.mark.parametrize("chapter, exercise_id, blank, solution", PAIRS, ids=[p[1] for p in PAIRS])
 def test_solution_passes_and_blank_fails(chapter, exercise_id, blank, solution):
-    assert checks.EXERCISES[exercise_id].chapter == chapter.stem
+    assert checks.all_exercises()[exercise_id].chapter == chapter.stem
     assert run_cell(solution, f"{exercise_id} solution") == [(exercise_id, True)]
     assert run_cell(blank, f"{exercise_id} blank") == [(exercise_id, False)]
 
 
 def test_every_chapter_has_a_warm_up_a_core_and_a_stretch_exercise():
-    stems = [ch.stem for ch in lessons.solution_chapters()]
-    assert stems == [ch.stem for ch in lessons.written_chapters()]
+    stems = [ch.stem for ch in chapters.solution_chapters()]
+    assert stems == [ch.stem for ch in chapters.written_chapters()]
     for stem in stems:
-        tiers = [checks.EXERCISES[e].tier for ch, e, _, _ in PAIRS if ch.stem == stem]
+        tiers = [checks.all_exercises()[e].tier for ch, e, _, _ in PAIRS if ch.stem == stem]
         assert tiers == list(checks.TIERS), stem  # in order: warm-up, core, stretch
 
 
 def test_every_checker_is_used_by_exactly_one_lesson():
     used = [e for _, e, _, _ in PAIRS]
-    assert sorted(used) == sorted(checks.EXERCISES) and len(used) == len(set(used))
+    assert sorted(used) == sorted(checks.all_exercises()) and len(used) == len(set(used))
 
 
-@pytest.mark.parametrize("chapter", lessons.solution_chapters(), ids=lambda c: c.stem)
+@pytest.mark.parametrize("chapter", chapters.solution_chapters(), ids=lambda c: c.stem)
 def test_notebooks_get_the_blanks_and_solutions_get_the_answers(chapter):
     pairs = [p for p in PAIRS if p[0] == chapter]
-    exercises = json.loads((lessons.NOTEBOOKS / f"{chapter.stem}.ipynb").read_text())
-    solutions = json.loads((lessons.SOLUTIONS / f"{chapter.stem}.ipynb").read_text())
+    exercises = json.loads((chapters.NOTEBOOKS / f"{chapter.stem}.ipynb").read_text())
+    solutions = json.loads((chapters.SOLUTIONS / f"{chapter.stem}.ipynb").read_text())
     ex_code = ["".join(c["source"]) for c in exercises["cells"] if c["cell_type"] == "code"]
     sol_code = ["".join(c["source"]) for c in solutions["cells"] if c["cell_type"] == "code"]
     for _, _, blank, solution in pairs:
@@ -100,9 +100,9 @@ def test_notebooks_get_the_blanks_and_solutions_get_the_answers(chapter):
 
 
 def test_solutions_are_generated_and_not_stale():
-    solved = {f"{ch.stem}.ipynb" for ch in lessons.solution_chapters()}
-    assert {p.name for p in lessons.SOLUTIONS.glob("*.ipynb")} == solved
-    assert not [p for p in lessons.stale_files() if p.parent == lessons.SOLUTIONS]
+    solved = {f"{ch.stem}.ipynb" for ch in chapters.solution_chapters()}
+    assert {p.name for p in chapters.SOLUTIONS.glob("*.ipynb")} == solved
+    assert not [p for p in lessons.stale_files() if p.parent == chapters.SOLUTIONS]
 
 
 def test_build_splits_tagged_cells(tmp_path, monkeypatch):
@@ -116,9 +116,9 @@ def test_build_splits_tagged_cells(tmp_path, monkeypatch):
     readme.write_text("<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
     for name, value in (("LESSONS", src), ("NOTEBOOKS", tmp_path / "notebooks"), ("README", readme),
                         ("SOLUTIONS", tmp_path / "solutions"), ("ROOT", tmp_path)):
-        monkeypatch.setattr(lessons, name, value)
+        monkeypatch.setattr(lessons if name == "README" else chapters, name, value)
     try:  # the GLOSSARY.md hook, where it exists, writes into tmp_path too
-        from course_utils import glossary
+        from course_utils.course import glossary
 
         monkeypatch.setattr(glossary, "glossary_path", lambda: tmp_path / "GLOSSARY.md")
     except ImportError:

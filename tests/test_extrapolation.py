@@ -7,6 +7,7 @@ import matplotlib
 import pytest
 import torch
 
+from course_utils.config import sizes
 from course_utils import extrapolation as X
 from course_utils.data.corpus import encode_bytes, load_corpus
 from course_utils.tinygpt import GPTConfig, TinyGPT
@@ -20,15 +21,15 @@ def corpus():
 
 
 def test_setups():
-    assert X.setup_for("cpu").lengths == [64, 128, 256, 512]
-    assert X.setup_for("smoke").config("alibi").position == "alibi"
+    assert sizes("extrapolation", "cpu").lengths == [64, 128, 256, 512]
+    assert sizes("extrapolation", "smoke").config("alibi").position == "alibi"
     with pytest.raises(ValueError, match="profile"):
-        X.setup_for("tpu")
+        sizes("extrapolation", "tpu")
 
 
 def test_smoke_pipeline(corpus):
     train_ids, val_ids = corpus
-    S = dataclasses.replace(X.setup_for("smoke"), steps=5, extend_steps=4, extend_eval_every=2)
+    S = dataclasses.replace(sizes("extrapolation", "smoke"), steps=5, extend_steps=4, extend_eval_every=2)
     runs = X.train_variants(S, train_ids, ("learned", "rope"), progress=False)
     table = X.length_table({k: m for k, (m, _) in runs.items()}, val_ids, S)
     assert math.isnan(table["learned"][S.seq_len * 2]) and not math.isnan(table["rope"][S.seq_len * 8])
@@ -63,7 +64,7 @@ def test_alibi_extrapolates_rope_does_not_learned_cannot(corpus):
     """
     torch.set_num_threads(2)
     train_ids, val_ids = corpus
-    S = X.setup_for("cpu")
+    S = sizes("extrapolation", "cpu")
     runs = X.train_variants(S, train_ids, ("alibi", "rope"), progress=False)
     table = X.length_table({k: m for k, (m, _) in runs.items()}, val_ids, S)
     L = S.seq_len

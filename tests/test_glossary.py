@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from course_utils import glossary, lessons
+from course_utils.course import chapters, glossary, lessons
 
 SEED_TERMS = {"提示学习": "prompt learning", "语境学习": "in-context learning", "答案映射": "verbalizer",
               "高效微调": "parameter-efficient fine-tuning", "位置插值": "position interpolation",
@@ -28,7 +28,7 @@ def test_glossary_has_the_seed_terms_with_english_and_definitions():
 
 
 def test_every_glossary_chapter_is_a_real_chapter():
-    stems = {c.stem for c in lessons.CHAPTERS}
+    stems = {c.stem for c in chapters.CHAPTERS}
     for t in glossary.load_glossary():
         assert t.chapters and set(t.chapters) <= stems, t.en
 

@@ -8,9 +8,9 @@ import zipfile
 import nbformat
 import pytest
 
-from course_utils import checks, grade, lessons
+from course_utils.course import chapters, checks, grade, lessons
 
-SOLVED_01 = lessons.ROOT / "solutions" / "01_decoder_llms.ipynb"
+SOLVED_01 = chapters.ROOT / "solutions" / "01_decoder_llms.ipynb"
 
 
 def _section(path):
@@ -142,15 +142,15 @@ def test_each_failure_gets_its_own_row(tmp_path):
 def test_solutions_grade_100_and_blank_notebooks_0(tmp_path):
     """Every chapter: the solutions/ notebooks (one student) and notebooks/ zipped (another)."""
     with zipfile.ZipFile(tmp_path / "blank.zip", "w") as z:
-        for ch in lessons.solution_chapters():
-            z.write(lessons.ROOT / "notebooks" / f"{ch.stem}.ipynb", f"class/blank/{ch.stem}.ipynb")
+        for ch in chapters.solution_chapters():
+            z.write(chapters.ROOT / "notebooks" / f"{ch.stem}.ipynb", f"class/blank/{ch.stem}.ipynb")
     solved = tmp_path / "folder" / "solved"
     solved.mkdir(parents=True)
-    for ch in lessons.solution_chapters():
-        (solved / f"{ch.stem}.ipynb").write_bytes((lessons.ROOT / "solutions" / f"{ch.stem}.ipynb").read_bytes())
+    for ch in chapters.solution_chapters():
+        (solved / f"{ch.stem}.ipynb").write_bytes((chapters.ROOT / "solutions" / f"{ch.stem}.ipynb").read_bytes())
     rows = grade.grade([tmp_path / "folder", tmp_path / "blank.zip"], tmp_path / "grades.csv", progress=False)
     summary = {r["student"]: r for r in grade.summarize(rows)}
-    n = len(checks.EXERCISES)
+    n = len(checks.all_exercises())
     solved_rows = [r for r in rows if r.student == "solved"]
     assert len(solved_rows) == n and all(r.passed for r in solved_rows), \
         [(r.exercise, r.hint) for r in solved_rows if not r.passed]

@@ -4,20 +4,20 @@ import re
 
 import pytest
 
-from course_utils import checks, instructors, lessons
+from course_utils.course import chapters, checks, instructors, lessons
 
 GUIDE = instructors.instructors_path().read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("chapter", lessons.written_chapters(), ids=lambda c: c.stem)
+@pytest.mark.parametrize("chapter", chapters.written_chapters(), ids=lambda c: c.stem)
 def test_every_chapter_has_its_times_needs_objectives_and_exercises(chapter):
     section = GUIDE.split(f"### {chapter.stem[:2]} · {chapter.title}\n", 1)[1].split("\n### ", 1)[0]
     for profile in ("smoke", "cpu", "gpu"):
         assert re.search(rf"^\| {profile} \| .+ \| .+ \|$", section, re.M), f"{chapter.stem}: no {profile} time"
     assert re.search(r"peak memory of the cpu profile's kernel: \d+\.\d GiB", section), \
-        f"{chapter.stem}: measure its peak memory (bench/profile_notebook.py) into lessons.CHAPTERS"
+        f"{chapter.stem}: measure its peak memory (bench/profile_notebook.py) into chapters.CHAPTERS"
     assert "1. " in section and "Learning objectives" in section
-    for ex in (e for e in checks.EXERCISES.values() if e.chapter == chapter.stem):
+    for ex in (e for e in checks.all_exercises().values() if e.chapter == chapter.stem):
         assert f"`{ex.id}` ({ex.tier})" in section
 
 

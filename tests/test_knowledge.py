@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from course_utils.config import sizes
 from course_utils import knowledge as K
 
 
@@ -85,20 +86,20 @@ def test_word_tokenizer_round_trip_and_examples():
 
 
 def test_setups():
-    assert K.setup_for("cpu").n_people >= 100
-    assert K.setup_for("smoke").augmentation("rewrites")["rewrites"] == K.setup_for("smoke").rewrites
-    assert K.setup_for("smoke").augmentation("single")["rewrites"] == 1
+    assert sizes("knowledge", "cpu").n_people >= 100
+    assert sizes("knowledge", "smoke").augmentation("rewrites")["rewrites"] == sizes("knowledge", "smoke").rewrites
+    assert sizes("knowledge", "smoke").augmentation("single")["rewrites"] == 1
     with pytest.raises(ValueError, match="profile"):
-        K.setup_for("tpu")
+        sizes("knowledge", "tpu")
     with pytest.raises(ValueError, match="augmentation"):
-        K.setup_for("cpu").augmentation("translated")
+        sizes("knowledge", "cpu").augmentation("translated")
 
 
 def test_exact_match_is_greedy_decoding():
     """Teacher-forced exact match agrees with generating greedily token by token."""
     tok = K.WordTokenizer()
     people = K.make_people(6)
-    setup = K.setup_for("smoke")
+    setup = sizes("knowledge", "smoke")
     run = K.pretrain_bios(people, setup, progress=False)
     examples = K.qa_examples(tok, K.qa_pairs(people))
     # Make some answers right: the model's own greedy continuation is, by definition, greedy.
@@ -116,7 +117,7 @@ def test_exact_match_is_greedy_decoding():
 
 def test_pipeline_and_errors_at_smoke_size():
     people = K.make_people(20)
-    setup = K.setup_for("smoke")
+    setup = sizes("knowledge", "smoke")
     train_p, test_p = K.split_people(people)
     run = K.pretrain_bios(people, setup, "rewrites", progress=False)
     assert len(K.flatten(run.corpus)) == 20 * setup.rewrites and run.final_loss < 6
@@ -135,7 +136,7 @@ def test_pipeline_and_errors_at_smoke_size():
 
 def test_smoke_numbers_repeat_exactly():
     people = K.make_people(20)
-    setup = dataclasses.replace(K.setup_for("smoke"), steps=5)
+    setup = dataclasses.replace(sizes("knowledge", "smoke"), steps=5)
     a = K.pretrain_bios(people, setup, progress=False)
     b = K.pretrain_bios(people, setup, progress=False)
     assert a.final_loss == b.final_loss
@@ -151,7 +152,7 @@ def test_majority_baseline():
 
 
 def test_extraction_experiment_smoke():
-    setup = dataclasses.replace(K.setup_for("smoke"), n_people=10, steps=4, qa_steps=2, qa_evals=1)
+    setup = dataclasses.replace(sizes("knowledge", "smoke"), n_people=10, steps=4, qa_steps=2, qa_evals=1)
     results, base = K.extraction_experiment(setup, ("single", "rewrites + mixed QA"), progress=False)
     assert list(results) == ["single", "rewrites + mixed QA"] and 0 <= base <= 1
     r = results["rewrites + mixed QA"]
@@ -173,7 +174,7 @@ def test_rewrites_make_stored_facts_extractable():
     """The chapter's claim at the cpu size (about 5 minutes): both corpora store the held-out people's facts, the
     single biographies leave them near the majority baseline, the rewrites make clearly more of them extractable.
     Recorded cpu run: recall 1.00 / 0.99, held-out QA 0.08 (single) vs 0.21 (rewrites), majority 0.04."""
-    results, base = K.extraction_experiment(K.setup_for("cpu"), ("single", "rewrites"), progress=False)
+    results, base = K.extraction_experiment(sizes("knowledge", "cpu"), ("single", "rewrites"), progress=False)
     single, rewrites = results["single"], results["rewrites"]
     assert single.recall > 0.95 and rewrites.recall > 0.95  # stored
     assert single.test_qa["mean"] < base + 0.1  # not extractable

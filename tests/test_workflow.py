@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from course_utils import grade, lessons
+from course_utils.course import chapters, grade, lessons
 
-WORKFLOW = lessons.ROOT / ".github" / "workflows" / "course.yml"
+WORKFLOW = chapters.ROOT / ".github" / "workflows" / "course.yml"
 
 
 def load() -> dict:
@@ -46,4 +46,4 @@ def test_the_grade_job_grades_a_sample_submission():
     runs = [s["run"] for s in load()["jobs"]["grade"]["steps"] if "run" in s]
     command = next(r for r in runs if "course_utils grade" in r)
     args = command.split("course_utils grade", 1)[1].split()
-    assert (lessons.ROOT / args[0]).is_dir() and grade.find_submissions([lessons.ROOT / args[0]], lessons.ROOT)
+    assert (chapters.ROOT / args[0]).is_dir() and grade.find_submissions([chapters.ROOT / args[0]], chapters.ROOT)

@@ -1,7 +1,7 @@
 """The chapter guide of ``INSTRUCTORS.md``: for each chapter its measured times, what it needs, its learning
 objectives and its exercises, generated (between ``<!-- chapters:start -->`` and ``<!-- chapters:end -->``) by
 ``python -m course_utils notebooks`` from what already says it once: the lesson's runtime table and objectives,
-the chapter list (:data:`lessons.CHAPTERS`) and the exercise registry (:data:`checks.EXERCISES`).
+the chapter list (:data:`chapters.CHAPTERS`) and the exercise registry (:func:`checks.all_exercises`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import lessons
+from . import chapters
 
 INSTRUCTORS_NAME = "INSTRUCTORS.md"
 _SECTION = re.compile(r"(<!-- chapters:start -->\n).*?(\n<!-- chapters:end -->)", re.S)
@@ -18,7 +18,7 @@ _RUNTIME_ROW = re.compile(r"^# \| (smoke|cpu|gpu) \| (.+?) \| (.+?) \|\s*$", re.
 
 def instructors_path() -> Path:
     """``INSTRUCTORS.md`` at the repository root (read at call time, so tests can move the root)."""
-    return lessons.ROOT / INSTRUCTORS_NAME
+    return chapters.ROOT / INSTRUCTORS_NAME
 
 
 def runtimes(source: str) -> dict[str, tuple[str, str]]:
@@ -43,11 +43,11 @@ def objectives(source: str) -> list[str]:
 
 def chapter_guide() -> str:
     """The generated chapter section of ``INSTRUCTORS.md``."""
-    from .checks import EXERCISES
+    from .checks import all_exercises
 
     out = []
-    for ch in lessons.written_chapters():
-        source = lessons.lesson_path(ch).read_text(encoding="utf-8")
+    for ch in chapters.written_chapters():
+        source = chapters.lesson_path(ch).read_text(encoding="utf-8")
         times = runtimes(source)
         num = ch.stem.split("_")[0]
         out.append(f"### {num} · {ch.title}\n")
@@ -62,7 +62,7 @@ def chapter_guide() -> str:
         if goals:
             out.append("\n**Learning objectives.** After this chapter you can")
             out += [f"{i}. {g}" for i, g in enumerate(goals, 1)]
-        exercises = [e for e in EXERCISES.values() if e.chapter == ch.stem]
+        exercises = [e for e in all_exercises().values() if e.chapter == ch.stem]
         if exercises:
             out.append("\n**Exercises** (graded by `python -m course_utils grade`):")
             out += [f"- `{e.id}` ({e.tier}): {e.title}" for e in exercises]

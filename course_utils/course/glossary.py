@@ -1,7 +1,7 @@
 """The bilingual glossary: English term, the Chinese term the seeds use, a definition, the chapters that teach it.
 
 The data is ``data/glossary.json``; :func:`glossary_markdown` renders ``GLOSSARY.md`` at the repository root,
-which ``python -m course_utils notebooks`` writes and ``--check`` reports when stale (``lessons.py``).
+which ``python -m course_utils notebooks`` writes and ``--check`` reports when stale (``course/lessons.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import lessons
+from . import chapters
 
 GLOSSARY_JSON = Path(__file__).parent / "data" / "glossary.json"
 GLOSSARY_NAME = "GLOSSARY.md"
@@ -29,10 +29,10 @@ class Term:
 def validate_glossary(entries: list[dict]) -> list[Term]:
     """Check raw glossary entries and return them as :class:`Term` objects.
 
-    Raises ``ValueError`` naming the entry: a missing field, a chapter that is not in ``lessons.CHAPTERS``, or an
+    Raises ``ValueError`` naming the entry: a missing field, a chapter that is not in ``chapters.CHAPTERS``, or an
     English term listed twice.
     """
-    stems = {c.stem for c in lessons.CHAPTERS}
+    stems = {c.stem for c in chapters.CHAPTERS}
     terms, seen = [], set()
     for n, e in enumerate(entries, 1):
         name = e.get("en") or f"entry {n}"
@@ -41,7 +41,7 @@ def validate_glossary(entries: list[dict]) -> list[Term]:
                 raise ValueError(f"glossary {name!r}: missing {field!r}")
         unknown = [c for c in e["chapters"] if c not in stems]
         if unknown:
-            raise ValueError(f"glossary {name!r}: unknown chapters {unknown}; use stems from lessons.CHAPTERS")
+            raise ValueError(f"glossary {name!r}: unknown chapters {unknown}; use stems from chapters.CHAPTERS")
         if e["en"].lower() in seen:
             raise ValueError(f"glossary {name!r} is listed twice; merge the entries")
         seen.add(e["en"].lower())
@@ -56,9 +56,9 @@ def load_glossary() -> list[Term]:
 
 
 def _chapter_link(stem: str) -> str:
-    ch = next(c for c in lessons.CHAPTERS if c.stem == stem)
+    ch = next(c for c in chapters.CHAPTERS if c.stem == stem)
     num = str(int(stem[:2]))
-    if not lessons.lesson_path(ch).exists():  # planned chapters have no notebook to link to yet
+    if not chapters.lesson_path(ch).exists():  # planned chapters have no notebook to link to yet
         return num
     return f"[{num}](notebooks/{stem}.ipynb \"{ch.title}\")"
 
@@ -68,8 +68,8 @@ def glossary_markdown() -> str:
     rows = ["# Glossary · 术语表", "",
             "Every term the course teaches, with the Chinese term the seed documents use, a one-line definition "
             "and the chapters (linked to their notebooks) where it is taught.", "",
-            f"*Generated from `course_utils/data/glossary.json` by `python -m course_utils notebooks`; edit the "
-            f"JSON, not this file.*", "",
+            "*Generated from `course_utils/course/data/glossary.json` by `python -m course_utils notebooks`; edit the "
+            "JSON, not this file.*", "",
             "| English | 中文 | definition | chapters |", "|---|---|---|---|"]
     for t in load_glossary():
         cells = [t.en, t.zh, t.definition, ", ".join(_chapter_link(c) for c in t.chapters)]
@@ -79,4 +79,4 @@ def glossary_markdown() -> str:
 
 def glossary_path() -> Path:
     """Where ``GLOSSARY.md`` goes: the repository root (read at call time, so tests can move it)."""
-    return lessons.ROOT / GLOSSARY_NAME
+    return chapters.ROOT / GLOSSARY_NAME

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import models
-from .config import profile
-from .device import describe_device
+from course_utils import models
+from course_utils.config import profile
+from course_utils.device import describe_device
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 

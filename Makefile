@@ -3,6 +3,8 @@
 #   make lab        set up, then open JupyterLab on the notebooks
 #   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile) + the
 #                   browser test (skipped, with the reason, where chromium or playwright is missing)
+#   make lint       ruff (pyproject.toml [tool.ruff]): pyflakes, pycodestyle, import order and one import style, over
+#                   the package, the lessons, the tests, bench/ and tools/ (CI runs it before make test)
 #   make test-fast  the quick loop for people editing the course: unit tests on tiny models, no notebooks, no
 #                   real-model or cpu-size claims (45 s on 2 cores; target: under 5 minutes)
 #   make browser-test  only the browser test (tests/browser): JupyterLab on 127.0.0.1, chapter 2 in headless
@@ -38,7 +40,7 @@ BOOK_CHAPTERS ?=
 BENCH_ARGS ?=
 GPU_CHECK_ARGS ?=
 
-.PHONY: lab test test-fast browser-test notebooks check-notebooks bench book doctor clean setup colab-check \
+.PHONY: lab lint test test-fast browser-test notebooks check-notebooks bench book doctor clean setup colab-check \
 	gpu-check gpu-pack
 
 setup: $(STAMP)
@@ -64,6 +66,9 @@ test: $(STAMP)
 	COURSE_RUN_SLOW=1 $(TEST_ENV) $(PY) -m pytest tests --ignore=tests/browser --durations=15 $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest tests/browser -s
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Unit tests only: what a change to course_utils most often breaks, in minutes. `make test` before a commit.
 test-fast: $(STAMP)

@@ -26,7 +26,8 @@ def _run(cmd: list[str]) -> float:
     """Seconds ``cmd`` took in the repository root; a failing run raises (its timing would mean nothing)."""
     proc, seconds = timed(lambda: subprocess.run(cmd, cwd=ROOT, env={**os.environ}, capture_output=True, text=True))
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stdout[-800:]}{proc.stderr[-800:]}")
+        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): "
+                           f"{proc.stdout[-800:]}{proc.stderr[-800:]}")
     return seconds
 
 

@@ -1,7 +1,8 @@
-"""course_utils: the tested code behind the SFT course's notebooks, one module per idea.
+"""course_utils: the tested code behind the SFT course's notebooks, one module per concept.
 
-Foundation: ``config`` (profiles), ``device`` (device, dtype, seeds), ``models`` (load_model), ``doctor``.
-Chapters: ``masks`` (ch1) and the modules later chapters add.
+Foundation: ``config`` (profiles and every size, ``config.sizes``), ``device`` (device, dtype, seeds), ``models``
+(load_model). Chapters: ``masks`` (ch1), ``prompting`` (ch2) and the modules later chapters add. The course
+machinery (chapter list, notebook build, exercises, quiz, grading, book) lives apart, in ``course_utils.course``.
 """
 
 import os as _os

@@ -1,4 +1,4 @@
-"""Alignment data and what alignment changes (seed 002 §0-5): token shift, response tuning, distillation,
+"""Alignment data and what alignment changes (Lee GenAI §0-5): token shift, response tuning, distillation,
 LLM-as-judge, data selection and self-alignment.
 
 * **Token distribution shift** (URIAL, Lin et al. 2023): decode with the tuned model, feed the same text to the
@@ -91,7 +91,7 @@ def response_pairs(rows: Sequence[Mapping]) -> list[tuple[str, str]]:
 
 
 def half_sentence_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
-    """Questions from raw text (seed 002 §1): each text's first half (by words) as the "question"; its second
+    """Questions from raw text (Lee GenAI §1): each text's first half (by words) as the "question"; its second
     half is what a teacher's continuation would replace. Texts of fewer than 4 words are skipped."""
     out = []
     for t in texts:
@@ -174,7 +174,7 @@ class TokenShift:
 
     def kinds_of_words(self) -> dict[str, dict[str, float]]:
         """For each shift class, the share of its tokens that are format / function / content
-        (:func:`token_kind`): the seed's claim is that shifted tokens are mostly tone words, connectives and
+        (:func:`token_kind`): Lee's claim is that shifted tokens are mostly tone words, connectives and
         endings."""
         out = {}
         for kind in SHIFT_KINDS:
@@ -199,8 +199,8 @@ class TokenShift:
             text = html.escape(t).replace("\n", "↵<br>")
             style = f' style="background:{colour[k]}" title="rank {rank} under the base"' if colour[k] else ""
             spans.append(f"<span{style}>{text}</span>")
-        return (f"<div style='font-family:monospace;white-space:pre-wrap;line-height:1.6'><b>{html.escape(r.prompt[-80:])}"
-                f"</b><br>{''.join(spans)}</div>")
+        return (f"<div style='font-family:monospace;white-space:pre-wrap;line-height:1.6'>"
+                f"<b>{html.escape(r.prompt[-80:])}</b><br>{''.join(spans)}</div>")
 
     def text(self, i: int = 0) -> str:
         """Response ``i`` as plain text with marginal tokens in ``[...]`` and shifted ones in ``[[...]]``."""
@@ -382,7 +382,7 @@ def instruction_text(row: Mapping) -> str:
 
 def distill(teacher, tok, rows: Sequence[Mapping], shots: Sequence[Mapping] = (), max_new_tokens: int = 96,
             batch_size: int = 8, progress: bool = True, system: str = TEACHER_SYSTEM) -> list[dict]:
-    """Knowledge distillation (知识蒸馏, seed 002 §1): the teacher's greedy answer becomes each row's ``output``
+    """Knowledge distillation (知识蒸馏, Lee GenAI §1): the teacher's greedy answer becomes each row's ``output``
     (its ``reference``, if any, is kept alongside). Rows keep their instruction and input."""
     from .models import generate_batch
 
@@ -487,7 +487,7 @@ def format_table(rows: Sequence[Mapping], skip: Sequence[str] = ("answers", "tex
 
 def best_of_n(model, tok, rows: Sequence[Mapping], n: int = 4, temperature: float = 0.8, max_new_tokens: int = 64,
               score: str = "relevance", seed: int = 0, progress: bool = True) -> list[dict]:
-    """Self-alignment (seed 002 §5): sample ``n`` answers per instruction, let the model itself score them, keep
+    """Self-alignment (Lee GenAI §5): sample ``n`` answers per instruction, let the model itself score them, keep
     the best. ``score`` is ``"relevance"`` (:func:`relevance_scores`, the likelihood judge) or ``"judge"``
     (:func:`judge_scores`, the prompted 1-5 judge). The kept answers are what a preference or RL step would
     train towards. Returns, per row: ``candidates``, ``scores``, ``best``, ``worst``.
@@ -529,7 +529,7 @@ def tune(model, tok, pairs: Sequence[tuple[str, str]], steps: int, lr: float = 1
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# RL elicits what the model can already do (seed 002 §9)
+# RL elicits what the model can already do (Lee GenAI §9)
 # ---------------------------------------------------------------------------------------------------------------
 
 def pass_at_k(n: int, c: int, k: int) -> float:

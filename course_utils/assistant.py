@@ -34,8 +34,8 @@ class AssistantSetup:
     """Sizes of one capstone run.
 
     Attributes:
-        profile: the Self-Instruct sizes to use (``config.sizes("self_instruct")``: how many instructions to make, how many
-            seed tasks to hold out for evaluation).
+        profile: the Self-Instruct sizes to use (``config.sizes("self_instruct")``: how many instructions to
+            make, how many seed tasks to hold out for evaluation).
         steps, batch_size, lr, max_len, rank, alpha: the LoRA fine-tune (``course_utils.finetune``'s flags).
         answer_tokens: tokens per held-out answer in the evaluation.
     """
@@ -74,7 +74,8 @@ def make_data(model, tok, out_dir: str | Path, setup: AssistantSetup, pool: Sequ
     from . import self_instruct as si
 
     pool = pool if pool is not None else split_tasks(setup)[0]
-    data, report = si.bootstrap(model, tok, pool, Path(out_dir) / "data", sizes("self_instruct", setup.profile), progress)
+    data, report = si.bootstrap(model, tok, pool, Path(out_dir) / "data", sizes("self_instruct", setup.profile),
+                                progress)
     if not data:
         raise ValueError("Self-Instruct kept no example: raise the target (a larger profile) or use a larger model.")
     return data, report

@@ -1,4 +1,4 @@
-"""Decoding, the repetition problem (复读机, seed 001 §5-7) and the rule-based adapter (Hewitt et al. 2024).
+"""Decoding, the repetition problem (复读机, LLM Q&A §5-7) and the rule-based adapter (Hewitt et al. 2024).
 
 Repetition metrics, each a few lines (words or token ids both work)::
 
@@ -154,7 +154,7 @@ def loop_rate(texts: Sequence[str | Tokens], min_repeats: float = 3.0, max_perio
 
 
 def remove_repeated_sentences(text: str) -> str:
-    """Post-processing (后处理和过滤, seed §7): drop every sentence (or line) already said once, keep order."""
+    """Post-processing (后处理和过滤, LLM Q&A §7): drop every sentence (or line) already said once, keep order."""
     parts = re.split(r"(?<=[.!?\n])\s*", text)
     seen: set[str] = set()
     kept = []
@@ -167,7 +167,7 @@ def remove_repeated_sentences(text: str) -> str:
 
 
 def repetitive_version(text: str, times: int = 2) -> str:
-    """The same text with every sentence said ``times`` times in a row: training data with the seed's "data
+    """The same text with every sentence said ``times`` times in a row: training data with the LLM Q&A's "data
     bias" (重复文本), used to show that a model fine-tuned on repetitive data repeats more.
 
     Raises:
@@ -244,7 +244,7 @@ class DecodingSetting:
     kwargs: Mapping = field(default_factory=dict)
 
 
-#: The controls the seed names (§7: noise / sampling, temperature, post-processing) and generate's penalties.
+#: The controls the LLM Q&A names (§7: noise / sampling, temperature, post-processing) and generate's penalties.
 DECODING_SETTINGS: tuple[DecodingSetting, ...] = (
     DecodingSetting("greedy", {}),
     DecodingSetting("temperature 0.7", {"do_sample": True, "temperature": 0.7, "top_k": 0}),

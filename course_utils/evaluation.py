@@ -1,6 +1,6 @@
 """An evaluation harness that every fine-tune in the course calls before and after training.
 
-Fine-tuning on a narrow task can quietly cost general ability (catastrophic forgetting, seed 001 §15). One set
+Fine-tuning on a narrow task can quietly cost general ability (catastrophic forgetting, LLM Q&A §15). One set
 of probes, run on the original and on the tuned model, shows both sides at once:
 
 * **perplexity** of a held-out general text (the Python reference of chapter 5): language modelling itself;
@@ -200,8 +200,7 @@ class Harness:
 
     def sentiment_accuracy(self, model) -> float:
         """Zero-shot accuracy with chapter 2's sentiment template and label words."""
-        from .finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
-        from .prompting import PromptClassifier
+        from .prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, PromptClassifier
 
         clf = PromptClassifier(model, self.tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS)
         return clf.accuracy([e.text for e in self.sentiment], [e.label for e in self.sentiment])

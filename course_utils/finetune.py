@@ -26,9 +26,8 @@ import torch
 from safetensors.torch import save_file
 
 from course_utils import sft
-
-SENTIMENT_TEMPLATE = "Review: [X]\nSentiment: [Z]"  # chapter 3's format, label names as answers
-SENTIMENT_WORDS = {"positive": "positive", "neutral": "neutral", "negative": "negative"}
+from course_utils.checkpoints import trainable_state
+from course_utils.config import DEFAULT_MODEL
 
 
 def load_pairs(data: str, split: str = "train", limit: int | None = None) -> list[tuple[str, str]]:
@@ -40,7 +39,7 @@ def load_pairs(data: str, split: str = "train", limit: int | None = None) -> lis
     """
     if data == "sentiment":
         from course_utils.data import load_sentiment
-        from course_utils.prompting import prompt_pairs
+        from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_pairs
 
         return prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, load_sentiment(split, limit=limit))
     path = Path(data)
@@ -69,7 +68,6 @@ def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, devi
     from transformers import AutoTokenizer
 
     from course_utils import models
-    from course_utils.config import DEFAULT_MODEL
     from course_utils.device import pick_device
 
     device = device or pick_device()
@@ -163,7 +161,7 @@ def _setup_distributed() -> torch.device:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m course_utils.finetune", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="smollm2-135m-instruct", help="offline name, hub id, or 'tiny'")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="offline name, hub id, or 'tiny'")
     p.add_argument("--data", default="sentiment", help="'sentiment' or a JSONL file")
     p.add_argument("--method", default="lora", choices=["lora", "full"])
     p.add_argument("--rank", type=int, default=8)
@@ -188,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult:
 
     args = parse_args(argv)
     device = _setup_distributed()
-    rank, world = sft._dist()
+    rank, world = sft.rank_and_world()
     set_seed(args.seed)
     model, tok = build_model(args.model, args.method, args.rank, args.alpha, device)
     data = sft.build_dataset(tok, load_pairs(args.data, limit=args.limit), args.max_len)
@@ -200,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult:
     if rank == 0:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file(sft.trainable_state(model), out / "trainable.safetensors")
+        save_file(trainable_state(model), out / "trainable.safetensors")
         summary = {"world_size": world, "final_loss": result.losses[-1], "losses": result.losses,
                    "seconds_per_step": result.seconds_per_step, "tokens_per_second": result.tokens_per_second}
         (out / "result.json").write_text(json.dumps(summary, indent=1))

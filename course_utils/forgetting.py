@@ -1,9 +1,9 @@
-"""Catastrophic forgetting (灾难性遗忘, seed 001 §15) and the mitigations chapter 7 compares.
+"""Catastrophic forgetting (灾难性遗忘, LLM Q&A §15) and the mitigations chapter 7 compares.
 
 Fine-tuning moves the weights towards the new task and nothing holds them near what made the model good at
-everything else. The remedies the seed lists, each a small piece here or a setting elsewhere:
+everything else. The remedies the LLM Q&A lists, each a small piece here or a setting elsewhere:
 
-* a smaller learning rate, weight decay or early stopping (``sft.TrainConfig``; the seed's §13);
+* a smaller learning rate, weight decay or early stopping (``sft.TrainConfig``; LLM Q&A §13);
 * **mixing general data** into the task data (:func:`mix_data`);
 * **LoRA** instead of full fine-tuning (``lora.inject_lora``): few trainable weights, a low-rank change;
 * **L2-SP** (Li et al. 2018): penalise the distance to the starting weights, ``alpha/2 * ||theta - theta0||^2``
@@ -156,7 +156,7 @@ class Mitigation:
             raise ValueError(f"penalty must be None, 'l2sp' or 'ewc', not {self.penalty!r}.")
 
 
-#: The seed's mitigations (001 §15), against the plain full fine-tune they are meant to improve on.
+#: The LLM Q&A's mitigations (§15), against the plain full fine-tune they are meant to improve on.
 MITIGATIONS = (
     Mitigation("full fine-tune", lr=1e-4),
     Mitigation("smaller lr", lr=1e-5),

@@ -4,7 +4,7 @@
 
 The instruction says what to do, the input (often empty) gives the object to do it to, the output is the answer
 the model should learn. Quality and diversity of these triples decide much of what supervised fine-tuning
-achieves (seed 000 §5.4). This module reads and writes them as JSONL (one JSON object per line, the format of
+achieves (LLM-TAP §5.4). This module reads and writes them as JSONL (one JSON object per line, the format of
 Self-Instruct and of most open datasets; Alpaca's single JSON list is read too), validates them, and renders
 them with Alpaca's prompt templates (``tatsu-lab/stanford_alpaca``, ``train.py``: ``PROMPT_DICT``).
 

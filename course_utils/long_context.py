@@ -1,4 +1,4 @@
-"""Reading a text longer than the context window: chunking and sliding windows (seed 001 §11).
+"""Reading a text longer than the context window: chunking and sliding windows (LLM Q&A §11).
 
 A model with window W cannot read a long document at once. Two standard ways to still score (or process) it:
 

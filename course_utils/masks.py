@@ -1,6 +1,6 @@
 """Chapter 1: the three architectures as attention masks, and the LM objective by hand.
 
-One Transformer stack becomes a different architecture by the mask it uses (seed 001 §1):
+One Transformer stack becomes a different architecture by the mask it uses (LLM Q&A §1):
 an all-ones mask (全1) is bidirectional attention (BERT, the encoder of T5); a lower-triangular mask (下三角)
 is causal attention (GPT, Llama); a prefix-LM mask lets the prefix see itself both ways and the target see the
 prefix plus earlier targets (UniLM, GLM, the T5 paper's "prefix LM").
@@ -18,7 +18,7 @@ from .device import encode, model_device
 
 IGNORE_INDEX = -100  # the label value PyTorch's cross-entropy (and transformers) skips
 
-# Region codes of :func:`mask_regions`, in the colours of the seed's figure.
+# Region codes of :func:`mask_regions`, in the colours of the LLM Q&A's figure.
 BLOCKED, PREFIX_PREFIX, TARGET_PREFIX, TARGET_TARGET, PREFIX_TARGET = range(5)
 
 
@@ -61,7 +61,7 @@ def encoder_decoder_masks(src_len: int, tgt_len: int) -> dict[str, torch.Tensor]
 
 
 def mask_regions(allowed: torch.Tensor, prefix_len: int) -> torch.Tensor:
-    """Label each cell of a ``[T, T]`` mask by region, for plotting like the seed's figure.
+    """Label each cell of a ``[T, T]`` mask by region, for plotting like the LLM Q&A's figure.
 
     Codes: ``BLOCKED`` (masked), ``PREFIX_PREFIX`` (blue), ``TARGET_PREFIX`` (green), ``TARGET_TARGET``
     (yellow), ``PREFIX_TARGET`` (a prefix token seeing a target: only the bidirectional mask allows it).
@@ -83,7 +83,7 @@ def to_additive_4d(allowed: torch.Tensor, dtype: torch.dtype = torch.float32,
 
     Allowed cells become 0 and blocked cells ``torch.finfo(dtype).min``, which vanish after softmax.
     Pass this, not the boolean: eager attention *adds* the mask to the scores, so a boolean (0/1) mask adds
-    +1 to allowed scores and blocks nothing — a silently wrong answer (REFERENCES §8).
+    +1 to allowed scores and blocks nothing — a silently wrong answer.
 
     Args:
         allowed: boolean ``[T, T]`` (query, key).

@@ -522,9 +522,9 @@ def measure_training_step(model, batch_size: int = 4, seq_len: int = 128, *, opt
     The optimizer runs with lr=0, so the model's weights do not change. Only parameters with
     ``requires_grad`` train, so a peft model measures LoRA. The step runs as ``sft.train`` runs it: trainable
     16-bit parameters are upcast to float32 in place (the master weights) and the forward and backward run under
-    autocast where :func:`device.autocast_dtype` says so (a 16-bit model, or any model on a GPU). Gradient checkpointing is used if the model has it
-    on (``model.activation_checkpointing_enable()``). The model is put in train mode (checkpointing needs
-    it) and returned to its previous mode; its ``.grad`` are set to None.
+    autocast where :func:`device.autocast_dtype` says so (a 16-bit model, or any model on a GPU). Gradient
+    checkpointing is used if the model has it on (``model.activation_checkpointing_enable()``). The model is put
+    in train mode (checkpointing needs it) and returned to its previous mode; its ``.grad`` are set to None.
 
     Raises:
         ValueError: no parameter requires grad, bad sizes, or an unknown optimizer.

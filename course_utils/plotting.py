@@ -10,14 +10,14 @@ from matplotlib.colors import ListedColormap
 
 from .masks import mask_regions
 
-# The seed's figure: blue prefix<->prefix, green target->prefix, yellow target->target; grey = masked.
+# The LLM Q&A's figure: blue prefix<->prefix, green target->prefix, yellow target->target; grey = masked.
 REGION_COLOURS = ["#eeeeee", "#4c72b0", "#55a868", "#f2c14e", "#c44e52"]
 REGION_NAMES = ["masked", "prefix ↔ prefix", "target → prefix", "target → target", "prefix → target"]
 
 
 def plot_masks(masks: Mapping[str, torch.Tensor], prefix_len: int = 0,
                tokens: Sequence[str] | None = None, size: float = 3.2):
-    """Draw boolean ``[T, T]`` attention masks side by side, coloured by region like seed 001's figure.
+    """Draw boolean ``[T, T]`` attention masks side by side, coloured by region like the LLM Q&A's figure.
 
     Rows are queries (the token that looks), columns keys (the token looked at).
     """
@@ -117,3 +117,30 @@ def plot_loss_by_position(curves: Mapping[str, torch.Tensor], train_len: int, ax
     ax.set_title("Where each model breaks: loss by position")
     ax.legend()
     return ax
+
+
+class LiveLossPlot:
+    """Redraws the loss curve in place in a notebook every few steps (no-op outside IPython)."""
+
+    def __init__(self, every: int = 5):
+        import matplotlib.pyplot as plt
+
+        self.every, self.plt = every, plt
+        self.fig, self.ax = plt.subplots(figsize=(6, 3.5))
+        try:
+            from IPython.display import display
+
+            self.handle = display(self.fig, display_id=True)
+        except ImportError:  # plain Python: nothing to update
+            self.handle = None
+
+    def update(self, result, force: bool = False) -> None:
+        """Redraw ``result`` (an ``sft.TrainResult``) every ``every`` steps, or now with ``force``."""
+        if self.handle is None or not (force or result.step % self.every == 0):
+            return
+        self.ax.clear()
+        result.plot(self.ax)
+        self.handle.update(self.fig)
+
+    def close(self) -> None:
+        self.plt.close(self.fig)

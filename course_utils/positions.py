@@ -6,7 +6,7 @@ A Transformer's attention is blind to order; these are the ways a decoder is tol
 * **RoPE** (Su et al., RoFormer): rotate each (query, key) pair of dimensions by the angle ``m * theta_i``;
   the score ``<R_m q, R_n k>`` then depends only on ``m - n``. Written in the transformers convention, which
   pairs dimension ``i`` with ``i + d/2`` (``rotate_half``), not ``(2i, 2i+1)`` as Meta's and RoFormer's code do.
-* **Position interpolation** (Chen et al. 2023, seed 000 §5.3): ``f'(x, m) = f(x, m L / L')``, i.e. divide the
+* **Position interpolation** (Chen et al. 2023, LLM-TAP §5.3): ``f'(x, m) = f(x, m L / L')``, i.e. divide the
   positions (equivalently the frequencies) by ``scale = L' / L`` so a longer input reuses the trained angles.
   ``transformers`` calls it ``rope_type="linear"``. **NTK-aware scaling** raises the base instead,
   ``base' = base * scale ** (d / (d - 2))``: high frequencies stay, low ones are interpolated.

@@ -29,16 +29,20 @@ from .models import check_fits, keeps_logits
 X_SLOT, Z_SLOT = "[X]", "[Z]"
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
 
-# The seed's example (seed 000 §5.1): "[X] 我感到 [Z]", Z = {太好了, 好, 一般, 不好, 糟糕}.
+# LLM-TAP's example (§5.1): "[X] 我感到 [Z]", Z = {太好了, 好, 一般, 不好, 糟糕}.
 SEED_TEMPLATE = "[X] I feel [Z]."
 SEED_LABEL_WORDS = {"positive": ["great", "good"], "neutral": ["okay"], "negative": ["bad", "terrible"]}
 ONE_WORD_LABELS = {"positive": ["great"], "neutral": ["okay"], "negative": ["terrible"]}
+#: The course's sentiment task as a prompt (chapters 3, 4, 7 and the capstone's probes): the label names are the
+#: answers, so a fine-tune learns to write "positive", "neutral" or "negative" after "Sentiment:".
+SENTIMENT_TEMPLATE = "Review: [X]\nSentiment: [Z]"
+SENTIMENT_WORDS = {"positive": "positive", "neutral": "neutral", "negative": "negative"}
 # Templates compared in chapter 2 (cloze style: the answer slot near the end, as a causal LM needs).
 SENTIMENT_TEMPLATES = (
     SEED_TEMPLATE,
     "[X] Overall, it was [Z].",
     "[X] This makes me feel [Z].",
-    "Review: [X]\nSentiment: [Z]",
+    SENTIMENT_TEMPLATE,
     "Sentence: [X]\nThe sentiment of this sentence is [Z]",
 )
 
@@ -47,7 +51,7 @@ SENTIMENT_TEMPLATES = (
 
 @dataclass(frozen=True)
 class Template:
-    """A prompt template in the seed's notation: ``[X]`` is the input slot, ``[Z]`` the answer slot.
+    """A prompt template in LLM-TAP's notation: ``[X]`` is the input slot, ``[Z]`` the answer slot.
 
     The answer slot may stand anywhere (``"[X] I feel [Z]."``, ``"[Z] news: [X]"``). A space before ``[Z]``
     belongs to the answer when it is tokenized (``" great"`` is one BPE token, ``"great"`` another).

@@ -1,4 +1,4 @@
-"""Sample-level optimisation for SFT (样本优化, seed 001 §20): change *which* examples the model learns from and
+"""Sample-level optimisation for SFT (样本优化, LLM Q&A §20): change *which* examples the model learns from and
 *how much* each counts, rather than the model or the optimiser.
 
 * **data augmentation** (数据增强): new examples by rewriting old ones; here the model itself paraphrases the
@@ -112,16 +112,14 @@ def augment_pairs(examples: Sequence, paraphrases: Sequence[str]) -> list:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _pairs(examples: Sequence) -> list[tuple[str, str]]:
-    from .finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
-    from .prompting import prompt_pairs
+    from .prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_pairs
 
     return prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, examples)
 
 
 def dev_accuracy(model, tok, dev: Sequence) -> float:
     """Sentiment accuracy on ``dev`` through the template the model was tuned with (chapter 2's classifier)."""
-    from .finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
-    from .prompting import PromptClassifier
+    from .prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, PromptClassifier
 
     return PromptClassifier(model, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS).accuracy([e.text for e in dev],
                                                                                      [e.label for e in dev])

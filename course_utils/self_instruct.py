@@ -33,7 +33,8 @@ import torch
 from .instructions import read_jsonl, write_jsonl
 from .rouge import RougePool
 
-# Self-Instruct's blacklist plus Alpaca's additions (REFERENCES §5): tasks a text-only model cannot do.
+# Self-Instruct's blacklist (Wang et al. 2023) plus Alpaca's additions (Taori et al. 2023): tasks a text-only model
+# cannot do.
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
              "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
 SIMILARITY_THRESHOLD = 0.7  # reject at ROUGE-L >= 0.7 against the pool

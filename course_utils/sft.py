@@ -20,19 +20,18 @@ accumulation and multi-process training give the same update as one large batch.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .checkpoints import load_checkpoint, save_checkpoint
 from .device import DTYPES, LOW_PRECISION, autocast_dtype, compute_dtype, model_device
 from .models import keeps_logits
 
@@ -361,7 +360,7 @@ def _pad_id(model, pad_id: int | None) -> int:
     return 0
 
 
-def _dist() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     """(rank, world_size) of this process; (0, 1) outside ``torchrun`` / ``accelerate launch``."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -400,77 +399,113 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    """The parameters that training changes (all of them for full fine-tuning, the LoRA / adapter ones otherwise)."""
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+def training_step(net, micro_batches: Sequence[dict], n_targets: int, optimizer, scheduler, scaler, cfg: TrainConfig,
+                  amp: torch.dtype | None = None, penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+                  world: int = 1) -> float:
+    """One optimiser step, top to bottom: forward, masked loss, backward, clip, step.
 
-
-def save_checkpoint(path: str | Path, model, optimizer, scheduler, result: TrainResult) -> Path:
-    """Write ``path/`` (trainable weights as safetensors, optimiser and schedule, the history, RNG state).
-
-    Written to a temporary folder and renamed, so an interrupted save never leaves a half checkpoint.
+    ``micro_batches`` are this step's examples in ``grad_accum`` pieces; ``n_targets`` is the number of target
+    (non -100) tokens of the whole step, so that summing each piece's token losses and dividing by it gives the
+    same gradient as one big batch. Returns the step's mean loss per target token.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state(model), tmp / "trainable.safetensors")
-    save_file({"cpu_rng": torch.get_rng_state()}, tmp / "rng.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-    state = asdict(result)
-    (tmp / "trainer_state.json").write_text(json.dumps(state))
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.rename(path)
-    return path
-
-
-def load_checkpoint(path: str | Path, model, optimizer, scheduler) -> TrainResult:
-    """Restore what :func:`save_checkpoint` wrote; returns the history so far (safetensors + weights_only)."""
-    path = Path(path)
-    weights = load_file(path / "trainable.safetensors")
-    params = dict(model.named_parameters())
-    missing = [n for n in weights if n not in params]
-    if missing:
-        raise ValueError(f"Checkpoint {path} does not match this model (no parameter {missing[0]!r}). Use a new "
-                         "output_dir, or build the model the same way (same LoRA targets and rank) as before.")
-    with torch.no_grad():
-        for n, w in weights.items():
-            params[n].copy_(w)
-    states = torch.load(path / "optimizer.pt", weights_only=True, map_location=_device(model))
-    optimizer.load_state_dict(states["optimizer"])
-    scheduler.load_state_dict(states["scheduler"])
-    torch.set_rng_state(load_file(path / "rng.safetensors")["cpu_rng"])
-    state = json.loads((path / "trainer_state.json").read_text())
-    state["eval_losses"] = [tuple(x) for x in state["eval_losses"]]
-    return TrainResult(**state)
+    dev, total = _device(net), 0.0
+    for j, batch in enumerate(micro_batches):
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        with grad_sync(net, last=j == len(micro_batches) - 1):      # several processes: average once, at the end
+            with _autocast(dev, amp):
+                loss_sum, _ = token_loss_sum(net, batch)             # forward; cross-entropy on target tokens only
+            scaler.scale(loss_sum * world / n_targets).backward()    # backward; DDP divides by world, so * world
+        total += loss_sum.item()
+    if penalty is not None:                                          # chapter 7's L2-SP / EWC, once per step
+        scaler.scale(penalty(getattr(net, "module", net))).backward()
+    loss = all_reduce_sum(total, dev) / n_targets
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(f"the loss became {loss} (lr {scheduler.get_last_lr()[0]:.2e}). Lower the "
+                                    "learning rate, keep gradient clipping on (max_grad_norm=1.0), and check the data "
+                                    "for empty or corrupt examples; in float16 try bfloat16 or float32.")
+    scaler.unscale_(optimizer)                                       # no-op unless float16
+    if cfg.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.max_grad_norm)
+    scaler.step(optimizer)                                           # skipped when a float16 gradient overflowed
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
 
 
-class _LivePlot:
-    """Redraws the loss curve in place in a notebook every few steps (no-op outside IPython)."""
+def grad_sync(net, last: bool):
+    """Under DDP, gradients are all-reduced only on a step's last micro-batch (``no_sync`` before it)."""
+    if isinstance(net, torch.nn.parallel.DistributedDataParallel) and not last:
+        return net.no_sync()
+    return contextlib.nullcontext()
 
-    def __init__(self, every: int = 5):
-        import matplotlib.pyplot as plt
 
-        self.every, self.plt = every, plt
-        self.fig, self.ax = plt.subplots(figsize=(6, 3.5))
-        try:
-            from IPython.display import display
+def all_reduce_sum(value: float, dev: torch.device) -> float:
+    """``value`` summed over every process (itself outside ``torchrun``)."""
+    if rank_and_world()[1] == 1:
+        return value
+    t = torch.tensor([value], device=dev, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return t.item()
 
-            self.handle = display(self.fig, display_id=True)
-        except ImportError:  # plain Python: nothing to update
-            self.handle = None
 
-    def update(self, result: TrainResult, force: bool = False) -> None:
-        if self.handle is None or not (force or result.step % self.every == 0):
-            return
-        self.ax.clear()
-        result.plot(self.ax)
-        self.handle.update(self.fig)
+def step_batches(train_data: Sequence[dict], step: int, cfg: TrainConfig, collate, rank: int = 0,
+                 world: int = 1) -> list[dict]:
+    """Step ``step``'s examples (:func:`step_indices`) as ``grad_accum`` micro-batches, each process its share."""
+    idx, micro = step_indices(step, len(train_data), cfg.batch_size, cfg.seed), cfg.batch_size // cfg.grad_accum
+    return [collate([train_data[i] for i in idx[j:j + micro][rank::world]]) for j in range(0, cfg.batch_size, micro)]
 
-    def close(self) -> None:
-        self.plt.close(self.fig)
+
+def count_targets(micro_batches: Sequence[dict], step: int, dev: torch.device) -> int:
+    """The step's target tokens over every process (each divides by the same global count).
+
+    Raises:
+        ValueError: a step without one target token (every label -100).
+    """
+    n = int(all_reduce_sum(sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro_batches), dev))
+    if n == 0:
+        raise ValueError(f"Step {step + 1} has no target tokens (every label is -100): check that "
+                         "the responses are not empty or truncated away.")
+    return n
+
+
+def _fit_to_gpu(model, cfg: TrainConfig, train_data: Sequence[dict], rank: int, world: int) -> TrainConfig:
+    """On a GPU, more micro-batches when the estimated peak would not fit (a T4's 15 GiB); the update is the same."""
+    accum = fit_grad_accum(model, cfg, max(len(e["input_ids"]) for e in train_data), gpu_budget(model), world)
+    if accum != cfg.grad_accum:
+        if rank == 0:
+            print(f"micro-batch of {cfg.batch_size // cfg.grad_accum} -> {cfg.batch_size // accum} examples "
+                  f"(grad_accum {accum}) to fit this GPU's free memory; the update is the same.")
+        cfg = replace(cfg, grad_accum=accum)
+    if (cfg.batch_size // cfg.grad_accum) % world:
+        raise ValueError(f"Each micro-batch of {cfg.batch_size // cfg.grad_accum} examples must split evenly over "
+                         f"{world} processes.")
+    return cfg
+
+
+@contextlib.contextmanager
+def _activation_checkpointing(model, on: bool):
+    """Activation checkpointing for the run (non-reentrant: it also works when the inputs need no gradient, as
+    with frozen embeddings + LoRA); switched back off after, since generation wants its KV cache."""
+    turn_on = on and not getattr(model, "is_activation_checkpointing", False)
+    if turn_on:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "config"):
+            model.config.use_cache = False
+    try:
+        yield
+    finally:
+        if turn_on:
+            model.activation_checkpointing_disable()
+            if hasattr(model, "config"):
+                model.config.use_cache = True
+
+
+def _show_final_plot(result: TrainResult) -> None:
+    import matplotlib.pyplot as plt
+
+    result.plot()
+    plt.show()
 
 
 def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequence[dict] | None = None, *,
@@ -504,27 +539,11 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
         TrainingDivergedError: the loss became NaN / inf (the message names the fixes).
     """
     cfg.validate(len(train_data))
-    rank, world = _dist()
-    # On a GPU, split each step into more micro-batches when the estimated peak would not fit (a T4's 15 GiB)
-    accum = fit_grad_accum(model, cfg, max(len(e["input_ids"]) for e in train_data), gpu_budget(model), world)
-    if accum != cfg.grad_accum:
-        if rank == 0:
-            print(f"micro-batch of {cfg.batch_size // cfg.grad_accum} -> {cfg.batch_size // accum} examples "
-                  f"(grad_accum {accum}) to fit this GPU's free memory; the update is the same.")
-        cfg = replace(cfg, grad_accum=accum)
-    micro = cfg.batch_size // cfg.grad_accum
-    if micro % world:
-        raise ValueError(f"Each micro-batch of {micro} examples must split evenly over {world} processes.")
-    pad_id = _pad_id(model, pad_id)
-    collate, dev = SFTCollator(pad_id), _device(model)
+    rank, world = rank_and_world()
+    cfg = _fit_to_gpu(model, cfg, train_data, rank, world)
+    micro, pad_id, dev = cfg.batch_size // cfg.grad_accum, _pad_id(model, pad_id), _device(model)
+    collate = SFTCollator(pad_id)
     torch.manual_seed(cfg.seed)
-
-    checkpointing_was_on = getattr(model, "is_activation_checkpointing", False)
-    if cfg.gradient_checkpointing and not checkpointing_was_on:
-        # Non-reentrant checkpointing also works when the inputs need no gradient (frozen embeddings + LoRA).
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "config"):
-            model.config.use_cache = False
     params = [p for p in model.parameters() if p.requires_grad]
     amp = resolve_autocast(model, cfg)  # read before upcasting: a bf16 model computes in bf16
     upcast_trainable(params)
@@ -535,103 +554,65 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
     result = TrainResult()
     ckpt = Path(cfg.output_dir) / "checkpoint-last" if cfg.output_dir else None
     if resume and ckpt is not None and (ckpt / "trainer_state.json").exists():
-        result = load_checkpoint(ckpt, model, optimizer, scheduler)
+        result = TrainResult(**load_checkpoint(ckpt, model, optimizer, scheduler))
         result.resumed_from, result.seconds, result.tokens = result.step, 0.0, 0
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    live = None
+    if cfg.plot == "live" and rank == 0:
+        from .plotting import LiveLossPlot  # matplotlib only when a plot is asked for
 
-    live = _LivePlot() if cfg.plot == "live" and rank == 0 else None
+        live = LiveLossPlot()
     bar = tqdm(total=cfg.steps, initial=result.step, desc="fine-tuning", disable=not cfg.progress or rank > 0)
-    net.train()
-    try:
-        while result.step < cfg.steps:
-            t0 = time.perf_counter()
-            idx = step_indices(result.step, len(train_data), cfg.batch_size, cfg.seed)
-            micro_batches = [collate([train_data[i] for i in idx[j:j + micro][rank::world]])
-                             for j in range(0, cfg.batch_size, micro)]
-            n_targets = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro_batches)
-            if world > 1:  # every process divides by the same global count
-                t = torch.tensor([n_targets], device=dev)
-                torch.distributed.all_reduce(t)
-                n_targets = int(t.item())
-            if n_targets == 0:
-                raise ValueError(f"Step {result.step + 1} has no target tokens (every label is -100): check that "
-                                 "the responses are not empty or truncated away.")
-            total = 0.0
-            for j, b in enumerate(micro_batches):
-                b = {k: v.to(dev) for k, v in b.items()}
-                sync = j == len(micro_batches) - 1
-                ctx = net.no_sync() if world > 1 and not sync else contextlib.nullcontext()
-                with ctx:
-                    with _autocast(dev, amp):
-                        s, _ = token_loss_sum(net, b)
-                    # DDP averages gradients over processes, so scale by world to get sum / global count.
-                    scaler.scale(s * world / n_targets).backward()
-                total += s.item()
-                result.tokens += b["input_ids"].numel()
-            if penalty is not None:  # once per step, after the data gradients (DDP has already averaged those)
-                scaler.scale(penalty(model)).backward()
-            if world > 1:
-                t = torch.tensor([total], device=dev, dtype=torch.float64)
-                torch.distributed.all_reduce(t)
-                total = t.item()
-            loss = total / n_targets
-            if not math.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"The loss became {loss} at step {result.step + 1} (lr {scheduler.get_last_lr()[0]:.2e}). "
-                    "Lower the "
-                    "learning rate, keep gradient clipping on (max_grad_norm=1.0), and check the data for empty "
-                    "or corrupt examples; in float16 try bfloat16 or float32.")
-            scaler.unscale_(optimizer)  # no-op unless float16
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            result.lrs.append(scheduler.get_last_lr()[0])
-            scaler.step(optimizer)  # skipped (and the scale lowered) when a float16 gradient overflowed
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            result.step += 1
-            result.losses.append(loss)
-            result.seconds += time.perf_counter() - t0
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
-            if on_step:
-                on_step(result.step, loss)
-            if eval_data and cfg.eval_every and result.step % cfg.eval_every == 0 and result.step < cfg.steps:
-                result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
-                net.train()
-            if ckpt is not None and rank == 0 and cfg.checkpoint_every and result.step % cfg.checkpoint_every == 0:
+    with _activation_checkpointing(model, cfg.gradient_checkpointing):
+        net.train()
+        try:
+            while result.step < cfg.steps:
+                t0 = time.perf_counter()
+                batches = step_batches(train_data, result.step, cfg, collate, rank, world)
+                n_targets = count_targets(batches, result.step, dev)
+                result.lrs.append(scheduler.get_last_lr()[0])
+                try:
+                    loss = training_step(net, batches, n_targets, optimizer, scheduler, scaler, cfg, amp, penalty,
+                                         world)
+                except TrainingDivergedError as err:
+                    raise TrainingDivergedError(f"Step {result.step + 1}: {err}") from None
+                result.step += 1
+                result.losses.append(loss)
+                result.tokens += sum(b["input_ids"].numel() for b in batches)
+                result.seconds += time.perf_counter() - t0
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+                if on_step:
+                    on_step(result.step, loss)
+                if eval_data and cfg.eval_every and result.step % cfg.eval_every == 0 and result.step < cfg.steps:
+                    result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
+                    net.train()
+                if ckpt is not None and rank == 0 and cfg.checkpoint_every and result.step % cfg.checkpoint_every == 0:
+                    save_checkpoint(ckpt, model, optimizer, scheduler, result)
+                if live:
+                    live.update(result)
+                if stop_after is not None and result.step >= stop_after and result.step < cfg.steps:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:  # the notebook's stop button, or stop_after
+            if ckpt is not None and rank == 0:
                 save_checkpoint(ckpt, model, optimizer, scheduler, result)
-            if live:
-                live.update(result)
-            if stop_after is not None and result.step >= stop_after and result.step < cfg.steps:
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        if ckpt is not None and rank == 0:
-            save_checkpoint(ckpt, model, optimizer, scheduler, result)
-            print(f"Stopped at step {result.step}; checkpoint saved to {ckpt}. Run train(...) again to resume.")
-        else:
-            print(f"Stopped at step {result.step} (set output_dir to be able to resume).")
-    finally:
-        bar.close()
-    if result.step >= cfg.steps:
-        if eval_data:
-            result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
-        if ckpt is not None and rank == 0 and cfg.checkpoint_every:
-            save_checkpoint(ckpt, model, optimizer, scheduler, result)
+                print(f"Stopped at step {result.step}; checkpoint saved to {ckpt}. Run train(...) again to resume.")
+            else:
+                print(f"Stopped at step {result.step} (set output_dir to be able to resume).")
+        finally:
+            bar.close()
+        if result.step >= cfg.steps:
+            if eval_data:
+                result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
+            if ckpt is not None and rank == 0 and cfg.checkpoint_every:
+                save_checkpoint(ckpt, model, optimizer, scheduler, result)
     if live:
         live.update(result, force=True)
         live.close()
     elif cfg.plot == "final" and rank == 0 and result.losses:
-        import matplotlib.pyplot as plt
-
-        result.plot()
-        plt.show()
-    if cfg.gradient_checkpointing and not checkpointing_was_on:  # generation wants its KV cache back
-        model.activation_checkpointing_disable()
-        if hasattr(model, "config"):
-            model.config.use_cache = True
+        _show_final_plot(result)
     model.eval()
     return result
 

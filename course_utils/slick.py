@@ -8,7 +8,7 @@ A question-answer pair is put in one of four categories by ``P_correct``, how of
 * **WeaklyKnown**: greedy is never right, but sampling (``T > 0``) sometimes is;
 * **Unknown**: never right, greedy or sampled.
 
-Few-shot exemplars are used because a base model cannot be asked a question directly (seed 002 §8). The paper uses
+Few-shot exemplars are used because a base model cannot be asked a question directly (Lee GenAI §8). The paper uses
 10 random 4-shot exemplar sets per question, one greedy answer and 16 samples at T = 0.5 per set, exact match.
 
 How the answers are scored here, exactly and cheaply. An answer is *correct* when its tokens are the gold answer's

@@ -15,7 +15,7 @@
 # 2. choose a course profile (`smoke`, `cpu`, `gpu`) and say what it changes;
 # 3. load the course's default model offline, and explain why the second load is much faster than the first;
 # 4. turn a question into the model's chat format and generate an answer;
-# 5. find each later chapter, the seed sections it teaches and the module that holds its code.
+# 5. find each later chapter, the sections of the source documents it teaches and the module that holds its code.
 #
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
@@ -170,13 +170,17 @@ except models.ModelNotAvailableError as err:
 # ## 8. The map of the course
 #
 # Each chapter is one notebook, generated from `lessons_src/`, with its code in one module of `course_utils`.
+# After "seeds" come the sections of the three source documents a chapter teaches, by short key (`SOURCES` in
+# `course_utils/course/chapters.py`; the README cites them in full): **LLM-TAP** is chapter 5 of Zhang et al.,
+# *Large Language Models: From Theory to Practice*; **LLM Q&A** the question-and-answer collection
+# "语言大模型知识点简介"; **Lee GenAI** Hung-yi Lee's lecture notes on pretraining and alignment.
 # The last column lists the model packages a chapter runs (what its first cell installs on Colab).
 
 # %%
 from course_utils.course.chapters import CHAPTERS
 
 for ch in CHAPTERS:
-    print(f"{ch.stem:38} {ch.title:42} seeds {ch.seeds:24} {', '.join(ch.models)}")
+    print(f"{ch.stem:38} {ch.title:42} {ch.sources:36} {', '.join(ch.models)}")
 
 # %% [markdown]
 # **Running on Colab.** Open a notebook from the README's badges. Its first code cell installs the course
@@ -310,4 +314,6 @@ checks.progress_widget("00")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("00_setup_and_tour")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("00_setup_and_tour")

@@ -10,8 +10,9 @@
 # %% [markdown]
 # # Chapter 1 · How decoder LLMs see text
 #
-# *Seed 001 §1-4 and §8-10: causal decoder, prefix decoder and encoder-decoder; the training objective; why
-# decoder-only dominates; emergence; input length; BERT vs LLaMA; domain vs general models.*
+# *LLM Q&A §1-4 and §8-10 (the questions and answers "语言大模型知识点简介"): causal decoder, prefix decoder and
+# encoder-decoder; the training objective; why decoder-only dominates; emergence; input length; BERT vs LLaMA;
+# domain vs general models.*
 #
 # **Learning objectives.** After this chapter you can
 # 1. draw the attention masks of a causal decoder, a prefix decoder and an encoder-decoder, and say which
@@ -19,8 +20,8 @@
 # 2. run a real model under a mask you built, as an additive float 4D mask, and explain why a boolean mask is
 #    silently wrong under eager attention;
 # 3. compute the language-modelling loss by hand from logits and match the library's number;
-# 4. give evidence-based answers to the seed's concept questions (why decoder-only? how long can the input be?
-#    BERT or LLaMA? a domain model or a general one?).
+# 4. give evidence-based answers to the LLM Q&A's concept questions (why decoder-only? how long can the input
+#    be? BERT or LLaMA? a domain model or a general one?).
 #
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
@@ -56,13 +57,13 @@ set_seed(0)
 # | prefix decoder (non-causal decoder, prefix LM) | 前缀解码器 | UniLM, GLM, U-PaLM | j ≤ i, **or** j is in the prefix |
 # | encoder-decoder | 编码器-解码器 | T5, BART | encoder: every j; decoder: j ≤ i, plus every encoder state (cross-attention) |
 #
-# The seed's note says it in one line: *the mask decides the architecture*. A mask of all ones (全1) is
+# The LLM Q&A says it in one line: *the mask decides the architecture*. A mask of all ones (全1) is
 # bidirectional attention; a lower-triangular mask (下三角) is one-directional (causal) attention. A single
-# Transformer stack with a custom mask can behave as any of the three. In the seed's figure, blue is
+# Transformer stack with a custom mask can behave as any of the three. In the LLM Q&A's figure, blue is
 # attention among prefix tokens, green is target tokens attending to the prefix, and yellow is target tokens
 # attending to earlier targets; the rest is masked.
 #
-# A careful reading of the seed: its one-line definitions of the causal and prefix decoder both say "looks at
+# A careful reading of the LLM Q&A: its one-line definitions of the causal and prefix decoder both say "looks at
 # previous outputs". The real difference is only **inside the prefix**: a prefix decoder lets prefix tokens
 # see *later* prefix tokens too (bidirectional), and computes its loss on the target part only.
 
@@ -196,7 +197,7 @@ plt.show()
 # %% [markdown]
 # ## 5. The training objective: maximum likelihood, by hand
 #
-# Seed 001 §2: an LLM is trained to maximise the likelihood of its training text. For a sequence
+# LLM Q&A §2: an LLM is trained to maximise the likelihood of its training text. For a sequence
 # $x_1, \dots, x_T$ the loss is the mean negative log-likelihood of each next token:
 #
 # $$\mathcal{L} = -\frac{1}{T-1}\sum_{t=2}^{T} \log p_\theta(x_t \mid x_{<t})$$
@@ -242,9 +243,9 @@ print(f"mean loss: natural {sum(natural) / len(natural):.2f}, shuffled {sum(shuf
 print("example:", masks.shuffle_words(sentences[3]))
 
 # %% [markdown]
-# ## 6. Why are most LLMs decoder-only? (seed 001 §3)
+# ## 6. Why are most LLMs decoder-only? (LLM Q&A §3)
 #
-# The seed gives three reasons: computational efficiency, training quality, and use of unlabelled data. Two
+# The LLM Q&A gives three reasons: computational efficiency, training quality, and use of unlabelled data. Two
 # of them we can measure on our model.
 #
 # **Every token is a training signal.** Under the causal objective every position predicts the next token, so
@@ -277,17 +278,17 @@ print({k: f"{v:.2f} s" for k, v in timings.items()},
       f"speed-up {timings['no cache'] / timings['with KV cache']:.1f}x for {P.max_new_tokens} tokens")
 
 # %% [markdown]
-# The seed's other claims need care. "Only one forward pass instead of two" is loose: an encoder-decoder also
+# The LLM Q&A's other claims need care. "Only one forward pass instead of two" is loose: an encoder-decoder also
 # runs its encoder once, but it splits its parameters between two stacks. The stronger arguments in the
 # literature are (i) decoder-only models trained with the plain next-token objective show the best zero-shot
 # generalisation after pre-training alone (Wang et al. 2022, *What language model architecture and
 # pretraining objective work best for zero-shot generalization?*), and (ii) one simple objective on raw text
 # scales with data and compute without any labels.
 #
-# ## 7. Emergence (seed 001 §4)
+# ## 7. Emergence (LLM Q&A §4)
 #
 # **Emergent abilities** (涌现能力, Wei et al. 2022) are abilities absent in small models and present in large
-# ones: multi-step arithmetic, in-context learning (chapter 3), following instructions. The seed explains
+# ones: multi-step arithmetic, in-context learning (chapter 3), following instructions. The LLM Q&A explains
 # them as learning the statistics of language from a lot of data. Two refinements:
 # - Some "emergence" is in the metric (Schaeffer et al. 2023): exact-match accuracy jumps from 0 to 1 while the
 #   log-probability of the right answer improves smoothly with scale.
@@ -312,11 +313,11 @@ for question, right, wrong in [("The capital of France is", " Paris", " Rome"),
           f"log p(wrong{wrong!r}) = {answer_logprob(question, wrong):.2f}")
 
 # %% [markdown]
-# ## 8. How long can the input be? (seed 001 §8)
+# ## 8. How long can the input be? (LLM Q&A §8)
 #
 # In theory a Llama-style model takes any length: RoPE (chapter 5) computes a position encoding for any
 # position, and nothing in the code stops at 2k. In practice quality collapses beyond the lengths seen in
-# training, so each model declares a **context window**. The seed's "2k" was LLaMA-1's; SmolLM2 declares:
+# training, so each model declares a **context window**. The LLM Q&A's "2k" was LLaMA-1's; SmolLM2 declares:
 
 # %%
 from course_utils.models import ContextLengthError, check_fits, context_window
@@ -330,7 +331,7 @@ except ContextLengthError as err:
 # %% [markdown]
 # Chapter 5 measures the collapse past the trained length and extends the window with position interpolation.
 #
-# ## 9. BERT or LLaMA? A domain model or a general one? (seed 001 §9-10)
+# ## 9. BERT or LLaMA? A domain model or a general one? (LLM Q&A §9-10)
 #
 # | | BERT-style encoder | LLaMA / ChatGLM-style decoder |
 # |---|---|---|
@@ -342,14 +343,14 @@ except ContextLengthError as err:
 # Pick BERT when the task is understanding with a fixed label set, labelled data exists and compute is tight;
 # pick a decoder LLM when the output is text, labels are scarce, or one model must serve many tasks.
 #
-# **Domain models** (seed 001 §10): a medical, legal or engineering model knows the field's terms and facts
+# **Domain models** (LLM Q&A §10): a medical, legal or engineering model knows the field's terms and facts
 # better; a general model handles a wider range of questions, generalises better to rare inputs, and is
 # easier to maintain. A common middle road is a general model plus domain adaptation: continued
 # pre-training on domain text, then SFT on domain instructions (chapters 4 and 7), or retrieval of domain
 # documents at question time.
 
 # %% [markdown]
-# ## 10. Concept check (seed 001)
+# ## 10. Concept check (LLM Q&A)
 #
 # **Q1. What is the difference between a prefix decoder, a causal decoder and an encoder-decoder?** Their
 # attention masks (section 2). Causal: each token sees itself and the past. Prefix: the same, plus
@@ -501,4 +502,6 @@ checks.progress_widget("01")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("01_decoder_llms")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("01_decoder_llms")

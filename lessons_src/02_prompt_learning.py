@@ -10,8 +10,9 @@
 # %% [markdown]
 # # Chapter 2 · Prompt learning (提示学习)
 #
-# *Seed 000 §5.1: the three stages of prompt learning, prompt addition (提示添加), answer search (答案搜索) and
-# answer mapping (答案映射), and the directions derived from it.*
+# *LLM-TAP §5.1 (Zhang et al., Large Language Models: From Theory to Practice, ch. 5): the three stages of prompt
+# learning, prompt addition (提示添加), answer search (答案搜索) and answer mapping (答案映射), and the directions
+# derived from it.*
 #
 # **Learning objectives.** After this chapter you can
 # 1. write a template with an input slot `[X]` and an answer slot `[Z]`, and a verbalizer from label words to labels;
@@ -34,7 +35,7 @@ import inspect
 import matplotlib.pyplot as plt
 import torch
 
-from course_utils import prompting as pr
+from course_utils import prompting
 from course_utils.config import profile
 from course_utils.data import load_sentiment
 from course_utils.device import assert_close, set_seed
@@ -50,7 +51,7 @@ model, tok = load_model(P.model_name)
 # Instead of training a classifier head, prompt learning rewrites the task as text the language model already
 # knows how to continue (Liu et al. 2021, *Pre-train, Prompt, and Predict*):
 #
-# | stage | 中文 | what it does | the seed's example |
+# | stage | 中文 | what it does | LLM-TAP's example |
 # |---|---|---|---|
 # | prompt addition | 提示添加 | a template $f_{prompt}$ turns x into x′ with an answer slot | `[X] I feel [Z]` → x′ = "I accidentally missed the bus. I feel [Z]" |
 # | answer search | 答案搜索 | score every answer z in the answer space Z: $\tilde z = \mathrm{search}_{z\in Z} P(f_{fill}(x', z); \theta)$ | Z = {great, good, okay, bad, terrible} (太好了, 好, 一般, 不好, 糟糕) |
@@ -61,11 +62,11 @@ model, tok = load_model(P.model_name)
 # tokens, $\log P(z \mid x') = \sum_t \log P(z_t \mid x', z_{<t})$.
 
 # %% [markdown]
-# ## 2. From scratch: the seed's example, stage by stage
+# ## 2. From scratch: LLM-TAP's example, stage by stage
 
 # %%
-template = pr.Template(pr.SEED_TEMPLATE)
-verbalizer = pr.Verbalizer(pr.SEED_LABEL_WORDS)
+template = prompting.Template(prompting.SEED_TEMPLATE)
+verbalizer = prompting.Verbalizer(prompting.SEED_LABEL_WORDS)
 x = "I accidentally missed the bus."
 print("1. prompt addition: x' =", repr(template.fill(x)))
 for z in verbalizer.answers:
@@ -76,10 +77,10 @@ for z in verbalizer.answers:
 # the slot's context.
 
 # %%
-print(inspect.getsource(pr.answer_search_naive))
+print(inspect.getsource(prompting.answer_search_naive))
 
 # %%
-scores = pr.answer_search_naive(model, tok, template, [x], verbalizer.answers)[0]
+scores = prompting.answer_search_naive(model, tok, template, [x], verbalizer.answers)[0]
 best = verbalizer.answers[int(scores.argmax())]
 for z, s in zip(verbalizer.answers, scores):
     print(f"2. answer search: log P({z!r:11}) = {s:7.3f}")
@@ -111,9 +112,9 @@ for z in verbalizer.answers + ["so-so", "disappointed"]:
 
 # %%
 texts = [e.text for e in load_sentiment("dev", limit=8)]
-for t in (pr.SEED_TEMPLATE, "Review: [X]\nSentiment: [Z]", "[Z] news: [X]"):
-    naive = pr.answer_search_naive(model, tok, pr.Template(t), texts, verbalizer.answers)
-    fast = pr.answer_search(model, tok, pr.Template(t), texts, verbalizer.answers)
+for t in (prompting.SEED_TEMPLATE, prompting.SENTIMENT_TEMPLATE, "[Z] news: [X]"):
+    naive = prompting.answer_search_naive(model, tok, prompting.Template(t), texts, verbalizer.answers)
+    fast = prompting.answer_search(model, tok, prompting.Template(t), texts, verbalizer.answers)
     diff = assert_close(fast, naive, model, "naive and fast answer search")  # tolerance of the model's dtype
     print(f"{t!r:32} max |naive - fast| = {diff:.1e}")
 
@@ -133,17 +134,18 @@ for t in (pr.SEED_TEMPLATE, "Review: [X]\nSentiment: [Z]", "[Z] news: [X]"):
 # %%
 test = load_sentiment("test", limit=P.eval_examples)
 X, Y = [e.text for e in test], [e.label for e in test]
-verbalizers = {"1 word": pr.Verbalizer(pr.ONE_WORD_LABELS), "seed's words": pr.Verbalizer(pr.SEED_LABEL_WORDS)}
+verbalizers = {"1 word": prompting.Verbalizer(prompting.ONE_WORD_LABELS),
+               "seed's words": prompting.Verbalizer(prompting.SEED_LABEL_WORDS)}
 rows, raw_scores = [], {}
-for t in pr.SENTIMENT_TEMPLATES:
+for t in prompting.SENTIMENT_TEMPLATES:
     for vname, v in verbalizers.items():
-        clf = pr.PromptClassifier(model, tok, t, v, batch_size=32)
+        clf = prompting.PromptClassifier(model, tok, t, v, batch_size=32)
         raw = clf.scores(X)                                         # label log-probs, uncalibrated
         p_cf = clf.content_free_probs()                             # the template's bias
-        cal = pr.contextual_calibration(raw.exp(), p_cf).log()      # Zhao et al.'s diagonal W
+        cal = prompting.contextual_calibration(raw.exp(), p_cf).log()      # Zhao et al.'s diagonal W
         raw_scores[t, vname] = raw
-        rows.append({"template": t, "words": vname, "acc": pr.accuracy(raw, Y, v),
-                     "calibrated": pr.accuracy(cal, Y, v), "p_cf": [round(p, 2) for p in p_cf.tolist()]})
+        rows.append({"template": t, "words": vname, "acc": prompting.accuracy(raw, Y, v),
+                     "calibrated": prompting.accuracy(cal, Y, v), "p_cf": [round(p, 2) for p in p_cf.tolist()]})
 
 print(f"{len(X)} test sentences; labels {verbalizers['1 word'].labels}")
 print(f"{'template':58} {'words':13} {'acc':>6} {'calib.':>7}   p_cf (bias)")
@@ -152,7 +154,7 @@ for r in rows:
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 3.5))
-labels = [f"T{i + 1} {r['words']}" for i in range(len(pr.SENTIMENT_TEMPLATES)) for r in rows[2 * i:2 * i + 2]]
+labels = [f"T{i + 1} {r['words']}" for i in range(len(prompting.SENTIMENT_TEMPLATES)) for r in rows[2 * i:2 * i + 2]]
 xs = torch.arange(len(rows))
 ax.bar(xs - 0.2, [r["acc"] for r in rows], 0.4, label="raw")
 ax.bar(xs + 0.2, [r["calibrated"] for r in rows], 0.4, label="calibrated")
@@ -180,13 +182,15 @@ print(f"4. several label words: mean {sum(many) / len(many):.3f} vs one word {su
 
 # %%
 for vname, v in verbalizers.items():
-    ens = torch.stack([raw_scores[t, vname].exp() for t in pr.SENTIMENT_TEMPLATES]).mean(0).log()
+    ens = torch.stack([raw_scores[t, vname].exp() for t in prompting.SENTIMENT_TEMPLATES]).mean(0).log()
     singles = [r["acc"] for r in rows if r["words"] == vname]
-    print(f"{vname:13} ensemble {pr.accuracy(ens, Y, v):.3f} | single templates: mean "
+    print(f"{vname:13} ensemble {prompting.accuracy(ens, Y, v):.3f} | single templates: mean "
           f"{sum(singles) / len(singles):.3f}, best {max(singles):.3f}")
 # the same through the library function, for one verbalizer:
-clfs = [pr.PromptClassifier(model, tok, t, verbalizers["1 word"], batch_size=32) for t in pr.SENTIMENT_TEMPLATES[:2]]
-print("ensemble_scores of T1+T2:", round(pr.accuracy(pr.ensemble_scores(clfs, X), Y, verbalizers["1 word"]), 3))
+clfs = [prompting.PromptClassifier(model, tok, t, verbalizers["1 word"], batch_size=32)
+        for t in prompting.SENTIMENT_TEMPLATES[:2]]
+ensembled = prompting.accuracy(prompting.ensemble_scores(clfs, X), Y, verbalizers["1 word"])
+print("ensemble_scores of T1+T2:", round(ensembled, 3))
 
 # %% [markdown]
 # **What we measured.** The outputs above are this run's. A recorded run of the `cpu` profile (100 test
@@ -195,7 +199,7 @@ print("ensemble_scores of T1+T2:", round(pr.accuracy(pr.ensemble_scores(clfs, X)
 # 2. strong biases: `Review: [X]\nSentiment: [Z]` with one word puts 0.98 of a content-free input on *neutral*;
 # 3. calibration raised the mean from 0.48 to 0.55 and helped 7 of 10 prompts, among them the most biased
 #    (that template: 0.43 → 0.60), though not every biased prompt gained;
-# 4. the seed's several label words: 0.50 on average against 0.47 for one word, better for three templates of five;
+# 4. LLM-TAP's several label words: 0.50 on average against 0.47 for one word, better for three templates of five;
 # 5. ensembling the five one-word templates gave **0.77, far above the best single template (0.52)**, more than
 #    we expected: the templates' biases point different ways and largely cancel in the average.
 #
@@ -210,11 +214,11 @@ print("ensemble_scores of T1+T2:", round(pr.accuracy(pr.ensemble_scores(clfs, X)
 # %%
 from course_utils.widgets import prompt_learning_playground
 
-prompt_learning_playground(model, tok, "I accidentally missed the bus.", pr.SEED_TEMPLATE,
+prompt_learning_playground(model, tok, "I accidentally missed the bus.", prompting.SEED_TEMPLATE,
                            "positive: great, good; neutral: okay; negative: bad, terrible")
 
 # %% [markdown]
-# ## 6. Directions that grew out of prompt learning (seed: 提示工程、答案工程、多提示学习、基于提示的训练)
+# ## 6. Directions that grew out of prompt learning (LLM-TAP: 提示工程、答案工程、多提示学习、基于提示的训练)
 #
 # **Prompt engineering (提示工程)**: finding the template. By hand (section 4), by search over discrete
 # tokens (AutoPrompt, Shin et al. 2020), or as *continuous* vectors trained by gradient, the soft prompts of
@@ -227,8 +231,8 @@ prompt_learning_playground(model, tok, "I accidentally missed the bus.", pr.SEED
 dev = load_sentiment("dev", limit=P.eval_examples)
 candidates = {"positive": ["great", "happy", "good", "wonderful"], "neutral": ["okay", "fine", "normal", "calm"],
               "negative": ["terrible", "sad", "bad", "awful"]}
-base = pr.PromptClassifier(model, tok, pr.SEED_TEMPLATE, pr.ONE_WORD_LABELS, batch_size=32)
-found, dev_acc = pr.search_label_words(base, [e.text for e in dev], [e.label for e in dev], candidates)
+base = prompting.PromptClassifier(model, tok, prompting.SEED_TEMPLATE, prompting.ONE_WORD_LABELS, batch_size=32)
+found, dev_acc = prompting.search_label_words(base, [e.text for e in dev], [e.label for e in dev], candidates)
 print(f"chosen on dev: {found.label_words} (dev accuracy {dev_acc:.3f})")
 print(f"test accuracy: hand-picked {base.accuracy(X, Y):.3f} | searched "
       f"{dataclasses.replace(base, verbalizer=found).accuracy(X, Y):.3f}")
@@ -248,7 +252,7 @@ print(f"test accuracy: hand-picked {base.accuracy(X, Y):.3f} | searched "
 #
 # **What are the three stages of prompt learning?** Prompt addition (a template with `[X]` and `[Z]`), answer
 # search over Z by the LM's probability of the filled prompt, answer mapping from the best answer to a label.
-# Section 2 walked them on the seed's sentence.
+# Section 2 walked them on LLM-TAP's sentence.
 #
 # **Why does the template matter if the model is the same?** The model was never trained on our task, only on
 # text; each wording makes some answers more likely a priori. Section 4 measured the spread and the bias
@@ -272,7 +276,7 @@ from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · answer mapping.** The verbalizer's job (stage 3): from an answer word to its label, with the
-# label words as a dict like `pr.SEED_LABEL_WORDS`.
+# label words as a dict like `prompting.SEED_LABEL_WORDS`.
 
 # %% tags=["exercise"]
 def my_verbalize(label_words: dict[str, list[str]], z: str) -> str:
@@ -367,7 +371,7 @@ checks.progress_widget("02")
 # ## Try it
 # 1. *(warm-up)* Put the answer slot first: `"[Z]! [X]"`. What does the model condition on now?
 # 2. *(core)* Add a sixth template of your own to the table. Does calibration help it?
-# 3. *(stretch)* Compare `aggregate="sum"`, `"mean"` and `"max"` for the seed's label words.
+# 3. *(stretch)* Compare `aggregate="sum"`, `"mean"` and `"max"` for LLM-TAP's label words.
 
 # %% [markdown]
 # ## Quiz
@@ -377,4 +381,6 @@ checks.progress_widget("02")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("02_prompt_learning")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("02_prompt_learning")

@@ -10,8 +10,9 @@
 # %% [markdown]
 # # Chapter 3 · In-context learning (语境学习)
 #
-# *Seed 000 §5.1: "the key idea is learning from analogy; the whole process needs no parameter update, only
-# forward inference. Give the model some examples of a task and a test case, and let it continue the answer."*
+# *LLM-TAP §5.1 (Zhang et al., Large Language Models: From Theory to Practice, ch. 5): "the key idea is
+# learning from analogy; the whole process needs no parameter update, only forward inference. Give the model
+# some examples of a task and a test case, and let it continue the answer."*
 #
 # **Learning objectives.** After this chapter you can
 # 1. build a k-shot prompt from demonstrations and score it with chapter 2's engine;
@@ -35,8 +36,7 @@ import statistics
 import matplotlib.pyplot as plt
 import torch
 
-from course_utils import icl
-from course_utils import prompting as pr
+from course_utils import icl, prompting
 from course_utils.config import profile, sizes
 from course_utils.data import load_sentiment
 from course_utils.device import assert_close, set_seed
@@ -59,8 +59,8 @@ print(f"profile {P.name}: {len(test)} test sentences, {len(pool)} candidate demo
 # pass, by continuing the pattern. We use chapter 2's Zhao et al. format, with label names as answers:
 
 # %%
-template = pr.Template("Review: [X]\nSentiment: [Z]")
-verbalizer = pr.Verbalizer({"positive": "positive", "neutral": "neutral", "negative": "negative"})
+template = prompting.Template(prompting.SENTIMENT_TEMPLATE)
+verbalizer = prompting.Verbalizer({"positive": "positive", "neutral": "neutral", "negative": "negative"})
 SEP = "\n\n"
 demos = icl.select_balanced(pool, 3, seed=0)
 prompt = icl.format_demonstrations(template, verbalizer, demos, SEP) + template.fill(test[0].text)
@@ -76,8 +76,8 @@ print(prompt)
 # %%
 print(inspect.getsource(icl.format_demonstrations))
 prefix = icl.format_demonstrations(template, verbalizer, demos, SEP)
-naive = pr.answer_search_naive(model, tok, template, X[:6], verbalizer.answers, shared_prefix=prefix)
-fast = pr.answer_search(model, tok, template, X[:6], verbalizer.answers, shared_prefix=prefix)
+naive = prompting.answer_search_naive(model, tok, template, X[:6], verbalizer.answers, shared_prefix=prefix)
+fast = prompting.answer_search(model, tok, template, X[:6], verbalizer.answers, shared_prefix=prefix)
 print(f"max |naive - fast| = {assert_close(fast, naive, model, 'concatenation and the cached prefix'):.1e}")
 
 # %% [markdown]
@@ -89,16 +89,16 @@ print(f"max |naive - fast| = {assert_close(fast, naive, model, 'concatenation an
 # number for this template on the same split.
 
 # %%
-clf = pr.PromptClassifier(model, tok, template, verbalizer, batch_size=32)
+clf = prompting.PromptClassifier(model, tok, template, verbalizer, batch_size=32)
 ks = [0, 1, 2, 4, 8]
 results = {"raw": {k: [] for k in ks}, "calibrated": {k: [] for k in ks}}
 for k in ks:
     for s in seeds if k else [0]:  # k = 0 has nothing to draw
         c = icl.with_demonstrations(clf, icl.select_balanced(pool, k, seed=s), SEP)
         raw = c.scores(X)  # scored once; calibration only needs this prompt's content-free p_cf
-        cal = pr.contextual_calibration(raw.exp(), c.content_free_probs()).log()
-        results["raw"][k].append(pr.accuracy(raw, Y, verbalizer))
-        results["calibrated"][k].append(pr.accuracy(cal, Y, verbalizer))
+        cal = prompting.contextual_calibration(raw.exp(), c.content_free_probs()).log()
+        results["raw"][k].append(prompting.accuracy(raw, Y, verbalizer))
+        results["calibrated"][k].append(prompting.accuracy(cal, Y, verbalizer))
 for mode, by_k in results.items():
     print(mode, {k: f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" for k, v in by_k.items()})
 
@@ -344,4 +344,6 @@ checks.progress_widget("03")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("03_in_context_learning")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("03_in_context_learning")

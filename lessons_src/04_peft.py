@@ -10,9 +10,10 @@
 # %% [markdown]
 # # Chapter 4 · Parameter-efficient fine-tuning (高效微调)
 #
-# *Seed 000 §5.2: "efficient fine-tuning cuts the number of trained parameters and the GPU memory, while the tuned
-# model performs comparably to full fine-tuning (全量微调)". Seed 001 §12 (the memory full fine-tuning needs) and
-# §19 (out-of-memory errors and their remedies).*
+# *LLM-TAP §5.2 (Zhang et al., Large Language Models: From Theory to Practice, ch. 5): "efficient fine-tuning
+# cuts the number of trained parameters and the GPU memory, while the tuned model performs comparably to full
+# fine-tuning (全量微调)". LLM Q&A §12 (the memory full fine-tuning needs) and §19 (out-of-memory errors and
+# their remedies).*
 #
 # **Learning objectives.** After this chapter you can
 # 1. estimate the memory of a fine-tuning run (weights, gradients, optimiser states, activations) and explain the
@@ -45,14 +46,14 @@ import matplotlib.pyplot as plt
 import torch
 from peft import LoraConfig, get_peft_model
 
-from course_utils import adapters, lora, memory, peft_methods, prefix, sft
-from course_utils import prompting as pr
+from course_utils import adapters, lora, memory, peft_methods, prefix, prompting, sft
 from course_utils.config import profile
 from course_utils.data import load_sentiment
 from course_utils.device import assert_close, autocast_dtype, encode, pick_dtype, set_seed
-from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, launch_plan, usable_gpus
+from course_utils.finetune import launch_plan, usable_gpus
 from course_utils.models import ContextLengthError, context_window, load_model
 from course_utils.plotting import bar, readable_tokens, token_strip
+from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
 
 P = profile()
 set_seed(0)
@@ -63,7 +64,7 @@ print(f"profile {P.name}: {P.model_name}, {n_params / 1e6:.1f}M parameters, {P.t
 # %% [markdown]
 # ## 1. Why full fine-tuning is expensive
 #
-# Training keeps four things in memory (seed 001 §12: model size, batch size, sequence length, mixed precision):
+# Training keeps four things in memory (LLM Q&A §12: model size, batch size, sequence length, mixed precision):
 #
 # | what | bytes per parameter (mixed-precision AdamW) | why |
 # |---|---|---|
@@ -149,9 +150,9 @@ train_set = load_sentiment("train")
 test = load_sentiment("test", limit=P.eval_examples)
 dev = load_sentiment("dev", limit=P.eval_examples)
 X, Y = [e.text for e in test], [e.label for e in test]
-pairs = pr.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, train_set)
+pairs = prompting.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, train_set)
 train_data = sft.build_dataset(tok, pairs, max_len=P.seq_len)
-dev_data = sft.build_dataset(tok, pr.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, dev), max_len=P.seq_len)
+dev_data = sft.build_dataset(tok, prompting.prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, dev), max_len=P.seq_len)
 print(repr(pairs[0][0]), "->", repr(pairs[0][1]))
 ex = train_data[0]
 fig, ax = plt.subplots(figsize=(10, 1.4))
@@ -160,21 +161,22 @@ token_strip(readable_tokens(tok, ex["input_ids"]), [float(y != sft.IGNORE_INDEX)
 plt.show()
 
 # %% [markdown]
-# The loop itself is short enough to read whole: draw the step's examples, run them as micro-batches, divide
-# the summed token losses by the step's number of target tokens, clip, step AdamW and the warm-up + cosine
-# schedule. Around it, `sft.train` adds checkpoints, evaluation, a progress bar and the loss plot.
+# One optimiser step is short enough to read whole: forward, the masked loss summed over target tokens and divided
+# by the step's number of target tokens, backward, clip, then a step of AdamW and of the warm-up + cosine schedule.
+# `sft.train` calls it once per step and adds what surrounds it: drawing the step's examples (`sft.step_batches`),
+# several processes (`sft.grad_sync`, `sft.all_reduce_sum`), checkpoints (`course_utils.checkpoints`),
+# evaluation, a progress bar and the loss plot.
 
 # %%
-src = inspect.getsource(sft.train)
-print(src[src.index("        while result.step"):src.index("            if not math.isfinite")])
+print(inspect.getsource(sft.training_step))
 
 # %% [markdown]
 # ## 3. LoRA from scratch (Hu et al. 2021)
 #
-# The seed's formula: $h = W_0 x + \Delta W x = W_0 x + B A x$. The pretrained $W_0$ ($d_{out} \times d_{in}$)
+# LLM-TAP's formula: $h = W_0 x + \Delta W x = W_0 x + B A x$. The pretrained $W_0$ ($d_{out} \times d_{in}$)
 # is frozen; the update is the product of $A$ ($r \times d_{in}$) and $B$ ($d_{out} \times r$) with a small rank
 # $r$, scaled by $\alpha / r$. **A is random and B is zero, so $BA = 0$: before training the bypass changes
-# nothing** (the seed says A is Gaussian; microsoft/LoRA and peft use Kaiming-uniform, which is what runs here).
+# nothing** (LLM-TAP says A is Gaussian; microsoft/LoRA and peft use Kaiming-uniform, which is what runs here).
 # After training, $W_0 + \frac{\alpha}{r} BA$ is one matrix again: **merged, LoRA costs nothing at inference**.
 
 # %%
@@ -222,7 +224,7 @@ del ours, theirs
 # it stops itself halfway (as if you pressed the stop button), then the same call resumes where it left off.
 
 # %%
-zero_shot = pr.PromptClassifier(model, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
+zero_shot = prompting.PromptClassifier(model, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
 print(f"zero-shot accuracy, this template: {zero_shot:.3f}")
 
 run_dir = Path(tempfile.mkdtemp(prefix="ch4-lora-"))
@@ -243,7 +245,7 @@ tuned = lora.inject_lora(copy.deepcopy(model), ("q_proj", "v_proj"), r=8, alpha=
 result = sft.train(tuned, train_data, cfg, eval_data=dev_data)
 print(f"resumed from step {result.resumed_from}; {result.seconds_per_step:.2f} s/step, "
       f"{result.tokens_per_second:.0f} tokens/s")
-lora_acc = pr.PromptClassifier(tuned, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
+lora_acc = prompting.PromptClassifier(tuned, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32).accuracy(X, Y)
 print(f"LoRA accuracy after {P.train_steps} steps: {lora_acc:.3f} (zero-shot {zero_shot:.3f})")
 summary = {"zero-shot\n(now)": zero_shot, "best template\n(ch. 2)": 0.52, "ICL kNN k=4\n(ch. 3)": 0.62,
            "ensemble\n(ch. 2)": 0.77, f"LoRA r=8\n{P.train_steps} steps": lora_acc}
@@ -297,7 +299,7 @@ del a, b
 #
 # Each method starts from a fresh copy of the model and gets the same steps, batches and test split; the learning
 # rates are the usual ranges for each (5e-5 full, 1e-3 LoRA and adapters, 1e-2 prefix), not tuned per method.
-# **Expected**, after the seed and the LoRA paper's GPT-2 table (full 68.2, adapter 66.3, prefix 69.7, LoRA 70.4
+# **Expected**, after LLM-TAP and the LoRA paper's GPT-2 table (full 68.2, adapter 66.3, prefix 69.7, LoRA 70.4
 # BLEU on E2E): similar accuracy for all; LoRA and the prefix train well under 1 % of the parameters; full
 # fine-tuning needs the most memory (gradients and AdamW states for every weight); adapters add inference latency
 # (two extra layers in series per block), merged LoRA adds none, the prefix adds a little (20 more keys).
@@ -320,7 +322,7 @@ plt.show()
 # ## 6. Low rank, shown
 #
 # Why should a rank-8 update be enough? Hu et al. argue that the update a task needs has a low *intrinsic rank*.
-# The seed lists what low rank means: rows and columns strongly linearly dependent, redundant information, a few
+# LLM-TAP lists what low rank means: rows and columns strongly linearly dependent, redundant information, a few
 # basis vectors explain it. We can look: take the full fine-tune's real update $\Delta W = W_{tuned} - W_0$ of
 # one query projection, and compare its singular values with those of a random matrix of the same shape and norm.
 # **Expected:** the update's energy sits in a handful of directions; the random matrix spreads it over all.
@@ -345,7 +347,7 @@ print(f"directions holding 90% of the energy: ΔW {k_delta} of {len(s_delta)}, r
 assert k_delta < k_noise / 4, "expected the fine-tuning update to be far lower-rank than noise"
 
 # %% [markdown]
-# ## 7. What adapters and prefixes cost at inference (seed 000 §5.2, 其它高效微调方式)
+# ## 7. What adapters and prefixes cost at inference (LLM-TAP §5.2, 其它高效微调方式)
 #
 # **Adapters** (Houlsby et al. 2019) insert a small bottleneck network (down-projection, nonlinearity,
 # up-projection, residual) between a sublayer and its residual connection, after attention and after the MLP.
@@ -355,7 +357,7 @@ assert k_delta < k_noise / 4, "expected the fine-tuning update to be far lower-r
 # **Prefix tuning** (Li & Liang 2021) learns `n` keys and values per layer that every token attends to, as if `n`
 # invisible tokens preceded the input. **Soft prompts** (prompt tuning, Lester et al. 2021) learn `n` input
 # embeddings instead (continuous prompts: 软提示). Either way the virtual tokens sit in the context window, so the
-# real input can only be as long as what is left (seed: 随着软提示的参数量增多, 实际输入序列的最大长度也会相应减小).
+# real input can only be as long as what is left (LLM-TAP: 随着软提示的参数量增多, 实际输入序列的最大长度也会相应减小).
 
 # %%
 print(inspect.getsource(adapters.BottleneckAdapter.forward))
@@ -387,9 +389,9 @@ ax.axhline(1.0, color="grey", ls="--")
 plt.show()
 
 # %% [markdown]
-# ## 8. Out of memory (seed 001 §19): the remedies, measured
+# ## 8. Out of memory (LLM Q&A §19): the remedies, measured
 #
-# When the data, the batch or the sequences grow, training can run out of memory (OOM). The seed's remedies:
+# When the data, the batch or the sequences grow, training can run out of memory (OOM). The LLM Q&A's remedies:
 # 1. **a smaller batch**: less activation memory, but noisier gradients;
 # 2. **gradient accumulation**: run the batch as several micro-batches and add their gradients before one
 #    optimiser step: the memory of the small batch with the update of the large one;
@@ -501,14 +503,14 @@ assert_close(two, one, autocast_dtype(plan.device) or torch.float32, "the losses
 #
 # 1. **Fine-tuning beat every prompting result.** Zero-shot 0.58 → LoRA r=8 0.96 after 60 steps (section 4),
 #    against 0.62 for the best in-context setting and 0.77 for chapter 2's ensemble.
-# 2. **The methods were close, and full fine-tuning came last.** This is as the seed says ("comparable to full
+# 2. **The methods were close, and full fine-tuning came last.** This is as LLM-TAP says ("comparable to full
 #    fine-tuning") and in the direction of the LoRA paper's table. With 100 test sentences one standard error is
 #    about 0.03, so 0.94 vs 0.99 is a small difference. Full fine-tuning's 0.89 used one untuned learning rate.
 # 3. **Memory:** the estimate matched the measured peak of a training step to 0.1 % (full 3428 vs 3429 MiB, LoRA
 #    2022 vs 2020 MiB at batch 8 × 128). For this small model the efficient methods saved 64 % of the peak
 #    (2269 → about 800 MiB at batch 8 × 41 tokens). The fp32 logits over a 49k-token vocabulary are a large share
 #    of what is left. At 7B the table's saving is 100 GB → 15 GB.
-# 4. **Latency as the seed says, at the edge of the noise:** adapters +6 % per forward (small input, batch 1),
+# 4. **Latency as LLM-TAP says, at the edge of the noise:** adapters +6 % per forward (small input, batch 1),
 #    the only method slower than the base; merged LoRA and full fine-tuning the same as the base within noise
 #    (same matrices); the prefix's 20 extra keys cost too little to see at this size (0.96×, noise).
 # 5. **Low rank:** after 60 full fine-tuning steps, 18 of the 576 singular directions of one ΔW held 90 % of its
@@ -533,15 +535,15 @@ assert_close(two, one, autocast_dtype(plan.device) or torch.float32, "the losses
 #
 # **Why does full fine-tuning need so much memory?** Besides the weights, every trained parameter has a gradient
 # and two AdamW moments (plus an fp32 master copy in mixed precision): 16 bytes per parameter, 112 GB for 7B,
-# before the activations, which grow with batch size × sequence length × layers (seed 001 §12).
+# before the activations, which grow with batch size × sequence length × layers (LLM Q&A §12).
 #
 # **Why is B initialised to zero in LoRA, and not A as well?** With B = 0 the product BA is 0, so the tuned model
-# starts exactly as the pretrained one (seed: 训练开始之前旁路对原模型不造成影响). If A were also zero, the
+# starts exactly as the pretrained one (LLM-TAP: 训练开始之前旁路对原模型不造成影响). If A were also zero, the
 # gradients of both would be zero (each is multiplied by the other) and nothing would train.
 #
 # **Why does merged LoRA cost nothing at inference, when adapters do?** $W_0 + \frac{\alpha}{r}BA$ is one matrix of
 # the original shape; the model after merging has exactly the base's layers. Adapters are extra layers in series
-# that every token must pass through (seed: 增加网络的深度, 带来额外的时间开销).
+# that every token must pass through (LLM-TAP: 增加网络的深度, 带来额外的时间开销).
 #
 # **What does prefix tuning cost that LoRA does not?** Context: `n` virtual tokens occupy `n` positions of the
 # window in every layer, so the real input can be `n` tokens shorter (and attention reads `n` more keys).
@@ -549,7 +551,7 @@ assert_close(two, one, autocast_dtype(plan.device) or torch.float32, "the losses
 # **Your training run runs out of memory. What do you try, in order?** A smaller micro-batch with gradient
 # accumulation (same update), gradient checkpointing (less activation memory, ~30 % more time), LoRA instead of
 # full fine-tuning, lower precision or a 4-bit base (QLoRA), and if the model itself does not fit, sharding or
-# model parallelism across devices (seed 001 §19).
+# model parallelism across devices (LLM Q&A §19).
 
 # %% [markdown]
 # ## Exercises
@@ -691,4 +693,6 @@ checks.progress_widget("04")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("04_peft")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("04_peft")

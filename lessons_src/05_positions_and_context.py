@@ -10,9 +10,9 @@
 # %% [markdown]
 # # Chapter 5 · Position encodings and context windows (上下文窗口扩展)
 #
-# *Seed 000 §5.3: the context window, position encodings that extrapolate (ALiBi), and RoPE position
-# interpolation (插值法). Seed 001 §8 ("can LLaMA's input be infinitely long?") and §11 ("how can a large model
-# handle longer text?").*
+# *LLM-TAP §5.3 (Zhang et al., Large Language Models: From Theory to Practice, ch. 5): the context window,
+# position encodings that extrapolate (ALiBi), and RoPE position interpolation (插值法). LLM Q&A §8 ("can LLaMA's
+# input be infinitely long?") and §11 ("how can a large model handle longer text?").*
 #
 # **Learning objectives.** After this chapter you can
 # 1. say what a context window is and why a model cannot simply be run past it;
@@ -30,14 +30,15 @@
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%
+import inspect
+
 import matplotlib.pyplot as plt
 import torch
 from transformers import LlamaConfig
 from transformers.models.bloom.modeling_bloom import build_alibi_tensor
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
 
-from course_utils import extrapolation as X
-from course_utils import long_context, positions
+from course_utils import extrapolation, long_context, positions
 from course_utils.config import profile, sizes
 from course_utils.data.corpus import decode_bytes, encode_bytes, load_corpus
 from course_utils.device import pick_device, set_seed
@@ -66,7 +67,7 @@ model, tok = load_model(P.model_name)
 print("max_position_embeddings:", context_window(model), "| rope_parameters:", model.config.rope_parameters)
 
 # %% [markdown]
-# **Seed 001 §8: can LLaMA's input be infinitely long?** In principle yes: RoPE has no table of positions, so
+# **LLM Q&A §8: can LLaMA's input be infinitely long?** In principle yes: RoPE has no table of positions, so
 # nothing in the code stops a 100,000-token input (only memory, since attention grows with the square of the
 # length). But positions never seen in training produce rotations the model never learned to read, and quality
 # collapses; that is why models ship with a length limit (2k for LLaMA 1). The course's loader refuses to run
@@ -99,9 +100,21 @@ for pos in ("none", "rope"):
 # have the dot product $\langle R_m q, R_n k\rangle = \langle q, R_{n-m} k\rangle$: **only the distance counts**.
 # transformers pairs dimension $i$ with $i + d/2$ (`rotate_half`); Meta's original code pairs $2i$ with $2i+1$.
 # Both are RoPE, but a checkpoint converted from one layout to the other needs its q/k weights permuted.
+#
+# The course's RoPE is three small functions. The angles first: a frequency per pair, and the cosine and sine
+# of $m\theta_i$ for every position (dimension $i$ and $i + d/2$ share an angle):
 
 # %%
-print(positions.rotate_half.__doc__)
+print(inspect.getsource(positions.rope_inv_freq))
+print(inspect.getsource(positions.rope_cos_sin))
+
+# %% [markdown]
+# Then the rotation itself, `apply_rope(x) = x * cos + rotate_half(x) * sin`, where `rotate_half` maps
+# $[x_1, x_2] \to [-x_2, x_1]$ (the two halves of the head). Those two functions are this chapter's warm-up and
+# core exercises, so their code is not printed here; the next cell checks the course's versions against
+# transformers' Llama, and the scores show that only the distance counts.
+
+# %%
 q, k = torch.randn(1, 2, 10, 16), torch.randn(1, 2, 10, 16)
 pos_ids = torch.arange(10)[None]
 for rope_type, scale in (("default", 1.0), ("linear", 4.0)):  # linear = position interpolation, section 7
@@ -139,11 +152,18 @@ rope_explorer(head_dim=64, base=10000.0, max_pos=512, train_len=128)
 # ## 4. ALiBi from scratch (Press et al. 2022)
 #
 # ALiBi drops position vectors entirely and adds a penalty proportional to distance to every attention score
-# (seed 000 §5.3): $\text{softmax}(q_i K^T + m\cdot[-(i-1), \dots, -2, -1, 0])$. Each head has its own slope
+# (LLM-TAP §5.3): $\text{softmax}(q_i K^T + m\cdot[-(i-1), \dots, -2, -1, 0])$. Each head has its own slope
 # $m \in \{\frac{1}{a}, \frac{1}{a^2}, \dots, \frac{1}{256}\}$ with $a^{\text{num\_heads}} = 256$: with 8 heads,
 # $1/2, 1/4, \dots, 1/256$. Steep heads look at the last few tokens, flat heads far back. For a head count that
 # is not a power of two, the paper takes the slopes of the next lower power of two and interleaves every other
 # slope of the next higher one.
+
+# The bias itself is a few lines: the distance $i - j$ of every query to every key, times each head's slope,
+# negated, with $-\infty$ on future keys (the causal mask). The slopes (`alibi_slopes`, the rule above) are the
+# chapter's stretch exercise.
+
+# %%
+print(inspect.getsource(positions.alibi_bias))
 
 # %%
 print("8 heads: ", [f"1/{1 / s:.0f}" for s in positions.alibi_slopes(8).tolist()])
@@ -174,13 +194,13 @@ plt.show()
 # %%
 train_ids, val_ids = encode_bytes(load_corpus("train")), encode_bytes(load_corpus("val"))
 print(f"corpus: {len(train_ids):,} training bytes, {len(val_ids):,} validation bytes")
-runs = X.train_variants(S, train_ids, device=device)
+runs = extrapolation.train_variants(S, train_ids, device=device)
 tiny_models = {name: m for name, (m, _) in runs.items()}
 print(f"{tiny_models['rope'].num_parameters():,} parameters each; "
       f"{sum(r.seconds for _, r in runs.values()) / len(runs):.0f} s of training per variant")
-table = X.length_table(tiny_models, val_ids, S)
-print(X.format_length_table(table, S.seq_len))
-X.plot_length_table(table, S.seq_len)
+table = extrapolation.length_table(tiny_models, val_ids, S)
+print(extrapolation.format_length_table(table, S.seq_len))
+extrapolation.plot_length_table(table, S.seq_len)
 plt.show()
 
 # %% [markdown]
@@ -229,7 +249,7 @@ print(decode_bytes(tiny_models["alibi"].generate(prompt, REAL.sample_bytes, temp
 # ## 6. Position interpolation (位置插值)
 #
 # To read L' > L tokens with a RoPE model, position interpolation (Chen et al. 2023) squeezes the new positions
-# into the trained range (seed 000 §5.3): $f'(x, m) = f(x, \frac{mL}{L'})$, i.e. position $m$ is rotated as if it
+# into the trained range (LLM-TAP §5.3): $f'(x, m) = f(x, \frac{mL}{L'})$, i.e. position $m$ is rotated as if it
 # were at $m/s$ with $s = L'/L$, so $[0, L')$ maps to $[0, L)$. Dividing the positions is the same as dividing
 # every frequency by $s$ (transformers' `rope_type="linear"`):
 
@@ -252,10 +272,10 @@ print(f"NTK-aware base for x4 with head_dim 16: {positions.ntk_base(10000.0, 4.0
 # extrapolation recovers slowly.
 
 # %%
-ext = X.extension_experiment(tiny_models["rope"], train_ids, val_ids, S)
+ext = extrapolation.extension_experiment(tiny_models["rope"], train_ids, val_ids, S)
 for name, curve in ext.items():
     print(f"{name:14}", "  ".join(f"step {s}: {p:.2f}" for s, p in curve))
-X.plot_extension(ext, S)
+extrapolation.plot_extension(ext, S)
 plt.show()
 
 # %% [markdown]
@@ -305,7 +325,7 @@ assert abs(rope_rows["dynamic x4"] - rope_rows["default x1"]) < 1e-3 * rope_rows
 # Interpolating without fine-tuning costs a lot, which is why Chen et al. fine-tune for up to 1,000 steps.
 #
 # In the gpu profile, the next cell reads a document longer than the window (about 16,000 tokens) with the
-# default RoPE, `dynamic` and `yarn`: the seed's question §8 answered on a real model. On 2 cores one such
+# default RoPE, `dynamic` and `yarn`: LLM Q&A §8's question answered on a real model. On 2 cores one such
 # forward pass takes minutes, so the cpu and smoke profiles skip it.
 
 # %%
@@ -320,9 +340,9 @@ else:
     print("skipped outside the gpu profile")
 
 # %% [markdown]
-# ## 8. Longer texts without a longer window (seed 001 §11)
+# ## 8. Longer texts without a longer window (LLM Q&A §11)
 #
-# The seed lists four ways to handle long text: a bigger model; attention itself (every token can look at every
+# The LLM Q&A lists four ways to handle long text: a bigger model; attention itself (every token can look at every
 # other, at quadratic cost); **sliding windows or chunking**; and special architectures such as Transformer-XL and
 # the Compressive Transformer, which carry a memory of earlier segments. Chunking cuts the text into independent
 # windows: each token is read once, but the first tokens of every chunk have almost no context. A sliding window
@@ -465,6 +485,7 @@ checks.check("05.apply_rope", my_apply_rope)
 # slope of twice that many heads, until there are `n`. The checker tries 1, 2, 6, 8, 12, 16 and 20 heads.
 
 # %% tags=["exercise"]
+import inspect
 import math
 
 
@@ -503,7 +524,7 @@ checks.progress_widget("05")
 # 1. *(warm-up)* Print `positions.alibi_slopes(6)`. Which slopes come from 4 heads and which from 8?
 # 2. *(core)* Set `S = dataclasses.replace(S, seq_len=32)` and rerun section 5. Does the order of the encodings
 #    change?
-# 3. *(core)* In section 6, add `"ntk"` with `factor` 8 instead of 4 (`X.extended(model, "ntk", 8)`): is a larger
+# 3. *(core)* In section 6, add `"ntk"` with `factor` 8 instead of 4 (`extrapolation.extended(model, "ntk", 8)`): is a larger
 #    base still harmless at 4 × L?
 # 4. *(stretch)* Give `TinyGPT` a `"rope+alibi"` mode (both at once) and test it in section 5.
 
@@ -515,4 +536,6 @@ checks.progress_widget("05")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("05_positions_and_context")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("05_positions_and_context")

@@ -10,8 +10,8 @@
 # %% [markdown]
 # # Chapter 6 · Instruction data and Self-Instruct (指令数据构建)
 #
-# *Seed 000 §5.4 (building instruction data: manual writing vs automatic generation with Self-Instruct) and
-# §5.5 (open instruction datasets).*
+# *LLM-TAP §5.4 (building instruction data: manual writing vs automatic generation with Self-Instruct) and
+# §5.5 (open instruction datasets), from Zhang et al., Large Language Models: From Theory to Practice, ch. 5.*
 #
 # **Learning objectives.** After this chapter you can
 # 1. read, validate and write instruction data (instruction / input / output) and render it with Alpaca's
@@ -40,9 +40,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from course_utils import instructions as ins
-from course_utils import rouge, sft
-from course_utils import self_instruct as si
+from course_utils import instructions, rouge, self_instruct, sft
 from course_utils.config import profile, sizes
 from course_utils.device import set_seed
 from course_utils.lora import inject_lora
@@ -59,13 +57,13 @@ print(f"profile {P.name}: target {S.target} new instructions, LoRA SFT for {S.sf
 # ## 1. What instruction data is
 #
 # The quality and the diversity of instruction data (指令数据) are what decide, more than anything else, what
-# supervised fine-tuning achieves (seed 000 §5.4). Each example has three parts: an **instruction** (what to
+# supervised fine-tuning achieves (LLM-TAP §5.4). Each example has three parts: an **instruction** (what to
 # do), an optional **input** (what to do it to) and the **output** (the answer the model should learn):
 
 # %%
 example = {"instruction": "Classify the sentiment of the review as positive or negative.",
            "input": "The battery died after two days.", "output": "negative"}
-print(ins.alpaca_prompt(example["instruction"], example["input"]) + example["output"])
+print(instructions.alpaca_prompt(example["instruction"], example["input"]) + example["output"])
 
 # %% [markdown]
 # That is Alpaca's template (`tatsu-lab/stanford_alpaca`, `train.py`), one of the two it uses: examples with
@@ -80,7 +78,7 @@ with tempfile.TemporaryDirectory() as tmp:
                  '{"instruction": "Add 2 and 3.", "output": "5"\n'                # a missing brace
                  '{"instruction": "Translate to French: cat", "input": ""}\n'     # no output
                  '{"instruction": "Give an antonym.", "input": "hot", "output": "cold"}\n')
-    rows, problems = ins.read_jsonl(f, ins.validate_example)
+    rows, problems = instructions.read_jsonl(f, instructions.validate_example)
 print(f"{len(rows)} examples kept; skipped: {problems}")
 
 # %% [markdown]
@@ -94,12 +92,12 @@ print(f"{len(rows)} examples kept; skipped: {problems}")
 #
 # Self-Instruct's seed format: an instruction, one or more instances (input, output) and whether the task is a
 # classification. The course ships 72 seed tasks written for it (`course_utils/data/seed_tasks.jsonl`, CC0);
-# `si.load_seed_tasks("seed_tasks.jsonl")` reads the original 175 when you have them. A few seed tasks are held
+# `self_instruct.load_seed_tasks("seed_tasks.jsonl")` reads the original 175 when you have them. A few seed tasks are held
 # out from every prompt, to judge the fine-tuned model on tasks and answers it never saw (section 10).
 
 # %%
-seeds = si.load_seed_tasks()
-pool, heldout = si.split_seed_tasks(seeds, S.n_heldout)
+seeds = self_instruct.load_seed_tasks()
+pool, heldout = self_instruct.split_seed_tasks(seeds, S.n_heldout)
 n_clf = sum(t["is_classification"] for t in seeds)
 n_input = sum(bool(t["instances"][0]["input"]) for t in seeds)
 print(f"{len(seeds)} seed tasks: {n_clf} classification, {n_input} with an input; {len(heldout)} held out")
@@ -114,7 +112,8 @@ for t in seeds[:3]:
 # top-p 0.5; we do the same, with a repetition penalty in place of the API's presence penalty.
 
 # %%
-prompt = si.encode_prompt(si.sample_prompt_instructions([t["instruction"] for t in pool], [], random.Random(0)))
+shown = self_instruct.sample_prompt_instructions([t["instruction"] for t in pool], [], random.Random(0))
+prompt = self_instruct.encode_prompt(shown)
 print(prompt)
 
 # %% [markdown]
@@ -128,15 +127,15 @@ print(prompt)
 
 # %%
 t0 = time.perf_counter()
-new_instructions = si.generate_instructions(model, tok, pool, RUN / "step1_instructions.jsonl",
+new_instructions = self_instruct.generate_instructions(model, tok, pool, RUN / "step1_instructions.jsonl",
                                             S.bootstrap_config())
 print(f"{len(new_instructions)} new instructions ({time.perf_counter() - t0:.0f} s)")
 t0 = time.perf_counter()
-assert si.generate_instructions(model, tok, pool, RUN / "step1_instructions.jsonl", S.bootstrap_config(),
+assert self_instruct.generate_instructions(model, tok, pool, RUN / "step1_instructions.jsonl", S.bootstrap_config(),
                                 progress=False) == new_instructions
 print(f"rerun: nothing redone ({time.perf_counter() - t0:.1f} s)")
 
-step1_rows, _ = ins.read_jsonl(RUN / "step1_instructions.jsonl")
+step1_rows, _ = instructions.read_jsonl(RUN / "step1_instructions.jsonl")
 candidates = [c for r in step1_rows for c in r["candidates"]]
 print("\nkept:")
 for c in [c for c in candidates if c["kept"]][:8]:
@@ -227,17 +226,17 @@ assert max(abs(a - b) for a, b in zip(fast, brute)) < 1e-12
 # with 16, though the 16-shot figure rests on only 3 classification tasks left over.)
 
 # %%
-shots, rest = si.classification_shots(pool)
-prefix = si.classification_prompt(shots)
-p_rest = si.classify_tasks(model, tok, [t["instruction"] for t in rest], prefix)
+shots, rest = self_instruct.classification_shots(pool)
+prefix = self_instruct.classification_prompt(shots)
+p_rest = self_instruct.classify_tasks(model, tok, [t["instruction"] for t in rest], prefix)
 truth = torch.tensor([t["is_classification"] for t in rest])
-threshold = si.calibrate_threshold(p_rest, truth.tolist())
+threshold = self_instruct.calibrate_threshold(p_rest, truth.tolist())
 pred = p_rest >= threshold
 recall = (pred & truth).sum().item() / truth.sum().item()
 specificity = (~pred & ~truth).sum().item() / (~truth).sum().item()
 print(f"threshold P(Yes) >= {threshold:.3f}: on {len(rest)} labelled seed tasks, {recall:.0%} of the "
       f"classification tasks found, {specificity:.0%} of the others correctly rejected")
-kinds = si.identify_classification(model, tok, new_instructions, pool, RUN / "step2_classification.jsonl")
+kinds = self_instruct.identify_classification(model, tok, new_instructions, pool, RUN / "step2_classification.jsonl")
 print(f"{sum(kinds.values())} of {len(kinds)} new instructions judged classification tasks")
 
 # %% [markdown]
@@ -246,18 +245,18 @@ print(f"{sum(kinds.values())} of {len(kinds)} new instructions judged classifica
 # For an ordinary task the model writes an **input, then the output** (input-first). For a classification
 # task it writes the **class label first, then an input** of that class (output-first): asked for inputs
 # first, a model tends to write inputs of one class only ("避免分类任务时,生成过多某些特定任务Input,而忽视其他类别",
-# seed 000 §5.4), and the labels come out unbalanced. A small model tends to stop after the first field, so
+# LLM-TAP §5.4), and the labels come out unbalanced. A small model tends to stop after the first field, so
 # we generate the two fields in two calls. Here are the two prompt shapes, ending where the model writes:
 
 # %%
 clf_demo = [t for t in pool if t["is_classification"]][:1]
 gen_demo = [t for t in pool if not t["is_classification"]][:1]
-print(si.instance_prompt("Tell whether the email is spam or not spam.", True, clf_demo)[-240:])
+print(self_instruct.instance_prompt("Tell whether the email is spam or not spam.", True, clf_demo)[-240:])
 print("\n" + "-" * 60 + "\n")
-print(si.instance_prompt("Suggest a name for a bakery.", False, gen_demo)[-240:])
+print(self_instruct.instance_prompt("Suggest a name for a bakery.", False, gen_demo)[-240:])
 
 # %%
-rows = si.generate_instances(model, tok, kinds, pool, RUN / "step3_instances.jsonl", batch_size=S.batch_size)
+rows = self_instruct.generate_instances(model, tok, kinds, pool, RUN / "step3_instances.jsonl", batch_size=S.batch_size)
 for r in rows[:6]:
     inst = r["instances"][0] if r["instances"] else None
     kind = "output-first" if r["is_classification"] else "input-first"
@@ -272,9 +271,9 @@ for r in rows[:6]:
 # outputs for the same input; keep exact duplicates once (质量: 启发式规则).
 
 # %%
-data, removed = si.filter_instances(rows)
-ins.save_instructions([{k: d[k] for k in ins.FIELDS} for d in data], RUN / "instruction_data.jsonl")
-report = si.FilterReport.from_runs(RUN / "step1_instructions.jsonl", removed, len(data))
+data, removed = self_instruct.filter_instances(rows)
+instructions.save_instructions([{k: d[k] for k in instructions.FIELDS} for d in data], RUN / "instruction_data.jsonl")
+report = self_instruct.FilterReport.from_runs(RUN / "step1_instructions.jsonl", removed, len(data))
 print(report.table())
 report.plot()
 plt.show()
@@ -295,11 +294,11 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 6))
-si.plot_verb_object([t["instruction"] for t in seeds], ax=axes[0], title="seed tasks")
-si.plot_verb_object([d["instruction"] for d in data] or ["(none yet)"], ax=axes[1], title="generated")
+self_instruct.plot_verb_object([t["instruction"] for t in seeds], ax=axes[0], title="seed tasks")
+self_instruct.plot_verb_object([d["instruction"] for d in data] or ["(none yet)"], ax=axes[1], title="generated")
 plt.show()
 if data:
-    si.plot_similarity_histogram([d["instruction"] for d in data], [t["instruction"] for t in pool])
+    self_instruct.plot_similarity_histogram([d["instruction"] for d in data], [t["instruction"] for t in pool])
     plt.show()
 
 # %% [markdown]
@@ -343,10 +342,9 @@ for i, d in enumerate(random.Random(0).sample(data, min(10, len(data))), 1):
 # the loss of the references falls; the content cannot get better than the data it learned from (section 9).
 
 # %%
-pairs = ins.to_pairs(data) if data else ins.to_pairs([{"instruction": t["instruction"], **t["instances"][0]}
-                                                      for t in pool[:8]])
+pairs = instructions.to_pairs(data or [{"instruction": t["instruction"], **t["instances"][0]} for t in pool[:8]])
 train_set = sft.build_dataset(tok, pairs, S.max_len)
-held_pairs = ins.to_pairs([{"instruction": t["instruction"], **t["instances"][0]} for t in heldout])
+held_pairs = instructions.to_pairs([{"instruction": t["instruction"], **t["instances"][0]} for t in heldout])
 held_set = sft.build_dataset(tok, held_pairs, S.max_len)
 held_prompts = [p for p, _ in held_pairs]
 
@@ -380,14 +378,14 @@ for t, a, b in list(zip(heldout, answers_before, answers_after))[:4]:
 # the chapter's lesson in one run: instruction tuning teaches format and style, and the quality of the data caps
 # the quality of the model.
 #
-# ## 11. Open instruction datasets (开源指令数据集, seed 000 §5.5)
+# ## 11. Open instruction datasets (开源指令数据集, LLM-TAP §5.5)
 #
 # What the field trains on. Sizes and licences from each dataset's card or paper (checked November 2026;
 # `course_utils/data/instruction_datasets.json`). Note the licences: data generated by OpenAI models (Alpaca,
 # ShareGPT) carries OpenAI's terms; Dolly and OpenAssistant were written by people and allow commercial use.
 
 # %%
-display(Markdown(ins.datasets_table()))
+display(Markdown(instructions.datasets_table()))
 
 # %% [markdown]
 # ## 12. Concept check
@@ -422,8 +420,7 @@ from course_utils.course import checks
 
 # %% [markdown]
 # **Warm-up · the Alpaca prompt.** Fill the with-input template when the input has text and the other one
-# otherwise, with the instruction and input stripped of surrounding spaces (`ins.alpaca_prompt`).
-
+# otherwise, with the instruction and input stripped of surrounding spaces (`instructions.alpaca_prompt`).
 # %% tags=["exercise"]
 from course_utils.instructions import PROMPT_INPUT, PROMPT_NO_INPUT
 
@@ -513,8 +510,8 @@ checks.progress_widget("06")
 
 # %% [markdown]
 # ## Try it
-# 1. *(warm-up)* Feed `si.instruction_filter` five instructions of your own that break a different rule each.
-# 2. *(core)* Set `si.BootstrapConfig(top_p=0.9, temperature=1.0)` in section 3 (a new `RUN` folder): how do
+# 1. *(warm-up)* Feed `self_instruct.instruction_filter` five instructions of your own that break a different rule each.
+# 2. *(core)* Set `self_instruct.BootstrapConfig(top_p=0.9, temperature=1.0)` in section 3 (a new `RUN` folder): how do
 #    the filter counts and the similarity histogram change?
 # 3. *(core)* Score 20 Chinese instruction pairs with `rouge_score` and with `course_utils.rouge`: how many
 #    duplicates would each let through?
@@ -529,4 +526,6 @@ checks.progress_widget("06")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("06_instruction_data_and_self_instruct")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("06_instruction_data_and_self_instruct")

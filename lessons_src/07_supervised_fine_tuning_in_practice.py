@@ -10,13 +10,14 @@
 # %% [markdown]
 # # Chapter 7 · Supervised fine-tuning in practice (有监督微调实践)
 #
-# *Seed 001 §13-20: why a model can get worse after SFT (§13), how to keep its general abilities (§14), base
-# or chat model as the starting point (§16), what SFT learns and how it differs from pretraining (§17-18),
-# out-of-memory errors (§19), and sample-level optimisation (§20).*
+# *LLM Q&A §13-20 (the questions and answers "语言大模型知识点简介"): why a model can get worse after SFT
+# (§13), how to keep its general abilities (§14), base or chat model as the starting point (§16), what SFT
+# learns and how it differs from pretraining (§17-18), out-of-memory errors (§19), and sample-level
+# optimisation (§20).*
 #
 # **Learning objectives.** After this chapter you can
 # 1. evaluate a fine-tune from both sides: the task it was tuned for, and general probes that should not move;
-# 2. produce catastrophic forgetting on purpose and compare the seed's remedies at the same budget;
+# 2. produce catastrophic forgetting on purpose and compare the LLM Q&A's remedies at the same budget;
 # 3. measure how far a tuned model moved (KL to the original) and where;
 # 4. change what the model learns from: augmentation, hard-example mining, sample weights.
 #
@@ -31,18 +32,12 @@
 # %%
 import matplotlib.pyplot as plt
 
-from course_utils import evaluation as ev
-from course_utils import forgetting as fg
-from course_utils import instructions as ins
-from course_utils import sample_optimization as so
-from course_utils import self_instruct as si
-from course_utils import sft
+from course_utils import evaluation, forgetting, instructions, sample_optimization, self_instruct, sft
 from course_utils.config import profile, sizes
 from course_utils.data import load_sentiment
 from course_utils.device import set_seed
-from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
 from course_utils.models import ModelNotAvailableError, load_model
-from course_utils.prompting import prompt_pairs
+from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_pairs
 
 P = profile()
 set_seed(0)
@@ -63,10 +58,10 @@ print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune
 # each accuracy ($\sqrt{p(1-p)/n}$ for $n$ items): differences smaller than about twice that are noise.
 
 # %%
-harness = ev.Harness(tok, PROBES)
+harness = evaluation.Harness(tok, PROBES)
 harness.set_reference(model)
 original = harness.evaluate(model, "original")
-print(ev.format_results([original]))
+print(evaluation.format_results([original]))
 print("standard errors:", {k: round(v, 3) for k, v in harness.noise(original).items()})
 
 # %% [markdown]
@@ -76,16 +71,17 @@ print("standard errors:", {k: round(v, 3) for k, v in harness.noise(original).it
 # Full fine-tuning at a learning rate of 1e-4 for the chapter's budget of steps. **Expected:** sentiment
 # accuracy rises (the task); perplexity, factual QA and arithmetic fall or stay (general abilities); the KL
 # to the original grows. SFT fits the model to its fine-tuning data and can overwrite what pretraining taught
-# it (seed §13).
+# it (LLM Q&A §13).
 
 # %%
 task_data = sft.build_dataset(tok, prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, load_sentiment("train")), 64)
-general_pairs = ins.to_pairs([{"instruction": t["instruction"], **t["instances"][0]} for t in si.load_seed_tasks()])
+general_pairs = instructions.to_pairs([{"instruction": t["instruction"], **t["instances"][0]}
+                                       for t in self_instruct.load_seed_tasks()])
 general_data = [d for d in sft.build_dataset(tok, general_pairs, 128) if len(d["input_ids"]) <= 96]  # short ones
-tuned, result = fg.run_mitigation(model, fg.MITIGATIONS[0], task_data, general_data, STEPS, BATCH)
+tuned, result = forgetting.run_mitigation(model, forgetting.MITIGATIONS[0], task_data, general_data, STEPS, BATCH)
 narrow = harness.evaluate(tuned, "full fine-tune")
 print(f"trained {STEPS} steps in {result.seconds:.0f} s, final loss {result.losses[-1]:.3f}\n")
-print(ev.format_results([original, narrow]))
+print(evaluation.format_results([original, narrow]))
 
 # %% [markdown]
 # **Measured** (cpu profile): 30 steps (27 s) took sentiment from 0.617 to 0.933 and the general text's
@@ -99,8 +95,8 @@ print(ev.format_results([original, narrow]))
 # (the text before, and the token that came next):
 
 # %%
-kl = ev.kl_per_position(tuned, harness.kl_ids, harness.reference)
-for value, before, nxt in ev.most_shifted(tok, harness.kl_ids, kl, k=8):
+kl = evaluation.kl_per_position(tuned, harness.kl_ids, harness.reference)
+for value, before, nxt in evaluation.most_shifted(tok, harness.kl_ids, kl, k=8):
     print(f"KL {value:6.3f}   ...{before!r} -> {nxt!r}")
 plt.figure(figsize=(8, 2.5))
 plt.plot(kl.numpy())
@@ -111,15 +107,15 @@ plt.show()
 del tuned
 
 # %% [markdown]
-# **Early stopping** (早停, the seed's §13) watches such curves during training: the task is often learned in
+# **Early stopping** (早停, LLM Q&A §13) watches such curves during training: the task is often learned in
 # the first steps, while the drift keeps growing. The same fine-tune, probed every few steps:
 
 # %%
-curve = fg.training_curve(model, harness, fg.MITIGATIONS[0], task_data, general_data, STEPS,
+curve = forgetting.training_curve(model, harness, forgetting.MITIGATIONS[0], task_data, general_data, STEPS,
                           every=max(1, STEPS // 6), probes=("sentiment", "kl"), batch_size=BATCH)
 for c in curve:
     print(f"step {c['step']:3}: sentiment {c['sentiment']:.3f}   KL {c['kl']:.3f}")
-fg.plot_curve(curve)
+forgetting.plot_curve(curve)
 plt.show()
 
 # %% [markdown]
@@ -129,7 +125,7 @@ plt.show()
 #
 # ## 3. The remedies, side by side (§13-14)
 #
-# The seed's remedies, each with the **same budget** (steps, batch size, data) from the same starting weights:
+# The LLM Q&A's remedies, each with the **same budget** (steps, batch size, data) from the same starting weights:
 #
 # | remedy | how (`forgetting.MITIGATIONS`) |
 # |---|---|
@@ -144,12 +140,12 @@ plt.show()
 # closer to the original, most of them at some cost to the task.
 
 # %%
-rows = fg.compare_mitigations(model, harness, task_data, general_data, fg.MITIGATIONS, steps=STEPS,
+rows = forgetting.compare_mitigations(model, harness, task_data, general_data, forgetting.MITIGATIONS, steps=STEPS,
                               batch_size=BATCH)
-print(ev.format_results(rows))
+print(evaluation.format_results(rows))
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-fg.plot_tradeoff(rows, task="sentiment", general="facts", ax=axes[0])
-fg.plot_tradeoff(rows, task="sentiment", general="kl", ax=axes[1])
+forgetting.plot_tradeoff(rows, task="sentiment", general="facts", ax=axes[0])
+forgetting.plot_tradeoff(rows, task="sentiment", general="kl", ax=axes[1])
 axes[1].set_xlabel("KL to the original (lower is better)")
 plt.show()
 
@@ -201,7 +197,7 @@ try:
 except ModelNotAvailableError as err:  # offline: say so rather than fail
     print(f"no base model here ({type(err).__name__}): the comparison runs online or with a base model installed")
 else:
-    print(ev.format_results([original, harness.evaluate(base_model, "SmolLM2-135M base")]))
+    print(evaluation.format_results([original, harness.evaluate(base_model, "SmolLM2-135M base")]))
 
 # %% [markdown]
 # ## 6. Sample-level optimisation (样本优化, §20)
@@ -222,7 +218,7 @@ by_label = {y: [e for e in pool if e.label == y] for y in SENTIMENT_WORDS}
 small_train = (by_label["positive"][:n_per_label] + by_label["neutral"][:n_per_label]
                + by_label["negative"][: max(1, n_per_label // 4)])  # negative is rare here
 dev = load_sentiment("dev", limit=S.dev)
-strategies = so.compare_sample_strategies(model, tok, small_train, dev, steps=STEPS, batch_size=BATCH)
+strategies = sample_optimization.compare_sample_strategies(model, tok, small_train, dev, steps=STEPS, batch_size=BATCH)
 for r in strategies:
     print(f"{r['strategy']:22} {r['examples']:4} examples   dev accuracy {r['dev accuracy']:.3f}")
 
@@ -235,7 +231,7 @@ for r in strategies:
 # ## 7. Out of memory as the data grows (§19)
 #
 # More or longer samples raise the activation memory, and a run that fitted starts to fail with CUDA out of
-# memory. The seed's remedies, each measured in chapter 4 (`memory.py`): a **smaller batch**; **gradient
+# memory. The LLM Q&A's remedies, each measured in chapter 4 (`memory.py`): a **smaller batch**; **gradient
 # accumulation** (the same update from several micro-batches, `TrainConfig(grad_accum=...)`); **gradient
 # checkpointing** (recompute activations in the backward pass); and, beyond one device, **model parallelism**
 # (split the layers or the tensors over GPUs; DeepSpeed ZeRO / FSDP shard the optimiser states too). LoRA and
@@ -328,7 +324,7 @@ checks.check("07.l2sp_penalty", my_l2sp_penalty)
 # %% [markdown]
 # **Stretch · hard-example weights** (section 6). The `max(1, round(top_fraction * N))` examples with the
 # highest loss get weight `boost`, the rest 1; then rescale so the weights average 1 (the learning rate keeps
-# its meaning). `so.hard_example_weights` is the reference.
+# its meaning). `sample_optimization.hard_example_weights` is the reference.
 
 # %% tags=["exercise"]
 import torch
@@ -365,10 +361,10 @@ checks.progress_widget("07")
 # %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Run `harness.evaluate(model, "again")`: is every number identical? Why does that matter?
-# 2. *(core)* Raise L2-SP's `alpha` to 10 and 100 (`fg.Mitigation("L2-SP", penalty="l2sp", alpha=...)`): trace
+# 2. *(core)* Raise L2-SP's `alpha` to 10 and 100 (`forgetting.Mitigation("L2-SP", penalty="l2sp", alpha=...)`): trace
 #    the trade-off curve.
 # 3. *(core)* Mix 25 % and 75 % general data: how does the task gain change?
-# 4. *(stretch)* Fine-tune on chapter 6's Self-Instruct data and evaluate with `ev.Harness(tok, PROBES,
+# 4. *(stretch)* Fine-tune on chapter 6's Self-Instruct data and evaluate with `evaluation.Harness(tok, PROBES,
 #    instructions=...)` on the held-out seed tasks.
 
 # %% [markdown]
@@ -379,4 +375,6 @@ checks.progress_widget("07")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("07_supervised_fine_tuning_in_practice")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("07_supervised_fine_tuning_in_practice")

@@ -10,10 +10,10 @@
 # %% [markdown]
 # # Chapter 8 · Alignment data and decoding (对齐数据与解码)
 #
-# *Seed 002 §0-5 and §9 (Hung-yi Lee's notes on alignment: why a base model cannot chat, how little data
-# alignment needs, knowledge distillation, LLM judges, the longest responses, the token shift, response tuning,
-# the rule-based adapter, self-alignment, RL); seed 001 §5-7 (the repetition problem, 复读机: what it is, why it
-# happens, how to soften it).*
+# *Lee GenAI §0-5 and §9 (notes on Hung-yi Lee's Generative AI lecture "预训练-对齐", pretraining and alignment:
+# why a base model cannot chat, how little data alignment needs, knowledge distillation, LLM judges, the longest
+# responses, the token shift, response tuning, the rule-based adapter, self-alignment, RL); LLM Q&A §5-7 (the
+# repetition problem, 复读机: what it is, why it happens, how to soften it).*
 #
 # **Learning objectives.** After this chapter you can
 # 1. measure repetition (distinct-n, seq-rep-n, rep/ℓ, loops), show two of its causes and compare the decoding
@@ -35,7 +35,7 @@
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 117 s |
 # | cpu | the same 2-core CPU, nothing else running | 16.8 min (the Gemma-3-270M LoRA fine-tunes with their evaluations, three cells: 10.8) |
-# | gpu | Colab T4 / A100 | not measured (no GPU was available) |
+# | gpu | Colab T4 / A100 | not measured yet |
 
 # %%
 
@@ -43,8 +43,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import HTML, display
 
-from course_utils import alignment as al
-from course_utils import decoding as dc
+from course_utils import alignment, decoding
 from course_utils.config import profile, sizes
 from course_utils.data import load_lines
 from course_utils.device import assert_close, encode, set_seed
@@ -57,17 +56,17 @@ P = profile()
 set_seed(0)
 S = sizes("ch08", P.name)  # see config.SIZES["ch08"] for what each size is
 model, tok = load_model(P.model_name)         # aligned: SmolLM2-135M-Instruct
-base_name, base, btok = al.load_base_model()  # base: Gemma-3-270M (offline) or SmolLM2-135M (online)
-held = al.interleave_categories(al.load_curated("heldout"))[: S.heldout]  # one per category first
-curated = al.interleave_categories(al.load_curated("train"))
+base_name, base, btok = alignment.load_base_model()  # base: Gemma-3-270M (offline) or SmolLM2-135M (online)
+held = alignment.interleave_categories(alignment.load_curated("heldout"))[: S.heldout]  # one per category first
+curated = alignment.interleave_categories(alignment.load_curated("train"))
 print(f"profile {P.name}: {vars(S)}\nbase model: {base_name}; {len(held)} held-out curated instructions")
 
 # %% [markdown]
-# ## 1. Alignment: the stages after pretraining (seed 002 §0)
+# ## 1. Alignment: the stages after pretraining (Lee GenAI §0)
 #
 # Pretraining gives a **base model**: it continues text. Everything after it, supervised fine-tuning on
 # instructions (chapters 4-7) and preference tuning or RL, is **alignment** (对齐): making the model *use* what it
-# knows the way people want. The seed's picture is 画龙点睛, dotting the eyes of a painted dragon: a small
+# knows the way people want. Lee's picture is 画龙点睛, dotting the eyes of a painted dragon: a small
 # touch, but it must land in the right place. Its two claims, each tested below: a base model cannot hold a
 # conversation (it rambles, repeats and does not stop), and alignment needs surprisingly little data.
 #
@@ -77,7 +76,7 @@ print(f"profile {P.name}: {vars(S)}\nbase model: {base_name}; {len(held)} held-o
 
 # %%
 demo = held[:2]
-base_demo, base_ended = al.answer(base, btok, demo, max_new_tokens=S.new_tokens)
+base_demo, base_ended = alignment.answer(base, btok, demo, max_new_tokens=S.new_tokens)
 chat_demo, chat_ended = generate_batch(model, tok, [r["instruction"] for r in demo], max_new_tokens=S.new_tokens,
                                        return_finished=True)
 for r, b, be, c, ce in zip(demo, base_demo, base_ended, chat_demo, chat_ended):
@@ -85,7 +84,7 @@ for r, b, be, c, ce in zip(demo, base_demo, base_ended, chat_demo, chat_ended):
           f"--- aligned ({'stopped' if ce else 'cut at the token limit'}):\n{c}\n")
 
 # %% [markdown]
-# ## 2. The repetition problem (复读机, seed 001 §5-7)
+# ## 2. The repetition problem (复读机, LLM Q&A §5-7)
 #
 # A model "becomes a repeater" when it copies its input or says the same phrase or sentence again and again:
 # the output loses diversity and the reader gives up. Small models do it readily. Every decoding setting of
@@ -94,9 +93,9 @@ for r, b, be, c, ce in zip(demo, base_demo, base_ended, chat_demo, chat_ended):
 
 # %%
 prompts = load_lines("longform_prompts.txt")[: S.prompts]
-sweep = dc.decoding_sweep(model, tok, prompts, dc.DECODING_SETTINGS, max_new_tokens=S.long_tokens)
+sweep = decoding.decoding_sweep(model, tok, prompts, decoding.DECODING_SETTINGS, max_new_tokens=S.long_tokens)
 greedy = sweep[0]["texts"]
-loops = [dc.find_loop(dc.words(t)) for t in greedy]
+loops = [decoding.find_loop(decoding.words(t)) for t in greedy]
 worst = max(range(len(greedy)), key=lambda i: loops[i].length if loops[i] else 0)
 print(f"{sum(lp is not None for lp in loops)} of {len(greedy)} greedy answers contain a loop.\n")
 print(f"> {prompts[worst]}\n{greedy[worst]}\n\nloop: {loops[worst]}")
@@ -116,26 +115,26 @@ print(f"> {prompts[worst]}\n{greedy[worst]}\n\nloop: {loops[worst]}")
 
 # %%
 def my_distinct(texts, n):
-    grams = [tuple(w[i:i + n]) for t in texts for w in [dc.words(t)] for i in range(len(w) - n + 1)]
+    grams = [tuple(w[i:i + n]) for t in texts for w in [decoding.words(t)] for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0  # answers too short for any n-gram
 
 
 def my_seq_rep(text, n=4):
-    w = dc.words(text)
+    w = decoding.words(text)
     grams = [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
     return 1 - len(set(grams)) / len(grams)
 
 
-assert abs(my_distinct(greedy, 2) - dc.distinct_n(greedy, 2)) < 1e-12
-assert all(abs(my_seq_rep(t) - dc.seq_rep_n(t)) < 1e-12 for t in greedy if len(dc.words(t)) >= 4)
-print(f"greedy: distinct-2 {dc.distinct_n(greedy, 2):.3f}, seq-rep-4 {dc.repetition_rate(greedy):.3f}, "
-      f"rep/128 {sum(dc.rep_l(t) for t in greedy) / len(greedy):.3f}")
-print("most repeated 4-grams:", dc.top_repeated(greedy, 4, 5))
+assert abs(my_distinct(greedy, 2) - decoding.distinct_n(greedy, 2)) < 1e-12
+assert all(abs(my_seq_rep(t) - decoding.seq_rep_n(t)) < 1e-12 for t in greedy if len(decoding.words(t)) >= 4)
+print(f"greedy: distinct-2 {decoding.distinct_n(greedy, 2):.3f}, seq-rep-4 {decoding.repetition_rate(greedy):.3f}, "
+      f"rep/128 {sum(decoding.rep_l(t) for t in greedy) / len(greedy):.3f}")
+print("most repeated 4-grams:", decoding.top_repeated(greedy, 4, 5))
 
 # %% [markdown]
 # ### 2.2 Why it happens
 #
-# The seed names three causes: **the training objective**, **data bias** (repeated text in the training data)
+# The LLM Q&A names three causes: **the training objective**, **data bias** (repeated text in the training data)
 # and **too little diversity** in the data. A fourth sits in decoding: greedy search always takes the mode.
 #
 # **The objective: self-reinforcement.** A next-token model is rewarded for predicting what is already in its
@@ -148,7 +147,7 @@ sentences = ["The cat sat quietly on the old red mat.", "Rain fell softly over t
              "My brother bought a blue bicycle yesterday."]
 plt.figure(figsize=(6, 3.4))
 for s in sentences:
-    p = dc.self_reinforcement(model, tok, s, repeats=8)
+    p = decoding.self_reinforcement(model, tok, s, repeats=8)
     plt.plot(range(1, 9), p, marker="o", label=s[:28] + "…")
     print(f"{s!r}: P(token) at occurrence 1 {p[0]:.2f} -> 2 {p[1]:.2f} -> 8 {p[-1]:.2f}")
 plt.xlabel("occurrence of the sentence in the context")
@@ -170,15 +169,15 @@ plt.show()
 # %%
 rows_k = curated[: S.k]
 plain_pairs = [(r["instruction"], r["output"]) for r in rows_k]
-rep_pairs = [(r["instruction"], dc.repetitive_version(r["output"])) for r in rows_k]
+rep_pairs = [(r["instruction"], decoding.repetitive_version(r["output"])) for r in rows_k]
 print("a repetitive training answer:", rep_pairs[0][1][:200], "...\n")
-tuned_plain = al.tune(model, tok, plain_pairs, S.steps, batch_size=S.batch, lr=S.lr / 4, chat=True, max_len=384)
-tuned_rep = al.tune(model, tok, rep_pairs, S.steps, batch_size=S.batch, lr=S.lr / 4, chat=True, max_len=384)
+tuned_plain = alignment.tune(model, tok, plain_pairs, S.steps, batch_size=S.batch, lr=S.lr / 4, chat=True, max_len=384)
+tuned_rep = alignment.tune(model, tok, rep_pairs, S.steps, batch_size=S.batch, lr=S.lr / 4, chat=True, max_len=384)
 bias_rows = []
 for name, m in [("original", model), ("tuned on plain answers", tuned_plain), ("tuned on repetitive", tuned_rep)]:
     texts = greedy if m is model else generate_batch(m, tok, prompts, max_new_tokens=S.long_tokens)
-    bias_rows.append({"model": name, **dc.text_stats(texts)})
-print(al.format_table(bias_rows))
+    bias_rows.append({"model": name, **decoding.text_stats(texts)})
+print(alignment.format_table(bias_rows))
 
 # %% [markdown]
 # **Measured** (cpu profile: 12 examples, 12 LoRA steps at lr 5e-4, 6 prompts, 128 tokens): seq-rep-4 0.238 for
@@ -190,11 +189,11 @@ print(al.format_table(bias_rows))
 #
 # ### 2.3 The remedies: decoding controls
 #
-# The seed's remedies are diverse training data (the experiment above, read backwards), **introducing noise**
+# The LLM Q&A's remedies are diverse training data (the experiment above, read backwards), **introducing noise**
 # (sample instead of taking the mode), **the temperature** (how flat the sampling distribution is), and
 # **post-processing and filtering**. `generate` adds penalties: `repetition_penalty` (CTRL, Keskar et al.
 # 2019: each token already present has its logit divided by θ if positive, multiplied if negative) and
-# `no_repeat_ngram_size` (an n-gram may occur once). Two pitfalls (`REFERENCES.md` §7): both count the
+# `no_repeat_ngram_size` (an n-gram may occur once). Two pitfalls: both count the
 # **prompt** too, and the repetition penalty hits a token once however often it occurred (to spare the prompt:
 # `RepetitionPenaltyLogitsProcessor(θ, prompt_ignore_length=...)`). Sampling in transformers also adds a
 # hidden top-k of 50 unless `top_k=0` (the sweep sets it).
@@ -205,10 +204,10 @@ print(al.format_table(bias_rows))
 # penalties and n-gram bans cut repetition, at a cost in fluency that grows with their strength.
 
 # %%
-print(dc.format_sweep(sweep))
+print(decoding.format_sweep(sweep))
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-dc.plot_sweep(sweep, ax=axes[0])
-dc.plot_sweep(sweep, x="distinct-2", ax=axes[1])
+decoding.plot_sweep(sweep, ax=axes[0])
+decoding.plot_sweep(sweep, x="distinct-2", ax=axes[1])
 axes[1].set_xlabel("distinct-2 (diversity, higher is better)")
 plt.show()
 for r in sweep:
@@ -242,11 +241,12 @@ for r in sweep:
 # %%
 from transformers import StoppingCriteriaList
 
-cleaned = [dc.remove_repeated_sentences(t) for t in greedy]
-print(f"seq-rep-4 {dc.repetition_rate(greedy):.3f} -> {dc.repetition_rate(cleaned):.3f} after removing repeated "
-      f"sentences; words {sum(map(len, map(dc.words, greedy)))} -> {sum(map(len, map(dc.words, cleaned)))}")
+cleaned = [decoding.remove_repeated_sentences(t) for t in greedy]
+print(f"seq-rep-4 {decoding.repetition_rate(greedy):.3f} -> {decoding.repetition_rate(cleaned):.3f} "
+      "after removing repeated "
+      f"sentences; words {sum(map(len, map(decoding.words, greedy)))} -> {sum(map(len, map(decoding.words, cleaned)))}")
 stopped = generate_batch(model, tok, prompts, max_new_tokens=S.long_tokens,
-                         stopping_criteria=StoppingCriteriaList([dc.LoopStoppingCriteria()]))
+                         stopping_criteria=StoppingCriteriaList([decoding.LoopStoppingCriteria()]))
 print(f"tokens generated: {sum(len(tok(t)['input_ids']) for t in greedy)} greedy -> "
       f"{sum(len(tok(t)['input_ids']) for t in stopped)} when a loop stops the row")
 
@@ -263,7 +263,7 @@ from course_utils.widgets import decoding_playground
 decoding_playground(model, tok, prompts[worst], max_new_tokens=S.long_tokens)
 
 # %% [markdown]
-# ## 3. The rule-based adapter (Hewitt et al. 2024; seed 002 §4)
+# ## 3. The rule-based adapter (Hewitt et al. 2024; Lee GenAI §4)
 #
 # If alignment mostly changes a few token probabilities, maybe a few *rules* can do it with no training at all.
 # Hewitt et al. add to a base model's log-probabilities a hand-written distribution (a product of experts,
@@ -278,12 +278,12 @@ decoding_playground(model, tok, prompts[worst], max_new_tokens=S.long_tokens)
 # %%
 RULES = dict(eos_boost=8.0, ramp=128, repeat_penalty=0.5,
              token_bias={"###": -5.0, "Instruction": -3.0, "Below": -3.0})  # the markers of a new Alpaca turn
-enc = encode(btok, al.prompt_of(held[0]), base)  # on the base model's device
+enc = encode(btok, alignment.prompt_of(held[0]), base)  # on the base model's device
 with torch.no_grad():
     logits = base(**enc).logits[:, -1].float()
-rules = dc.RuleBasedAdapter(btok, prompt_length=enc["input_ids"].shape[1] - 3, **RULES)  # as if 3 tokens in
+rules = decoding.RuleBasedAdapter(btok, prompt_length=enc["input_ids"].shape[1] - 3, **RULES)  # as if 3 tokens in
 rule_scores = rules.rule_scores(enc["input_ids"], logits.shape[-1])
-assert_close(dc.product_of_experts(logits, rule_scores), (logits + rule_scores).log_softmax(-1), logits,
+assert_close(decoding.product_of_experts(logits, rule_scores), (logits + rule_scores).log_softmax(-1), logits,
              "the product of experts and the biased logits")  # both from the same float32 logits
 print("product of experts == logits + rule scores; EOS bias after 3 tokens:",
       round(rule_scores[0, btok.eos_token_id].item(), 3))
@@ -294,11 +294,11 @@ print("product of experts == logits + rule scores; EOS bias after 3 tokens:",
 # repeat less and get shorter; the reference loss does not change (the rules act at decoding time only).
 
 # %%
-base_plain = al.evaluate_answers(base, btok, held, "base", S.new_tokens, judge=(model, tok))
-base_rules = al.evaluate_answers(base, btok, held, "base + rules", S.new_tokens, rules=RULES, judge=(model, tok))
-print(al.format_table([base_plain, base_rules]))
+base_plain = alignment.evaluate_answers(base, btok, held, "base", S.new_tokens, judge=(model, tok))
+base_rules = alignment.evaluate_answers(base, btok, held, "base + rules", S.new_tokens, rules=RULES, judge=(model, tok))
+print(alignment.format_table([base_plain, base_rules]))
 plt.figure(figsize=(6, 3))
-plt.hist([dc.word_counts(base_plain["answers"]), dc.word_counts(base_rules["answers"])], bins=10,
+plt.hist([decoding.word_counts(base_plain["answers"]), decoding.word_counts(base_rules["answers"])], bins=10,
          label=["base", "base + rules"])
 plt.xlabel("words per answer")
 plt.legend()
@@ -319,7 +319,7 @@ print("base + rules:", base_rules["answers"][0][:300])
 # The reference loss stays at 3.143, as it must. Four rules, no training: the format half of alignment. The
 # content is still the base model's: rules decide when and how it speaks, not what it knows.
 #
-# ## 4. Instruction tuning vs response tuning (Hewitt et al. 2024; seed 002 §3)
+# ## 4. Instruction tuning vs response tuning (Hewitt et al. 2024; Lee GenAI §3)
 #
 # If alignment only changes a few token probabilities, does fine-tuning need the *instructions* at all?
 # **Response tuning** trains on the responses alone after an empty instruction; the model never learns which
@@ -332,13 +332,13 @@ print("base + rules:", base_rules["answers"][0][:300])
 
 # %%
 train_rows = curated[: S.k]
-it_model = al.tune(base, btok, al.instruction_pairs(train_rows), S.steps, batch_size=S.batch, lr=S.lr)
-rt_model = al.tune(base, btok, al.response_pairs(train_rows), S.steps, batch_size=S.batch, lr=S.lr)
-print("a response-tuning example's prompt:", repr(al.response_pairs(train_rows)[0][0][-60:]))
-tuned_rt = al.evaluate_answers(rt_model, btok, held, "response-tuned", S.new_tokens, judge=(model, tok))
-tuned_it = al.evaluate_answers(it_model, btok, held, "instruction-tuned", S.new_tokens, judge=(model, tok))
+it_model = alignment.tune(base, btok, alignment.instruction_pairs(train_rows), S.steps, batch_size=S.batch, lr=S.lr)
+rt_model = alignment.tune(base, btok, alignment.response_pairs(train_rows), S.steps, batch_size=S.batch, lr=S.lr)
+print("a response-tuning example's prompt:", repr(alignment.response_pairs(train_rows)[0][0][-60:]))
+tuned_rt = alignment.evaluate_answers(rt_model, btok, held, "response-tuned", S.new_tokens, judge=(model, tok))
+tuned_it = alignment.evaluate_answers(it_model, btok, held, "instruction-tuned", S.new_tokens, judge=(model, tok))
 table4 = [base_plain, base_rules, tuned_rt, tuned_it]
-print(al.format_table(table4))
+print(alignment.format_table(table4))
 for r, a, b in zip(held[:2], tuned_rt["answers"], tuned_it["answers"]):
     print(f"\n### {r['instruction']}\n--- response-tuned: {a[:240]}\n--- instruction-tuned: {b[:240]}")
 
@@ -361,7 +361,7 @@ for r, a, b in zip(held[:2], tuned_rt["answers"], tuned_it["answers"]):
 # a 270M model tuned on a dozen examples: the right shape (a direct first sentence, then steps) around content
 # that is often wrong.
 #
-# ## 5. What alignment changes: the token distribution shift (URIAL; seed 002 §2)
+# ## 5. What alignment changes: the token distribution shift (URIAL; Lee GenAI §2)
 #
 # Lin et al. (2023) decode the aligned model greedily, give the base model the *same* text, and rank at every
 # position the token the aligned model chose under the base model's distribution: rank 1 is **unshifted**, 2-3
@@ -372,7 +372,7 @@ for r, a, b in zip(held[:2], tuned_rt["answers"], tuned_it["answers"]):
 # concentrated early, and mostly format and function words rather than content.
 
 # %%
-shift = al.token_shift(base, it_model, btok, [al.prompt_of(r) for r in held], max_new_tokens=S.new_tokens)
+shift = alignment.token_shift(base, it_model, btok, [alignment.prompt_of(r) for r in held], max_new_tokens=S.new_tokens)
 print({k: f"{v:.1%}" for k, v in shift.ratios().items()})
 print("most frequent shifted tokens:", shift.top("shifted", 12))
 print("most frequent unshifted tokens:", shift.top("unshifted", 12))
@@ -380,7 +380,7 @@ for kind, mix in shift.kinds_of_words().items():
     print(f"{kind:>9}: " + ", ".join(f"{w} {v:.0%}" for w, v in mix.items()))
 print("share shifted by position (first token of each bin of 8):",
       ", ".join(f"{pos}: {v:.0%}" for pos, v, _ in shift.by_position(8)))
-al.plot_token_shift(shift)
+alignment.plot_token_shift(shift)
 plt.show()
 display(HTML(shift.html(0)))
 print(shift.text(0))  # the same in plain text: [marginal], [[shifted]]
@@ -389,21 +389,21 @@ print(shift.text(0))  # the same in plain text: [marginal], [[shifted]]
 # **Measured** (cpu profile, 6 answers of up to 144 tokens): **62.9 % unshifted, 22.4 % marginal, 14.7 %
 # shifted** (URIAL, Llama-2-7B vs its chat version: 7.8 % shifted). Most tokens are still the base model's first
 # choice, so the direction of URIAL's finding holds; the share that shifts is about twice theirs. *Which* tokens
-# shift does **not** match the seed's account: 78 % of the shifted tokens are content words (" produces",
+# shift does **not** match Lee's account: 78 % of the shifted tokens are content words (" produces",
 # " molecule", " ingredients"), 20 % function words and 2 % format; the style tokens that do shift are the
 # openers and list markers ("Here", "1", " First"). Two reasons we can name: our "aligned" model is a base model
 # after 12 LoRA steps, which changed its content too (the reference loss rose, section 4), where Llama-2-chat had
 # a full alignment pipeline on top of a model that knows much more; and a 270M model's first choice among several
 # plausible content words is fragile, so a small push moves it. We report it as measured.
 #
-# The issue's offline pair, too: the **aligned** model before and after our own fine-tune on plain curated
-# answers (section 2.2). A chat model tuned a little further should shift even less. And online, the pair URIAL
-# itself would pick: SmolLM2-135M base against SmolLM2-135M-Instruct (same tokenizer).
+# A second offline pair, measured in the next cell: the **aligned** model before and after our own fine-tune on
+# plain curated answers (section 2.2). A chat model tuned a little further should shift even less. And online,
+# the pair URIAL itself would pick: SmolLM2-135M base against SmolLM2-135M-Instruct (same tokenizer).
 
 # %%
 chat_contexts = [tok.apply_chat_template([{"role": "user", "content": r["instruction"]}], tokenize=False,
                                          add_generation_prompt=True) for r in held]
-small_shift = al.token_shift(model, tuned_plain, tok, chat_contexts, max_new_tokens=S.new_tokens)
+small_shift = alignment.token_shift(model, tuned_plain, tok, chat_contexts, max_new_tokens=S.new_tokens)
 print("SmolLM2-Instruct -> + our fine-tune:", {k: f"{v:.1%}" for k, v in small_shift.ratios().items()})
 try:
     smol_base, _ = load_model("HuggingFaceTB/SmolLM2-135M")
@@ -411,7 +411,7 @@ except ModelNotAvailableError as err:
     print(f"SmolLM2-135M base is not here ({type(err).__name__}): online, this cell compares it with the Instruct "
           "model.")
 else:
-    online_shift = al.token_shift(smol_base, model, tok, chat_contexts, max_new_tokens=S.new_tokens)
+    online_shift = alignment.token_shift(smol_base, model, tok, chat_contexts, max_new_tokens=S.new_tokens)
     print("SmolLM2-135M base -> Instruct:", {k: f"{v:.1%}" for k, v in online_shift.ratios().items()})
 
 # %% [markdown]
@@ -419,7 +419,7 @@ else:
 # curated answers: **91.7 % unshifted, 7.6 % marginal, 0.7 % shifted**. An aligned model tuned a little further
 # keeps almost every token.
 #
-# ## 6. Alignment data (seed 002 §0.2, §1)
+# ## 6. Alignment data (Lee GenAI §0.2, §1)
 #
 # LIMA (Zhou et al. 2023) aligned LLaMA-65B with **1,000** carefully chosen examples and no RLHF, and was judged
 # equal or better than GPT-4 in 43 % of cases: the *superficial alignment hypothesis*. Where does good alignment
@@ -434,12 +434,12 @@ else:
 
 # %%
 shots = curated[-2:]  # two curated examples the students are never trained on at cpu size
-print(al.teacher_messages(held[0]["instruction"], shots)[0]["content"], "\n")
+print(alignment.teacher_messages(held[0]["instruction"], shots)[0]["content"], "\n")
 plain_answers = generate_batch(model, tok, [r["instruction"] for r in held], max_new_tokens=S.new_tokens)
-teacher_rows = al.distill(model, tok, held, shots, max_new_tokens=S.new_tokens)
+teacher_rows = alignment.distill(model, tok, held, shots, max_new_tokens=S.new_tokens)
 for name, answers in [("plain model", plain_answers), ("prompted teacher", [r["output"] for r in teacher_rows])]:
     rl = sum(rouge_l(r["output"], a) for r, a in zip(held, answers)) / len(held)
-    rel = al.relevance_scores(model, tok, [r["instruction"] for r in held], answers).mean().item()
+    rel = alignment.relevance_scores(model, tok, [r["instruction"] for r in held], answers).mean().item()
     print(f"{name:17} ROUGE-L to the references {rl:.3f}   relevance {rel:.3f}   "
           f"words {sum(len(a.split()) for a in answers) / len(answers):.0f}")
 
@@ -450,12 +450,12 @@ for name, answers in [("plain model", plain_answers), ("prompted teacher", [r["o
 # question (relevance up by a fifth) and a little shorter. A 135M teacher is a weak teacher: that the prompt helps
 # at all is the point, and a stronger model (online: any larger instruct model by name) is the real recipe.
 #
-# And the questions? The seed's trick: take any sentence from the web, use its first half as the "question" and
+# And the questions? Lee's trick: take any sentence from the web, use its first half as the "question" and
 # the teacher's continuation as the answer. With the first sentences of three curated answers standing in for
 # web text:
 
 # %%
-halves = al.half_sentence_pairs([r["output"].split("\n")[0] for r in curated[:3]])
+halves = alignment.half_sentence_pairs([r["output"].split("\n")[0] for r in curated[:3]])
 continued = generate_batch(model, tok, [f"Continue this text: {q}" for q, _ in halves], max_new_tokens=24)
 for (q, a), c in zip(halves, continued):
     print(f"question: {q!r}\n  original second half: {a!r}\n  teacher's answer:     {c!r}")
@@ -468,7 +468,7 @@ for (q, a), c in zip(halves, continued):
 #
 # ### 6.2 LLM-as-judge: can the model grade its own data?
 #
-# The seed: let the LLM score the alignment data and keep only the good examples (AlpaGasus used ChatGPT's 1-5
+# Lee's notes: let the LLM score the alignment data and keep only the good examples (AlpaGasus used ChatGPT's 1-5
 # ratings). Our **prompted judge** asks the aligned model for a 1-5 rating and takes the expected score over the
 # digits (`judge_scores`). A **likelihood judge** needs no instruction-following: how much does reading the
 # instruction raise the probability of the response, $\log P(y\mid x) - \log P(y)$ per token (`relevance_scores`;
@@ -479,14 +479,14 @@ for (q, a), c in zip(halves, continued):
 # catches off-topic answers; whether a 135M model can judge by instruction is the open question.
 
 # %%
-bad = al.corrupt_responses(held)
+bad = alignment.corrupt_responses(held)
 ins = [r["instruction"] for r in held]
-good_j = al.judge_scores(model, tok, ins, [r["output"] for r in held]).tolist()
-good_r = al.relevance_scores(model, tok, ins, [r["output"] for r in held]).tolist()
+good_j = alignment.judge_scores(model, tok, ins, [r["output"] for r in held]).tolist()
+good_r = alignment.relevance_scores(model, tok, ins, [r["output"] for r in held]).tolist()
 aucs = {}
 for kind, responses in bad.items():
-    aucs[kind] = (al.auc(good_j, al.judge_scores(model, tok, ins, responses).tolist()),
-                  al.auc(good_r, al.relevance_scores(model, tok, ins, responses).tolist()))
+    aucs[kind] = (alignment.auc(good_j, alignment.judge_scores(model, tok, ins, responses).tolist()),
+                  alignment.auc(good_r, alignment.relevance_scores(model, tok, ins, responses).tolist()))
     print(f"{kind:10} AUC prompted judge {aucs[kind][0]:.2f}   likelihood judge {aucs[kind][1]:.2f}")
 x = torch.arange(len(aucs))
 plt.figure(figsize=(6, 3.2))
@@ -511,7 +511,7 @@ plt.show()
 # The prompted judge is at chance: a 135M model cannot grade by instruction. The likelihood judge separates
 # off-topic answers perfectly, and is *inverted* on truncated ones: the first fifth of an answer is its most
 # question-specific part, so per token it is more "relevant" than the whole. It measures relevance, not
-# completeness: a filter built on it must be paired with a length floor, which is one more reason the seed's
+# completeness: a filter built on it must be paired with a length floor, which is one more reason Lee's
 # length rule (next) works.
 #
 # ### 6.3 Selecting alignment data at equal size: random, longest, judged, curated
@@ -528,30 +528,31 @@ plt.show()
 # | curated (LIMA) | `k` hand-written examples (section 4) |
 #
 # **Expected:** curated first (it was written for quality, and shares the held-out set's style: a confound we
-# cannot remove), longest ahead of random. The seed's remark is checked too: even the longest of a pool are
+# cannot remove), longest ahead of random. Lee's remark is checked too: even the longest of a pool are
 # shorter, on average, than LIMA's curated answers.
 
 # %%
 pool_rows = [{"instruction": t["instruction"], **t["instances"][0]} for t in load_seed_tasks()
              if not t["is_classification"]][: S.pool]
-pool = al.distill(model, tok, pool_rows, shots, max_new_tokens=S.new_tokens)
+pool = alignment.distill(model, tok, pool_rows, shots, max_new_tokens=S.new_tokens)
 k = len(train_rows)
 assert len(pool) >= k, "the pool must hold at least k candidates"
-pool_relevance = al.relevance_scores(model, tok, [al.instruction_text(r) for r in pool], [r["output"] for r in pool])
-picks = {"random": al.select_random(pool, k), "longest": al.select_longest(pool, k),
-         "judged": al.select_top(pool, pool_relevance.tolist(), k), "curated": train_rows}
+pool_relevance = alignment.relevance_scores(model, tok, [alignment.instruction_text(r) for r in pool],
+                                            [r["output"] for r in pool])
+picks = {"random": alignment.select_random(pool, k), "longest": alignment.select_longest(pool, k),
+         "judged": alignment.select_top(pool, pool_relevance.tolist(), k), "curated": train_rows}
 for name, rows in picks.items():
-    print(f"{name:8} mean response words {sum(map(al.response_words, rows)) / len(rows):5.1f}")
+    print(f"{name:8} mean response words {sum(map(alignment.response_words, rows)) / len(rows):5.1f}")
 selection, done = [], {}  # two rules that pick the same rows give the same model: tune and evaluate it once
 for name, rows in picks.items():
     key = tuple(r["instruction"] for r in rows)
     if key not in done:
-        tuned = it_model if name == "curated" else al.tune(base, btok, al.instruction_pairs(rows), S.steps,
-                                                             batch_size=S.batch, lr=S.lr)
-        done[key] = al.evaluate_answers(tuned, btok, held, name, S.new_tokens, judge=(model, tok))
+        tuned = it_model if name == "curated" else alignment.tune(base, btok, alignment.instruction_pairs(rows),
+                                                                  S.steps, batch_size=S.batch, lr=S.lr)
+        done[key] = alignment.evaluate_answers(tuned, btok, held, name, S.new_tokens, judge=(model, tok))
         del tuned
     selection.append({**done[key], "model": name})
-print(al.format_table(selection))
+print(alignment.format_table(selection))
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 for ax, col in zip(axes, ["ref loss", "ROUGE-L", "relevance"]):
     ax.bar([r["model"] for r in selection], [r[col] for r in selection], color=[f"C{i}" for i in range(4)])
@@ -574,11 +575,11 @@ plt.show()
 # beats random on ROUGE-L and on stopping, as Zhao et al. found, but not on reference loss or relevance, and it
 # repeats more: on six instructions, a mixed result. The likelihood judge picks the *shortest* answers (41 words:
 # section 6.2 showed it favours short, on-topic text), and the model tuned on them never stopped within the
-# limit. The seed's remark did not hold for this pool: its longest answers (100 words) are longer than our
+# limit. Lee's remark did not hold for this pool: its longest answers (100 words) are longer than our
 # curated ones (87), because the teacher was told to write 40-100 words and the curated answers were written to
 # 50-110.
 #
-# ## 7. Self-alignment: sample, score, prefer (seed 002 §5)
+# ## 7. Self-alignment: sample, score, prefer (Lee GenAI §5)
 #
 # No teacher at all: let the model answer each instruction several times, score its own answers, and keep the
 # best; the kept (and rejected) answers are the data a preference or RL step trains on. The score here is the
@@ -587,7 +588,7 @@ plt.show()
 # decoding is measured, not assumed.
 
 # %%
-bon = al.best_of_n(model, tok, held, n=S.samples, max_new_tokens=S.new_tokens)
+bon = alignment.best_of_n(model, tok, held, n=S.samples, max_new_tokens=S.new_tokens)
 refs = [r["output"] for r in held]
 for name, answers in [("greedy", plain_answers), ("first sample", [b["candidates"][0] for b in bon]),
                       ("best of n (self-scored)", [b["best"] for b in bon]),
@@ -603,18 +604,18 @@ for name, answers in [("greedy", plain_answers), ("first sample", [b["candidates
 # ordering is noise-sized.) Self-alignment is only as good as its scorer, which is why it needs a judge shown to
 # track quality first.
 #
-# ## 8. RL elicits what the model can already do (seed 002 §9)
+# ## 8. RL elicits what the model can already do (Lee GenAI §9)
 #
 # RLHF (a reward model plus PPO), DPO (preferences without a reward model) and GRPO (several samples per prompt,
 # rewarded relative to each other) all push up the probability of answers the model *already produces
-# sometimes*. The seed's point: RL draws out the model's potential; it does not force what the model cannot do.
+# sometimes*. Lee's point: RL draws out the model's potential; it does not force what the model cannot do.
 # In numbers: if a question is never answered correctly in `n` samples, a correctness reward has nothing to
 # reinforce. pass@1 is what the model gets now, pass@n (at least one of `n` samples correct; Chen et al.'s
 # unbiased estimator) is roughly the ceiling that reinforcing its own samples can reach. On the course's
 # one-digit arithmetic:
 
 # %%
-rl = al.sample_correctness(model, tok, arithmetic_questions(S.arith, seed=1), n=2 * S.samples, temperature=0.6)
+rl = alignment.sample_correctness(model, tok, arithmetic_questions(S.arith, seed=1), n=2 * S.samples, temperature=0.6)
 print(f"greedy {rl['greedy']:.2f}   pass@1 {rl['pass@1']:.2f}   pass@{2 * S.samples} {rl['pass@n']:.2f}   "
       f"never right in {2 * S.samples} samples: {rl['never']:.2f}")
 plt.figure(figsize=(5, 3))
@@ -637,7 +638,7 @@ plt.show()
 # ```python
 # from trl import GRPOConfig, GRPOTrainer
 # def reward(prompts, completions, **kw):          # the likelihood judge as a reward
-#     return al.relevance_scores(model, tok, prompts, completions).tolist()
+#     return alignment.relevance_scores(model, tok, prompts, completions).tolist()
 # trainer = GRPOTrainer(model=base_name, reward_funcs=reward, train_dataset=prompts_dataset,
 #                       args=GRPOConfig(output_dir="runs/grpo", num_generations=4))
 # ```
@@ -801,7 +802,7 @@ checks.progress_widget("08")
 # %% [markdown]
 # ## Try it
 # 1. *(warm-up)* In the playground, find the lowest temperature at which the looping prompt stops looping.
-# 2. *(warm-up)* Compute `dc.rep_l(text, 16)` and `dc.rep_l(text, 128)` for a greedy answer: why do they differ?
+# 2. *(warm-up)* Compute `decoding.rep_l(text, 16)` and `decoding.rep_l(text, 128)` for a greedy answer: why do they differ?
 # 3. *(core)* Add a fourth rule to `RuleBasedAdapter` through `token_bias`: push up `"\n"` and `"-"` (Hewitt's
 #    formatting rule). Do the base model's answers become lists?
 # 4. *(core)* Make response tuning harder: train on responses whose instructions are *shuffled* (each response
@@ -818,4 +819,6 @@ checks.progress_widget("08")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("08_alignment_and_decoding")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("08_alignment_and_decoding")

@@ -10,7 +10,8 @@
 # %% [markdown]
 # # Chapter 9 · Knowledge, data and hallucination (知识、数据与幻觉)
 #
-# *Seed 002 §6 (如何达成有效的pretrain: how pretraining stores knowledge so that alignment can get it out), §7
+# *Lee GenAI §6, §7 and §8, from notes on Hung-yi Lee's Generative AI lecture "预训练-对齐" (pretraining and
+# alignment): §6 (如何达成有效的pretrain: how pretraining stores knowledge so that alignment can get it out), §7
 # (有限算力下,pretrain的时候应该看更多不同的资料: with limited compute, read more different data) and §8 (对齐的极限:
 # the limits of alignment, i.e. fine-tuning on facts the model does not know).*
 #
@@ -28,16 +29,13 @@
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 40 s |
 # | cpu | the same 2-core CPU, nothing else running | 5.9 min |
-# | gpu | Colab T4 / A100 | not measured (no GPU was available) |
+# | gpu | Colab T4 / A100 | not measured yet |
 
 # %%
 import matplotlib.pyplot as plt
 import torch
 
-from course_utils import data_scaling as DS
-from course_utils import knowledge as K
-from course_utils import new_knowledge as NK
-from course_utils import slick as SK
+from course_utils import data_scaling, knowledge, new_knowledge, slick
 from course_utils.config import profile, sizes
 from course_utils.data.corpus import encode_bytes, load_corpus
 from course_utils.device import pick_device, set_seed
@@ -53,9 +51,9 @@ print(f"profile {P.name}: {BIOS.n_people} fictional people, TinyGPTs of {BIOS.n_
       f"{NEW.steps}-step fine-tunes of {P.model_name}; device {device}")
 
 # %% [markdown]
-# ## 1. Stored is not the same as extractable (seed §6; Physics of LMs 3.1)
+# ## 1. Stored is not the same as extractable (Lee GenAI §6; Physics of LMs 3.1)
 #
-# The seed's puzzle. A model is pretrained on a complete set of biographies. At alignment time it is fine-tuned on
+# Lee's puzzle. A model is pretrained on a complete set of biographies. At alignment time it is fine-tuned on
 # question-answer pairs about **half** of the people. Now ask the same kind of questions about the *other* half:
 # their facts were in the pretraining data, so the model should answer. It does not: accuracy is close to 0
 # (接近几乎是0的准确率). Allen-Zhu & Li (2023) explain why: a fact seen in **one** wording is stored as part of that
@@ -72,14 +70,14 @@ print(f"profile {P.name}: {BIOS.n_people} fictional people, TinyGPTs of {BIOS.n_
 # The course's version: fictional people with five attributes, biographies from templated sentences, fixed seed.
 
 # %%
-people = K.make_people(BIOS.n_people)
+people = knowledge.make_people(BIOS.n_people)
 p = people[0]
 print(p)
-print("\nsingle biography:\n ", K.bio_corpus([p])[p.name][0])
+print("\nsingle biography:\n ", knowledge.bio_corpus([p])[p.name][0])
 print("\nthree rewrites (permuted, full name):")
-for bio in K.bio_corpus([p], rewrites=3, permute=True, fullname=True)[p.name]:
+for bio in knowledge.bio_corpus([p], rewrites=3, permute=True, fullname=True)[p.name]:
     print(" ", bio)
-print("\nQA pairs:", K.qa_pairs([p])[:2])
+print("\nQA pairs:", knowledge.qa_pairs([p])[:2])
 
 # %% [markdown]
 # Chapter 5 read bytes; here each word is one token (`knowledge.WordTokenizer`, a closed vocabulary of the names,
@@ -104,12 +102,12 @@ print("\nQA pairs:", K.qa_pairs([p])[:2])
 # (near the majority baseline); `rewrites` extracts far more; mixing QA into pretraining extracts the most.
 
 # %%
-results, majority = K.extraction_experiment(BIOS, device=device)
-print(K.format_extraction(results, majority))
+results, majority = knowledge.extraction_experiment(BIOS, device=device)
+print(knowledge.format_extraction(results, majority))
 print("\nheld-out accuracy by attribute:")
 for name, r in results.items():
     print(f"  {name:22}", "  ".join(f"{a} {v:.2f}" for a, v in r.test_qa.items() if a != "mean"))
-K.plot_extraction(results, majority)
+knowledge.plot_extraction(results, majority)
 plt.show()
 
 # %% [markdown]
@@ -130,8 +128,8 @@ plt.show()
 
 # %%
 single, rewrites = results["single"].tuned, results["rewrites"].tuned
-q = K.qa_examples(single.tok, K.qa_pairs([people[-1]]))
-for ex, (prompt, answer) in zip(q, K.qa_pairs([people[-1]])):
+q = knowledge.qa_examples(single.tok, knowledge.qa_pairs([people[-1]]))
+for ex, (prompt, answer) in zip(q, knowledge.qa_pairs([people[-1]])):
     n_prompt = ex["labels"].count(-100)
     ids = torch.tensor([ex["input_ids"][:n_prompt]], device=device)
     outs = []
@@ -142,14 +140,14 @@ for ex, (prompt, answer) in zip(q, K.qa_pairs([people[-1]])):
     print(f"{prompt.splitlines()[0][3:]:52} gold {answer.strip():16} single: {outs[0]:16} rewrites: {outs[1]}")
 
 # %% [markdown]
-# The seed adds: it is enough that **part** of the pretraining data is rewritten (当然预训练资料里面的一部分被改写了就行).
+# Lee adds: it is enough that **part** of the pretraining data is rewritten (当然预训练资料里面的一部分被改写了就行).
 # In the paper, rewriting only the biographies of the QA-training half (the "celebrities") also lifts extraction
 # for the un-rewritten half (the "minorities"): the model learns *how* to store facts from the rewritten people and
-# applies it to everyone. The variant `partial` of `K.VARIANTS` does this; exercise 3 runs it.
+# applies it to everyone. The variant `partial` of `knowledge.VARIANTS` does this; exercise 3 runs it.
 #
-# ## 2. With limited compute, read more different data (seed §7; Muennighoff et al. 2023)
+# ## 2. With limited compute, read more different data (Lee GenAI §7; Muennighoff et al. 2023)
 #
-# The seed's figure: solid lines pretrain on 12B tokens repeated 1, 4, 10 or 40 times; dashed lines pretrain on
+# Lee's figure: solid lines pretrain on 12B tokens repeated 1, 4, 10 or 40 times; dashed lines pretrain on
 # 12B, 48B or 120B *different* tokens; at the same compute the different data wins by far. Muennighoff et al. fit
 # how much a repeated token is worth: $E$ epochs over $U$ unique tokens are worth
 # $D' = U + U R^*(1 - e^{-R/R^*})$ unique tokens, with $R = E - 1$ repetitions and $R^* \approx 15.4$. Up to
@@ -165,11 +163,11 @@ for ex, (prompt, answer) in zip(q, K.qa_pairs([people[-1]])):
 
 # %%
 train_ids, val_ids = encode_bytes(load_corpus("train")), encode_bytes(load_corpus("val"))
-scaling = DS.repetition_experiment(SCALING, train_ids, val_ids, device=device)
-print(DS.format_results(scaling))
+scaling = data_scaling.repetition_experiment(SCALING, train_ids, val_ids, device=device)
+print(data_scaling.format_results(scaling))
 print("(last column: what the paper's formula says the repeated data is worth, as a share of the same number of "
       "unique tokens)")
-DS.plot_repetitions(scaling)
+data_scaling.plot_repetitions(scaling)
 plt.show()
 
 # %% [markdown]
@@ -185,13 +183,13 @@ plt.show()
 # quarter of a million bytes cannot resolve it. The formula's column says what to expect if it could: 2 epochs
 # worth 98% of unique data, 4 epochs 93%, 16 epochs 66%.
 #
-# ## 3. What does the model already know? (seed §8; Gekhman et al. 2024)
+# ## 3. What does the model already know? (Lee GenAI §8; Gekhman et al. 2024)
 #
 # Before asking what fine-tuning on new facts does, we need to know which facts are new *to this model*. Gekhman et
 # al.'s **SliCK** (Sampling-based Categorization of Knowledge) sorts each question-answer pair by how often the
 # model answers it correctly, $P_\text{correct}$:
 #
-# | category | rule | the seed's words |
+# | category | rule | Lee's words |
 # |---|---|---|
 # | **HighlyKnown** | greedy answer right with every exemplar set, $P_\text{correct}(T{=}0) = 1$ | 给问题,他一定能答对 |
 # | **MaybeKnown** | greedy right with some exemplar sets only, $0 < P_\text{correct}(T{=}0) < 1$ | 用某一组范例可能回答不对,用别的范例就会答对了 |
@@ -215,14 +213,14 @@ plt.show()
 # %%
 model, tok = load_model(P.model_name)
 facts = load_facts(NEW.n_facts)
-exemplars = SK.exemplar_sets(facts, 1, 4)[0]
-prefix = SK.few_shot_prefix(exemplars)
-print(prefix + SK.qa_line(facts[1]["question"]))
-score = SK.score_answers(model, tok, [SK.qa_line(facts[1]["question"])], [SK.answer_variants(tok, facts[1])], (0.5, 1.0),
-                         prefix=prefix)[0]
+exemplars = slick.exemplar_sets(facts, 1, 4)[0]
+prefix = slick.few_shot_prefix(exemplars)
+print(prefix + slick.qa_line(facts[1]["question"]))
+score = slick.score_answers(model, tok, [slick.qa_line(facts[1]["question"])], [slick.answer_variants(tok, facts[1])],
+                            (0.5, 1.0), prefix=prefix)[0]
 n_draw = sizes("ch09", P.name).n_draw
-sampled = SK.sample_answers(model, tok, SK.qa_line(facts[1]["question"]), n_draw, 1.0, prefix=prefix)
-right = sum(SK.is_exact_match(a, facts[1]) for a in sampled) / n_draw
+sampled = slick.sample_answers(model, tok, slick.qa_line(facts[1]["question"]), n_draw, 1.0, prefix=prefix)
+right = sum(slick.is_exact_match(a, facts[1]) for a in sampled) / n_draw
 print(f"gold {facts[1]['answer']!r}: greedy right? {score.greedy}; P(sample right) at T=0.5 {score.p_sample[0.5]:.3f}, "
       f"at T=1 {score.p_sample[1.0]:.3f}; {n_draw} real samples at T=1 right: {right:.3f}")
 print("some samples:", sampled[:8])
@@ -232,11 +230,11 @@ print("some samples:", sampled[:8])
 # the course), with the profile's number of exemplar sets and samples at $T = 0.5$:
 
 # %%
-rows = SK.slick_categories(model, tok, facts, NEW.slick)
-print(SK.category_counts(rows))
-for cat, rs in SK.by_category(rows).items():
+rows = slick.slick_categories(model, tok, facts, NEW.slick)
+print(slick.category_counts(rows))
+for cat, rs in slick.by_category(rows).items():
     print(f"{cat:12}", "; ".join(f"{r['question']} -> {r['answer']}" for r in rs[:3]))
-SK.plot_categories(rows)
+slick.plot_categories(rows)
 plt.show()
 
 # %% [markdown]
@@ -255,7 +253,7 @@ plt.show()
 #
 # ## 4. Fine-tuning on new knowledge: the limit of alignment (对齐的极限)
 #
-# The seed's account of the paper: during alignment training, accuracy on the three known categories climbs
+# Lee's account of the paper: during alignment training, accuracy on the three known categories climbs
 # steadily and Unknown slowly (模型本来就会的前三类准确率不断上升, unknown的准确率慢慢上升); but, surprisingly,
 # *as the Unknown examples start to be answered right, accuracy on the held-out set falls* (当unknown的部分准确率
 # 上升的时候,在测试集dev上的准确率却在下降了). Learning facts it did not know teaches the model to answer
@@ -274,25 +272,26 @@ plt.show()
 # fitted; with known training data it stays up.
 
 # %%
-train_pool, test_facts = NK.split_train_test(rows, NEW.n_test_per_category)
-print("held out:", SK.category_counts(test_facts), "| training pool:", SK.category_counts(train_pool))
+train_pool, test_facts = new_knowledge.split_train_test(rows, NEW.n_test_per_category)
+print("held out:", slick.category_counts(test_facts), "| training pool:", slick.category_counts(train_pool))
 curves = {}
 for frac in NEW.unknown_fractions:
-    data = NK.training_set(train_pool, NEW.n_train, frac)
+    data = new_knowledge.training_set(train_pool, NEW.n_train, frac)
     name = f"{frac:.0%} Unknown"
-    print(f"{name}: {SK.category_counts(data)}")
-    curves[name] = NK.fine_tune_on_facts(model, tok, data, test_facts, NEW, desc=name)
+    print(f"{name}: {slick.category_counts(data)}")
+    curves[name] = new_knowledge.fine_tune_on_facts(model, tok, data, test_facts, NEW, desc=name)
 for name, curve in curves.items():
-    es = NK.early_stopping(curve)
+    es = new_knowledge.early_stopping(curve)
     print(f"{name:14} held-out known: start {curve[0]['test']['known']:.2f}, best {es['best']:.2f} at step "
           f"{es['best_step']}, end {es['final']:.2f}")
     fit = [(r["step"], r["train"]) for r in curve]
-    for c in SK.CATEGORIES:
+    for c in slick.CATEGORIES:
         if c in fit[0][1]:
             print(f"{'':16}training fit {c:12}", " ".join(f"{tr[c]:.2f}" for _, tr in fit))
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-NK.plot_held_out(curves, ax=axes[0])
-NK.plot_training_fit(curves[list(curves)[-1]], title=f"Training fit per category ({list(curves)[-1]})", ax=axes[1])
+new_knowledge.plot_held_out(curves, ax=axes[0])
+last = list(curves)[-1]
+new_knowledge.plot_training_fit(curves[last], title=f"Training fit per category ({last})", ax=axes[1])
 plt.show()
 
 # %% [markdown]
@@ -318,14 +317,14 @@ plt.show()
 
 # %%
 if NEW.single_categories:
-    n_single = min(NEW.n_train, *SK.category_counts(train_pool).values())  # the smallest category sets the size
+    n_single = min(NEW.n_train, *slick.category_counts(train_pool).values())  # the smallest category sets the size
     print(f"{n_single} training facts per category")
-    singles = {c: NK.fine_tune_on_facts(model, tok, NK.category_set(train_pool, c, n_single), test_facts, NEW,
-                                        desc=c) for c in SK.CATEGORIES}
+    singles = {c: new_knowledge.fine_tune_on_facts(model, tok, new_knowledge.category_set(train_pool, c, n_single),
+                                                   test_facts, NEW, desc=c) for c in slick.CATEGORIES}
     for c, curve in singles.items():
-        es = NK.early_stopping(curve, "all")
+        es = new_knowledge.early_stopping(curve, "all")
         print(f"trained on {c:12}: held-out (all categories) best {es['best']:.2f}, end {es['final']:.2f}")
-    NK.plot_held_out(singles, key="all")
+    new_knowledge.plot_held_out(singles, key="all")
     plt.show()
 else:
     print("one fine-tune per SliCK category runs in the gpu profile (exercise 5 runs it here)")
@@ -402,7 +401,7 @@ from course_utils.course import checks
 # %% [markdown]
 # **Warm-up · what repeated data is worth.** Section 2's last column: by Muennighoff et al.'s fit, $E$ epochs
 # over $U$ unique tokens are worth $U + U R^* (1 - e^{-(E-1)/R^*})$ unique tokens, with $R^* = 15.4$
-# (`DS.R_STAR`). The checker compares with `data_scaling.effective_data`.
+# (`data_scaling.R_STAR`). The checker compares with `data_scaling.effective_data`.
 
 # %% tags=["exercise"]
 import math
@@ -498,21 +497,21 @@ checks.progress_widget("09")
 # ## Try it
 # 1. *(warm-up)* Ask the section-1 models about a person of the QA-training half (`people[0]` instead of
 #    `people[-1]` in the generation cell). Where do `single` and `rewrites` now agree with the gold answer?
-# 2. *(warm-up)* With `DS.effective_data(1, E) / E`, find the number of epochs at which a repeated token is worth
-#    half a fresh one, and what the seed's 40 epochs are worth.
+# 2. *(warm-up)* With `data_scaling.effective_data(1, E) / E`, find the number of epochs at which a repeated token is worth
+#    half a fresh one, and what the 40 repetitions of section 2's figure are worth.
 # 3. *(core)* Run the `partial` variant, which rewrites only the QA-training half's biographies:
-#    `K.extraction_experiment(BIOS, ("single", "partial"), device=device)` (about 3 minutes in the cpu profile).
+#    `knowledge.extraction_experiment(BIOS, ("single", "partial"), device=device)` (about 3 minutes in the cpu profile).
 #    Does the un-rewritten half become more extractable than with `single` (0.08), as the paper's "celebrities
 #    help minorities" says?
 # 4. *(core)* Sort the facts again with a higher sampling temperature (after `import dataclasses`),
-#    `SK.slick_categories(model, tok, facts, dataclasses.replace(NEW.slick, temperature=1.0))` (3 minutes in the
+#    `slick.slick_categories(model, tok, facts, dataclasses.replace(NEW.slick, temperature=1.0))` (3 minutes in the
 #    cpu profile). Which categories change, and why can the temperature never move a fact in or out of
 #    HighlyKnown or MaybeKnown?
 # 5. *(stretch)* One fine-tune per SliCK category, as the gpu profile does: run the last code cell of section 4
 #    with `NEW = dataclasses.replace(NEW, single_categories=True)` (four fine-tunes of 32 facts each, the cpu profile's
 #    `n_train`, since every category of the training pool has more; 13 minutes on the 2-core CPU). Is MaybeKnown the most useful
 #    training data and Unknown the least, as Gekhman et al. found?
-# 6. *(stretch)* Run section 2 with two more seeds (`seed=1`, `seed=2` in `DS.repetition_experiment`) and plot the
+# 6. *(stretch)* Run section 2 with two more seeds (`seed=1`, `seed=2` in `data_scaling.repetition_experiment`) and plot the
 #    mean and spread per epoch count. How many seeds would it take to tell 2 epochs from 16 at this size?
 
 # %% [markdown]
@@ -523,4 +522,6 @@ checks.progress_widget("09")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("09_knowledge_and_hallucination")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("09_knowledge_and_hallucination")

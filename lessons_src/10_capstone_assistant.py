@@ -26,7 +26,7 @@
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 66 s |
 # | cpu | the same 2-core CPU, nothing else running | 7.6 min (data 3.9, fine-tune 2.3, harness 1.3) |
-# | gpu | Colab T4 / A100 | not measured (no GPU was available) |
+# | gpu | Colab T4 / A100 | not measured yet |
 #
 # Every step writes its result into a run folder and is skipped when that result is already there: stop the
 # notebook at any point and run it again. Set `FRESH = True` to start over.
@@ -39,7 +39,7 @@ import shutil
 import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM
 
-from course_utils import assistant as asst
+from course_utils import assistant
 from course_utils.config import profile, sizes
 from course_utils.device import assert_close, encode, set_seed
 from course_utils.evaluation import format_results, plot_results
@@ -53,7 +53,7 @@ if FRESH:
     shutil.rmtree(OUT, ignore_errors=True)
 set_seed(0)
 model, tok = load_model(P.model_name)
-pool, heldout = asst.split_tasks(setup)
+pool, heldout = assistant.split_tasks(setup)
 print(f"profile {P.name}: {setup}\nrun folder: {OUT}\n{len(pool)} seed tasks in the pool, {len(heldout)} held out")
 
 # %% [markdown]
@@ -64,7 +64,7 @@ print(f"profile {P.name}: {setup}\nrun folder: {OUT}\n{len(pool)} seed tasks in 
 # too similar (ROUGE-L ≥ 0.7), blacklisted or empty. The held-out seed tasks never enter a prompt.
 
 # %%
-data, report = asst.make_data(model, tok, OUT, setup, pool)
+data, report = assistant.make_data(model, tok, OUT, setup, pool)
 print(report.table())
 for row in data[:3]:
     print(json.dumps(row, ensure_ascii=False)[:300])
@@ -82,10 +82,10 @@ for row in data[:3]:
 # GPUs:
 
 # %%
-args = asst.finetune_args(OUT, setup, P.model_name)
-print("one process: ", shlex.join(asst.launch_command(args)))
-print("four GPUs:   ", shlex.join(asst.launch_command(args, "accelerate", 4)))
-print("or:          ", shlex.join(asst.launch_command(args, "torchrun", 4)))
+args = assistant.finetune_args(OUT, setup, P.model_name)
+print("one process: ", shlex.join(assistant.launch_command(args)))
+print("four GPUs:   ", shlex.join(assistant.launch_command(args, "accelerate", 4)))
+print("or:          ", shlex.join(assistant.launch_command(args, "torchrun", 4)))
 
 # %% [markdown]
 # `accelerate launch` (and `torchrun`) start one copy of the script per GPU with `RANK`, `WORLD_SIZE` and
@@ -99,7 +99,7 @@ print("or:          ", shlex.join(asst.launch_command(args, "torchrun", 4)))
 
 # %%
 if not (OUT / "lora" / "trainable.safetensors").is_file():
-    asst.run_finetune(args)
+    assistant.run_finetune(args)
 summary = json.loads((OUT / "lora" / "result.json").read_text())
 plt.figure(figsize=(6, 3))
 plt.plot(range(1, len(summary["losses"]) + 1), summary["losses"])
@@ -107,7 +107,8 @@ plt.xlabel("step")
 plt.ylabel("loss (response tokens)")
 plt.title(f"LoRA SFT on {len(data)} Self-Instruct examples")
 plt.show()
-print(f"{len(summary['losses'])} steps, final loss {summary['final_loss']:.3f}, {summary['seconds_per_step']:.2f} s/step")
+print(f"{len(summary['losses'])} steps, final loss {summary['final_loss']:.3f}, "
+      f"{summary['seconds_per_step']:.2f} s/step")
 
 # %% [markdown]
 # ## 3. Before and after (chapter 7)
@@ -119,8 +120,8 @@ print(f"{len(summary['losses'])} steps, final loss {summary['final_loss']:.3f}, 
 # perplexity); a 135M model's self-made data is weak.
 
 # %%
-tuned, _ = asst.load_tuned(OUT, setup, P.model_name)
-rows = asst.evaluate(model, tuned, tok, heldout, P.name)
+tuned, _ = assistant.load_tuned(OUT, setup, P.model_name)
+rows = assistant.evaluate(model, tuned, tok, heldout, P.name)
 print(format_results(rows))
 plot_results(rows)
 plt.show()
@@ -148,7 +149,7 @@ plt.show()
 text = heldout[0]["instruction"]
 ids = encode(tok, text, tuned).input_ids  # on the model's device (a GPU when there is one)
 before = tuned(ids).logits.detach()
-merged_dir = asst.merge_and_save(tuned, tok, OUT / "merged")
+merged_dir = assistant.merge_and_save(tuned, tok, OUT / "merged")
 assistant = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=tuned.dtype).to(tuned.device).eval()
 diff = assert_close(assistant(ids).logits.detach(), before, tuned, "the merged and the LoRA model's logits")
 print(f"saved to {merged_dir}: {sorted(p.name for p in merged_dir.iterdir())}")
@@ -158,10 +159,10 @@ print(f"max |logit difference| merged vs LoRA: {diff:.2e}, within {tuned.dtype} 
 # ## 5. Talk to it
 #
 # The chat box keeps the conversation and feeds all of it back as the prompt, in the Alpaca template the
-# assistant was tuned on. Compare with the original model (`asst.chat_widget(model, tok, template="chat")`).
+# assistant was tuned on. Compare with the original model (`assistant.chat_widget(model, tok, template="chat")`).
 
 # %%
-asst.chat_widget(assistant, tok, heldout[1]["instruction"], max_new_tokens=setup.answer_tokens)
+assistant.chat_widget(assistant, tok, heldout[1]["instruction"], max_new_tokens=setup.answer_tokens)
 
 # %% [markdown]
 # ## 6. Concept check
@@ -320,4 +321,6 @@ checks.progress_widget("10")
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
-from course_utils.course.quiz import show_quiz; show_quiz("10_capstone_assistant")
+from course_utils.course.quiz import show_quiz
+
+show_quiz("10_capstone_assistant")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from course_utils.config import sizes
 from course_utils import assistant as asst
+from course_utils.config import sizes
 
 
 def test_setups_and_errors():

@@ -15,8 +15,8 @@ import time
 import nbformat
 import pytest
 
-from course_utils.course import book, chapters, lessons
 from course_utils.__main__ import main as course_main
+from course_utils.course import book, chapters
 
 CH0 = "00_setup_and_tour"
 # A remote resource a page would load: a script, a stylesheet, an image or a frame from another host.
@@ -145,7 +145,8 @@ def test_missing_jupyter_book_names_the_fix(tmp_path, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jupyter_book" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jupyter_book" else real(name, *a))
     with pytest.raises(RuntimeError, match=r'pip install -e "\.\[book\]"'):
         book._run_jupyter_book(tmp_path, tmp_path)
 

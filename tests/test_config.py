@@ -63,7 +63,8 @@ def test_sizes_are_written_only_in_config():
     from pathlib import Path
 
     root = Path(config.__file__).resolve().parents[1]
-    per_profile = re.compile(r"""\{\s*["'](smoke|cpu|gpu)["']\s*:|\[P\.name\]|P\.name\s*[!=]=|\.name\s*[!=]=\s*["'](smoke|cpu|gpu)""")
+    per_profile = re.compile(r"""\{\s*["'](smoke|cpu|gpu)["']\s*:|\[P\.name\]|P\.name\s*[!=]="""
+                             r"""|\.name\s*[!=]=\s*["'](smoke|cpu|gpu)""")
     files = [*root.glob("lessons_src/*.py"), *root.glob("course_utils/**/*.py")]
     offenders = [f"{f.relative_to(root)}:{i}" for f in files if f.name != "config.py"
                  for i, line in enumerate(f.read_text().splitlines(), 1) if per_profile.search(line)]

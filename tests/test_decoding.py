@@ -68,7 +68,8 @@ def test_loop_stopping_criteria():
 
 
 def test_remove_repeated_sentences_and_top_repeated():
-    assert dc.remove_repeated_sentences("I am here. I am here. You are there! I AM here.") == "I am here. You are there!"
+    text = "I am here. I am here. You are there! I AM here."
+    assert dc.remove_repeated_sentences(text) == "I am here. You are there!"
     assert dc.top_repeated(["a b a b a b"], n=2, k=2) == [("a b", 3), ("b a", 2)]
 
 

@@ -14,11 +14,28 @@ import pytest
 import torch
 
 from course_utils import alignment as al
-from course_utils import assistant, decoding, device, evaluation, forgetting, icl, knowledge, long_context, masks
-from course_utils import models, new_knowledge, peft_methods, prompting, sample_optimization, self_instruct, sft
-from course_utils import slick, tinygpt
+from course_utils import (
+    assistant,
+    decoding,
+    device,
+    evaluation,
+    forgetting,
+    icl,
+    knowledge,
+    long_context,
+    masks,
+    models,
+    new_knowledge,
+    peft_methods,
+    prompting,
+    sample_optimization,
+    self_instruct,
+    sft,
+    slick,
+    tinygpt,
+)
 from course_utils.data import load_sentiment
-from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
+from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
 
 
 class _Stop(Exception):

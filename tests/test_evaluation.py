@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from course_utils.config import sizes
 from course_utils import evaluation as ev
+from course_utils.config import sizes
 
 
 def test_answer_matching_and_numbers():

@@ -126,7 +126,10 @@ def test_build_splits_tagged_cells(tmp_path, monkeypatch):
     (tmp_path / "solutions").mkdir()
     (tmp_path / "solutions" / "99_orphan.ipynb").write_text("{}")
     lessons.write_all()
-    code = lambda p: ["".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"]
+
+    def code(p):
+        return ["".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"]
+
     assert code(tmp_path / "notebooks" / "00_setup_and_tour.ipynb")[1:] == ["x = None  # TODO", "y = 2"]
     assert code(tmp_path / "solutions" / "00_setup_and_tour.ipynb")[1:] == ["x = 1", "y = 2"]
     assert sorted(p.name for p in (tmp_path / "solutions").iterdir()) == ["00_setup_and_tour.ipynb"]

@@ -7,8 +7,8 @@ import matplotlib
 import pytest
 import torch
 
-from course_utils.config import sizes
 from course_utils import extrapolation as X
+from course_utils.config import sizes
 from course_utils.data.corpus import encode_bytes, load_corpus
 from course_utils.tinygpt import GPTConfig, TinyGPT
 

@@ -115,8 +115,7 @@ def test_a_smaller_learning_rate_forgets_less(real_model):
     general text) than at 1e-4. Measured: KL 0.122 vs 0.007, sentiment 0.62 -> 0.93 / 0.97."""
     from course_utils import evaluation as ev
     from course_utils.data import load_sentiment
-    from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
-    from course_utils.prompting import prompt_pairs
+    from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_pairs
 
     model, tok = real_model
     h = ev.Harness(tok, ev.EvalSizes(sentiment=60, facts=1, arithmetic=1, ppl_tokens=256, kl_tokens=256))

@@ -8,7 +8,7 @@ import zipfile
 import nbformat
 import pytest
 
-from course_utils.course import chapters, checks, grade, lessons
+from course_utils.course import chapters, checks, grade
 
 SOLVED_01 = chapters.ROOT / "solutions" / "01_decoder_llms.ipynb"
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from course_utils.course import chapters, checks, instructors, lessons
+from course_utils.course import chapters, checks, instructors
 
 GUIDE = instructors.instructors_path().read_text(encoding="utf-8")
 

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from course_utils.config import sizes
 from course_utils import knowledge as K
+from course_utils.config import sizes
 
 
 def test_people_are_distinct_seeded_and_complete():

@@ -8,9 +8,9 @@ import matplotlib
 import pytest
 import torch
 
-from course_utils.config import sizes
 from course_utils import new_knowledge as NK
 from course_utils import slick as SK
+from course_utils.config import sizes
 
 matplotlib.use("Agg")
 

@@ -7,7 +7,8 @@ import pytest
 from course_utils import peft_methods as pm
 from course_utils import sft
 from course_utils.data import load_sentiment
-from course_utils.finetune import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, build_model, load_pairs
+from course_utils.finetune import build_model, load_pairs
+from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from course_utils.course import chapters, lessons, quiz
+from course_utils.course import chapters, quiz
 
 STEMS = [c.stem for c in chapters.CHAPTERS]
 GOOD = [{"prompt": "2 + 2?", "options": [{"text": "3", "correct": False, "explanation": "one short"},
@@ -117,7 +117,7 @@ def test_show_quiz_returns_the_widget_in_a_kernel(monkeypatch):
     assert not quiz.widgets_wanted()
 
 
-QUIZ_CELL = 'from course_utils.course.quiz import show_quiz; show_quiz("{stem}")'
+QUIZ_CELL = 'from course_utils.course.quiz import show_quiz\n\nshow_quiz("{stem}")'
 
 
 @pytest.mark.parametrize("stem", STEMS)

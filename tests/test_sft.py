@@ -234,7 +234,7 @@ def test_nan_loss_stops_with_a_clear_message(tiny_lm):
     broken = copy.deepcopy(model)
     with torch.no_grad():
         broken.model.norm.weight.fill_(float("nan"))
-    with pytest.raises(sft.TrainingDivergedError, match="loss became nan at step 1.*Lower the learning rate"):
+    with pytest.raises(sft.TrainingDivergedError, match="Step 1: the loss became nan.*Lower the learning rate"):
         sft.train(broken, data, cfg(), pad_id=tok.pad_token_id)
 
 

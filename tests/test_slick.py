@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from course_utils.config import sizes
 from course_utils import slick as SK
+from course_utils.config import sizes
 from course_utils.evaluation import load_facts
 
 

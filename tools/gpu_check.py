@@ -24,8 +24,9 @@ Then every notebook in the smoke profile with the models' random weights (``$COU
 path and in the fp16 path under the 15 GiB cap: what can fail there is a lesson cell's device, dtype or memory,
 not a result (chapter 9, which asks what the model knows, is skipped). The Jupyter kernel and client travel as
 wheels (``build/gpu-check/wheels``, installed into ``build/gpu-check/site``). With 2+ GPUs it also launches a
-2-process fine-tune (``torchrun``); last, the unit tests that need no model package (the CUDA ones among them). It writes a table (check, model, path,
-pass/fail, seconds, peak GPU memory) to ``$OUT`` or ``artifacts/gpu/``, and exits non-zero when a check fails.
+2-process fine-tune (``torchrun``); last, the unit tests that need no model package (the CUDA ones among them).
+It writes a table (check, model, path, pass/fail, seconds, peak GPU memory) to ``$OUT`` or ``artifacts/gpu/``,
+and exits non-zero when a check fails.
 
 On a CPU (``--device cpu``) it runs the same checks on a tiny model in seconds: that is how the test-suite
 keeps this script working where no GPU is at hand.
@@ -437,7 +438,8 @@ def run_pytest(rows: list[dict]) -> None:
 
 def write_table(rows: list[dict], out: Path, header: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    lines = [header, "", "| check | model | path | result | seconds | peak GPU GiB | detail |", "|---|---|---|---|---|---|---|"]
+    lines = [header, "", "| check | model | path | result | seconds | peak GPU GiB | detail |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['check']} | {r['model']} | {r['path']} | {'pass' if r['ok'] else '**FAIL**'} | "
                      f"{r['seconds']} | {r['peak_gib']} | {r['detail'].replace('|', '/')} |")

@@ -50,7 +50,7 @@ WIDGET_NOTE = ("<p><em>Interactive widget: it runs only with a live kernel. Open
                "<code>make lab</code> or in Colab to use it.</em></p>")
 # Runs jupyter-book's command line with the course's network guard on, so a build-time fetch fails loudly
 # instead of hanging or silently needing the network (jupyter_book has no ``__main__`` for ``-m``).
-_JUPYTER_BOOK = ("import sys; from course_utils.network import block_network; block_network(); "
+_JUPYTER_BOOK = ("import sys; from course_utils.course.network import block_network; block_network(); "
                  "from jupyter_book.cli.main import main; sys.exit(main())")
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from .chapters import CHAPTERS
 
 PROGRESS_ENV = "COURSE_PROGRESS_FILE"
-GRADE_ENV = "COURSE_GRADE_DIR"  # set by the grader in the kernels it runs (course_utils.grade)
+GRADE_ENV = "COURSE_GRADE_DIR"  # set by the grader in the kernels it runs (course_utils.course.grade)
 TIERS = ("warm-up", "core", "stretch")
 
 
@@ -148,8 +148,6 @@ def check(exercise_id: str, answer: Any, *, record: bool = True) -> bool:
     """
     if os.environ.get(GRADE_ENV):
         _known(exercise_id)
-        from .grade import hand_in
-
         hand_in(exercise_id, answer, Path(os.environ[GRADE_ENV]))
         return False
     passed, hint = verdict(exercise_id, answer)
@@ -161,6 +159,26 @@ def check(exercise_id: str, answer: Any, *, record: bool = True) -> bool:
     if record:
         record_pass(ex.id)
     return True
+
+
+def hand_in(exercise_id: str, answer: Any, directory: Path) -> None:
+    """Save ``answer`` for the grader (:func:`check` calls this when ``$COURSE_GRADE_DIR`` is set; the grader,
+    ``course.grade``, reads it back).
+
+    Functions and classes the student defined in the notebook are pickled by value (cloudpickle), so the grader's
+    process can call them; an answer that cannot be pickled leaves a note the grader reports.
+    """
+    import cloudpickle
+
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        data = cloudpickle.dumps(answer)
+    except Exception as err:  # a generator, an open file...: say so in the grades, keep the notebook running
+        (directory / f"{exercise_id}.error").write_text(f"{type(err).__name__}: {err}")
+        print(f"✗ {exercise_id} could not be handed in for grading: {type(err).__name__}: {err}")
+        return
+    (directory / f"{exercise_id}.pkl").write_bytes(data)
+    print(f"→ {exercise_id} handed in for grading")
 
 
 # ---- progress ------------------------------------------------------------------------------------------------

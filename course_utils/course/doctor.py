@@ -61,8 +61,8 @@ def check_machine() -> list[Check]:
     return [
         Check(OK, "device", describe_device()),
         Check(OK if avail >= 2 else WARN, "memory",
-              f"{avail:.1f} GiB free of {mem.total / 2**30:.1f} GiB" + ("" if avail >= 2 else
-                                                                        " (close other programs: a chapter needs ~2 GiB)")),
+              f"{avail:.1f} GiB free of {mem.total / 2**30:.1f} GiB"
+              + ("" if avail >= 2 else " (close other programs: a chapter needs ~2 GiB)")),
         Check(OK, "profile", f"{profile().name} (set COURSE_PROFILE=smoke|cpu|gpu to change)"),
     ]
 

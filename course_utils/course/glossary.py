@@ -66,7 +66,7 @@ def _chapter_link(stem: str) -> str:
 def glossary_markdown() -> str:
     """The text of ``GLOSSARY.md``: one table row per term, sorted by English term, chapters linked."""
     rows = ["# Glossary · 术语表", "",
-            "Every term the course teaches, with the Chinese term the seed documents use, a one-line definition "
+            "Every term the course teaches, with the Chinese term the source documents use, a one-line definition "
             "and the chapters (linked to their notebooks) where it is taught.", "",
             "*Generated from `course_utils/course/data/glossary.json` by `python -m course_utils notebooks`; edit the "
             "JSON, not this file.*", "",

@@ -33,7 +33,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
@@ -43,7 +42,7 @@ COLUMNS = ("student", "notebook", "chapter", "exercise", "tier", "passed", "hint
 SUMMARY_COLUMNS = ("student", "notebooks", "exercises", "passed", "score")
 
 _CHECK_CALL = re.compile(r"""checks\.check\(\s*["'](\d\d)\.(\w+)["']""")
-_SETUP_CELL = ("from course_utils.network import block_network\n"
+_SETUP_CELL = ("from course_utils.course.network import block_network\n"
                "block_network()  # the grader's kernel is offline, whatever the notebook tries")
 
 
@@ -74,25 +73,6 @@ class _CheckTimeout(BaseException):
 
 
 # ---- in the student's kernel -----------------------------------------------------------------------------------
-
-def hand_in(exercise_id: str, answer: Any, directory: Path) -> None:
-    """Save ``answer`` for the grader (``checks.check`` calls this when ``$COURSE_GRADE_DIR`` is set).
-
-    Functions and classes the student defined in the notebook are pickled by value (cloudpickle), so the grader's
-    process can call them; an answer that cannot be pickled leaves a note the grader reports.
-    """
-    import cloudpickle
-
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        data = cloudpickle.dumps(answer)
-    except Exception as err:  # a generator, an open file...: say so in the grades, keep the notebook running
-        (directory / f"{exercise_id}.error").write_text(f"{type(err).__name__}: {err}")
-        print(f"✗ {exercise_id} could not be handed in for grading: {type(err).__name__}: {err}")
-        return
-    (directory / f"{exercise_id}.pkl").write_bytes(data)
-    print(f"→ {exercise_id} handed in for grading")
-
 
 # ---- finding and reading submissions ---------------------------------------------------------------------------
 
@@ -351,6 +331,7 @@ def grade(paths: Iterable[str | Path], out: str | Path | None = None, profile: s
     from tqdm.auto import tqdm
 
     from course_utils.config import PROFILES
+
     from .network import allow_network, block_network, is_blocked
 
     if profile not in PROFILES:

@@ -53,7 +53,7 @@ def chapter_guide() -> str:
         out.append(f"### {num} · {ch.title}\n")
         models = ", ".join(f"`{m}`" for m in ch.models if "-part" not in m)  # Gemma's chunks come with it
         memory = f"{ch.peak_gib:.1f} GiB" if ch.peak_gib else "not measured"
-        out.append(f"[`notebooks/{ch.stem}.ipynb`](notebooks/{ch.stem}.ipynb) · source sections: {ch.seeds} · "
+        out.append(f"[`notebooks/{ch.stem}.ipynb`](notebooks/{ch.stem}.ipynb) · source sections: {ch.sources} · "
                    f"model packages: {models} · peak memory of the cpu profile's kernel: {memory} · "
                    "GPU: not needed (the gpu profile uses one when there is one)\n")
         out.append("| profile | machine | time |\n|---|---|---|")

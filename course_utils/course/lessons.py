@@ -117,7 +117,7 @@ def colab_url(ch: Chapter) -> str:
 def readme_table() -> str:
     """The README chapter table, with a Colab badge for each written chapter."""
     badge = "https://colab.research.google.com/assets/colab-badge.svg"
-    rows = ["| # | chapter | seeds | notebook | Colab |", "|---|---|---|---|---|"]
+    rows = ["| # | chapter | sources | notebook | Colab |", "|---|---|---|---|---|"]
     for ch in chapters.CHAPTERS:
         num = ch.stem.split("_")[0]
         if chapters.lesson_path(ch).exists():
@@ -125,7 +125,7 @@ def readme_table() -> str:
             colab = f"[![Open in Colab]({badge})]({colab_url(ch)})"
         else:
             nb, colab = "planned", ""
-        rows.append(f"| {num} | {ch.title} | {ch.seeds} | {nb} | {colab} |")
+        rows.append(f"| {num} | {ch.title} | {ch.sources} | {nb} | {colab} |")
     return "\n".join(rows)
 
 

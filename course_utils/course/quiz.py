@@ -2,8 +2,9 @@
 
 The questions live in ``data/quizzes.json``, keyed by chapter stem (``"02_prompt_learning"``). Each question has a
 ``prompt``, 3-4 ``options`` (``text``, ``correct``, ``explanation``) with exactly one correct, and optionally
-``seed`` (``"001 §3"``) when it covers a question of the seed documents. :func:`show_quiz` renders the quiz as
-ipywidgets in a notebook, and as plain text elsewhere, answered with :func:`answer`.
+``seed`` (``"001 §3"``: question 3 of the LLM Q&A, see ``chapters.SOURCES``) when it covers one of its
+questions. :func:`show_quiz` renders the quiz as ipywidgets in a notebook, and as plain text elsewhere, answered
+with :func:`answer`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .chapters import CHAPTERS
 from course_utils.widgets import in_notebook_kernel
+
+from .chapters import CHAPTERS
 
 QUIZZES = Path(__file__).parent / "data" / "quizzes.json"
 #: Set to 1 to get the plain-text quiz even where widgets would render (screen readers, terminals, exports).
@@ -36,7 +38,8 @@ class Option:
 
 @dataclass(frozen=True)
 class Question:
-    """A multiple-choice question: its prompt, its options (exactly one correct) and the seed section it covers."""
+    """A multiple-choice question: its prompt, its options (exactly one correct) and the LLM Q&A question
+    it covers."""
 
     prompt: str
     options: tuple[Option, ...]
@@ -152,7 +155,7 @@ def quiz_text(chapter: str, width: int = 100) -> str:
     qs = load_quiz(chapter)
     lines = [f"Quiz: {_title(chapter)} ({len(qs)} questions)",
              "Answer in a new cell; it says whether you are right, and why:",
-             f'    from course_utils.quiz import answer; answer("{chapter}", 1, "b")']
+             f'    from course_utils.course.quiz import answer; answer("{chapter}", 1, "b")']
     for n, q in enumerate(qs, 1):
         lines += ["", *textwrap.wrap(f"{n}. {q.prompt}", width, subsequent_indent="   ")]
         for letter, o in zip(LETTERS, q.options):

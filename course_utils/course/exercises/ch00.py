@@ -1,4 +1,7 @@
-"""Chapter 0's exercises: setup and tour. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 0's exercises: setup and tour.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

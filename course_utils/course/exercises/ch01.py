@@ -1,4 +1,7 @@
-"""Chapter 1's exercises: masks. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 1's exercises: masks.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Chapter 2's exercises: prompt learning. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 2's exercises: prompt learning.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,7 @@ import torch
 
 from course_utils.course.checks import Hint, exercise
 from course_utils.course.exercises import call, close, tensor
-
-
-_WORDS = {"positive": ["great", "good"], "neutral": ["okay"], "negative": ["bad", "terrible"]}
+from course_utils.prompting import SEED_LABEL_WORDS
 
 
 @exercise("02.verbalize", "warm-up", "answer mapping: answer word -> label")
@@ -18,7 +19,7 @@ def check_verbalize(fn: Callable[[dict, str], str]) -> None:
     """``fn(label_words, z)`` must equal ``prompting.Verbalizer(label_words)(z)``."""
     from course_utils.prompting import Verbalizer
 
-    for words in (_WORDS, {"sports": ["football", "tennis"], "politics": ["election"]}):
+    for words in (SEED_LABEL_WORDS, {"sports": ["football", "tennis"], "politics": ["election"]}):
         v = Verbalizer(words)
         for z in v.answers:
             out = call(fn, words, z)
@@ -33,10 +34,10 @@ def check_label_scores(fn: Callable[[torch.Tensor, list, dict], torch.Tensor]) -
     """``fn(answer_logprobs, answers, label_words)``: ``Verbalizer.aggregate(how="sum")`` with answers in any order."""
     from course_utils.prompting import Verbalizer
 
-    v = Verbalizer(_WORDS)
+    v = Verbalizer(SEED_LABEL_WORDS)
     answers = ["terrible", "okay", "great", "bad", "good"]  # not the verbalizer's order: look words up by name
     lp = torch.randn(4, len(answers), generator=torch.Generator().manual_seed(0)).log_softmax(-1)
-    out = tensor(call(fn, lp.clone(), list(answers), _WORDS), (4, len(v.labels)), "the label scores")
+    out = tensor(call(fn, lp.clone(), list(answers), SEED_LABEL_WORDS), (4, len(v.labels)), "the label scores")
     by_name = lp[:, [answers.index(z) for z in v.answers]]
     ref = v.aggregate(by_name, "sum")
     if close(out, ref):
@@ -45,7 +46,7 @@ def check_label_scores(fn: Callable[[torch.Tensor, list, dict], torch.Tensor]) -
         if close(out, v.aggregate(by_name, how)):
             raise Hint(f"that is the {how!r} aggregation. 'sum' adds the words' probabilities: work in "
                        "probabilities, or use torch.logsumexp on the log-probs.")
-    summed = torch.stack([by_name[:, [v.answers.index(w) for w in _WORDS[y]]].sum(1) for y in v.labels], 1)
+    summed = torch.stack([by_name[:, [v.answers.index(w) for w in SEED_LABEL_WORDS[y]]].sum(1) for y in v.labels], 1)
     if close(out, summed):
         raise Hint("adding log-probs multiplies probabilities; the label's probability is the sum of its words' "
                    "probabilities.")

@@ -1,4 +1,7 @@
-"""Chapter 3's exercises: in-context learning. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 3's exercises: in-context learning.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,8 @@ import torch
 
 from course_utils.course.checks import Hint, exercise
 from course_utils.course.exercises import call
+from course_utils.prompting import SENTIMENT_TEMPLATE
 
-
-ICL_TEMPLATE = "Review: [X]\nSentiment: [Z]"
 _DEMOS = [("A lovely film.", "positive"), ("It was fine.", "neutral"), ("Awful service.", "negative")]
 
 
@@ -21,7 +23,8 @@ def _icl_reference(demos: Sequence[tuple[str, str]], sep: str) -> str:
     from course_utils.prompting import Template, Verbalizer
 
     labels = {y: y for y in ("positive", "neutral", "negative")}
-    return format_demonstrations(Template(ICL_TEMPLATE), Verbalizer(labels), [Example(t, y) for t, y in demos], sep)
+    examples = [Example(t, y) for t, y in demos]
+    return format_demonstrations(Template(SENTIMENT_TEMPLATE), Verbalizer(labels), examples, sep)
 
 
 @exercise("03.format_demos", "warm-up", "the k-shot prefix")
@@ -98,7 +101,7 @@ def check_knn_prompt(fn: Callable[..., str]) -> None:
     pool = [(t, ("positive", "neutral", "negative")[i % 3]) for i, t in enumerate(texts)]
     pool_emb, query_emb = _embeddings(12, 1, seed=3)
     query = "Pretty good overall."
-    context = Template(ICL_TEMPLATE).split(query)[0]
+    context = Template(SENTIMENT_TEMPLATE).split(query)[0]
     for k in (1, 3):
         out = call(fn, query, list(pool), pool_emb.clone(), query_emb[0].clone(), k)
         if not isinstance(out, str):

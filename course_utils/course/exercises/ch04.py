@@ -1,4 +1,7 @@
-"""Chapter 4's exercises: parameter-efficient fine-tuning. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 4's exercises: parameter-efficient fine-tuning.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

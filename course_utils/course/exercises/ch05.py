@@ -1,4 +1,7 @@
-"""Chapter 5's exercises: positions. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 5's exercises: positions.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Chapter 6's exercises: instruction data. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 6's exercises: instruction data.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

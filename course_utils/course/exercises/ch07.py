@@ -1,4 +1,7 @@
-"""Chapter 7's exercises: supervised fine-tuning. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 7's exercises: supervised fine-tuning.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

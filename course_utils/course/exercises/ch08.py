@@ -1,4 +1,7 @@
-"""Chapter 8's exercises: alignment and decoding. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 8's exercises: alignment and decoding.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

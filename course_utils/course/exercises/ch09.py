@@ -1,4 +1,7 @@
-"""Chapter 9's exercises: knowledge and hallucination. Each checker raises :class:`Hint` for each way an answer can be wrong."""
+"""Chapter 9's exercises: knowledge and hallucination.
+
+Each checker raises :class:`Hint` for each way an answer can be wrong.
+"""
 
 from __future__ import annotations
 

@@ -572,13 +572,14 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                 t0 = time.perf_counter()
                 batches = step_batches(train_data, result.step, cfg, collate, rank, world)
                 n_targets = count_targets(batches, result.step, dev)
-                result.lrs.append(scheduler.get_last_lr()[0])
+                lr = scheduler.get_last_lr()[0]  # the rate this step runs at (the schedule moves inside it)
                 try:
                     loss = training_step(net, batches, n_targets, optimizer, scheduler, scaler, cfg, amp, penalty,
                                          world)
                 except TrainingDivergedError as err:
                     raise TrainingDivergedError(f"Step {result.step + 1}: {err}") from None
                 result.step += 1
+                result.lrs.append(lr)
                 result.losses.append(loss)
                 result.tokens += sum(b["input_ids"].numel() for b in batches)
                 result.seconds += time.perf_counter() - t0

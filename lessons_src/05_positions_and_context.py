@@ -485,7 +485,6 @@ checks.check("05.apply_rope", my_apply_rope)
 # slope of twice that many heads, until there are `n`. The checker tries 1, 2, 6, 8, 12, 16 and 20 heads.
 
 # %% tags=["exercise"]
-import inspect
 import math
 
 

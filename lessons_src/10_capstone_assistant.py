@@ -150,8 +150,8 @@ text = heldout[0]["instruction"]
 ids = encode(tok, text, tuned).input_ids  # on the model's device (a GPU when there is one)
 before = tuned(ids).logits.detach()
 merged_dir = assistant.merge_and_save(tuned, tok, OUT / "merged")
-assistant = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=tuned.dtype).to(tuned.device).eval()
-diff = assert_close(assistant(ids).logits.detach(), before, tuned, "the merged and the LoRA model's logits")
+merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=tuned.dtype).to(tuned.device).eval()
+diff = assert_close(merged(ids).logits.detach(), before, tuned, "the merged and the LoRA model's logits")
 print(f"saved to {merged_dir}: {sorted(p.name for p in merged_dir.iterdir())}")
 print(f"max |logit difference| merged vs LoRA: {diff:.2e}, within {tuned.dtype} rounding")
 
@@ -162,7 +162,7 @@ print(f"max |logit difference| merged vs LoRA: {diff:.2e}, within {tuned.dtype} 
 # assistant was tuned on. Compare with the original model (`assistant.chat_widget(model, tok, template="chat")`).
 
 # %%
-assistant.chat_widget(assistant, tok, heldout[1]["instruction"], max_new_tokens=setup.answer_tokens)
+assistant.chat_widget(merged, tok, heldout[1]["instruction"], max_new_tokens=setup.answer_tokens)
 
 # %% [markdown]
 # ## 6. Concept check

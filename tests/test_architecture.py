@@ -102,3 +102,21 @@ def test_code_in_strings_imports_modules_that_exist():
              for m in re.findall(r"from (course_utils(?:\.\w+)*) import", s)}
     missing = sorted(m for m in named if importlib.util.find_spec(m) is None)
     assert named and not missing, f"strings import modules that do not exist: {missing}"
+
+
+def test_lessons_never_rebind_the_modules_they_import():
+    """A lesson calls the package by module name (``prompting.Template``); a variable of the same name would
+    shadow the module for every later cell."""
+    import jupytext
+
+    clashes = []
+    for path in sorted((ROOT / "lessons_src").glob("*.py")):
+        code = "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+        tree = ast.parse("\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                   and n.module == "course_utils" for a in n.names}
+        bound = {t.id for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.For, ast.comprehension))
+                 for t in ast.walk(n.targets[0] if isinstance(n, ast.Assign) else n.target)
+                 if isinstance(t, ast.Name)}
+        clashes += [f"{path.name}: {name}" for name in sorted(modules & bound)]
+    assert not clashes, f"variables that shadow a course module: {clashes}"

@@ -84,8 +84,6 @@ def solution_chapters() -> list[Chapter]:
     return [ch for ch in written_chapters() if _SOLUTION_TAG.search(lesson_path(ch).read_text())]
 
 
-
-
 def chapter_by_stem(stem: str) -> Chapter:
     """The chapter whose file stem is ``stem`` (``"04_peft"``).
 

@@ -2,7 +2,7 @@
 
     data, report = make_data(model, tok, out, setup)    # chapter 6: Self-Instruct -> instruction_data.jsonl
     run_finetune(finetune_args(out, setup))             # chapter 4: LoRA SFT, the same script as `accelerate launch`
-    tuned = load_tuned(out, setup)                      # the trained LoRA weights on a fresh copy of the model
+    tuned, tok = load_tuned(out)                        # the peft adapter on a fresh copy of the model
     rows = evaluate(model, tuned, tok, heldout, setup)  # chapter 7: the harness, before and after
     merged = merge_and_save(tuned, tok, out / "merged") # LoRA folded into the weights, saved as safetensors
     chat_widget(merged_model, tok)                      # talk to it
@@ -92,10 +92,10 @@ def data_path(out_dir: str | Path) -> Path:
 
 def finetune_args(out_dir: str | Path, setup: AssistantSetup, model_name: str = DEFAULT_MODEL) -> list[str]:
     """The command-line arguments of ``course_utils.finetune`` for this run: LoRA on the Self-Instruct data, the
-    weights written to ``out_dir/lora``."""
+    peft adapter written to ``out_dir/lora``."""
     return ["--model", model_name, "--data", str(data_path(out_dir)), "--method", "lora", "--rank", str(setup.rank),
             "--alpha", str(setup.alpha), "--steps", str(setup.steps), "--batch-size", str(setup.batch_size),
-            "--lr", str(setup.lr), "--max-len", str(setup.max_len), "--output-dir", str(Path(out_dir) / "lora")]
+            "--lr", str(setup.lr), "--max-len", str(setup.max_len), "--output-dir", str(adapter_dir(out_dir))]
 
 
 def launch_command(args: Sequence[str], launcher: str = "python", processes: int = 1) -> list[str]:
@@ -132,33 +132,22 @@ def run_finetune(args: Sequence[str], launcher: str = "python", processes: int =
     return subprocess.run(cmd, check=True)
 
 
-def load_tuned(out_dir: str | Path, setup: AssistantSetup, model_name: str = DEFAULT_MODEL):
-    """A fresh model with LoRA injected as the fine-tune had it, and the trained weights
-    (``out_dir/lora/trainable.safetensors``) loaded. Returns ``(model, tok)`` in eval mode.
+def adapter_dir(out_dir: str | Path) -> Path:
+    """Where the fine-tune writes its peft adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
+    return Path(out_dir) / "lora"
+
+
+def load_tuned(out_dir: str | Path):
+    """The fine-tuned assistant: its base model with the trained LoRA adapter (``out_dir/lora``) loaded by
+    ``PeftModel.from_pretrained``. Returns ``(model, tok)`` in eval mode.
 
     Raises:
         FileNotFoundError: no fine-tune in ``out_dir`` yet (run :func:`run_finetune` first).
-        ValueError: the weights do not match the model (another model or rank).
+        finetune.OldRunError: a run folder of an older course version (the message says how to convert it).
     """
-    from safetensors.torch import load_file
+    from .finetune import load_finetuned
 
-    from .finetune import build_model
-
-    path = Path(out_dir) / "lora" / "trainable.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"No fine-tuned weights at {path}: run the fine-tune first (run_finetune).")
-    model, tok = build_model(model_name, "lora", setup.rank, setup.alpha)
-    state = load_file(str(path))
-    missing = set(state) - set(model.state_dict())
-    if missing:
-        raise ValueError(f"{len(missing)} saved weights have no place in {model_name!r} with LoRA rank {setup.rank} "
-                         f"(e.g. {sorted(missing)[0]}): load with the model and rank the fine-tune used.")
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
-    wrong = [k for k, v in state.items() if shapes[k] != v.shape]
-    if wrong:
-        raise ValueError(f"Shape mismatch for {wrong[0]}: the weights come from another model or LoRA rank.")
-    model.load_state_dict(state, strict=False)
-    return model.eval(), tok
+    return load_finetuned(adapter_dir(out_dir))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,15 +166,13 @@ def evaluate(base, tuned, tok, heldout: Sequence[Mapping], profile_name: str,
 
 
 def merge_and_save(model, tok, path: str | Path) -> Path:
-    """Fold every LoRA update into its weight (chapter 4's ``merge_lora``: no extra layers at inference) and save
-    model and tokenizer as safetensors in ``path``, loadable with ``AutoModelForCausalLM.from_pretrained``."""
-    from .lora import merge_lora
+    """Fold every LoRA update into its weight (peft's ``merge_and_unload``, the sum chapter 4's ``merge_lora``
+    computes: no extra layers at inference) and save model and tokenizer as safetensors in ``path``, a plain
+    model folder that ``AutoModelForCausalLM.from_pretrained`` and ``pipeline("text-generation", ...)`` load.
+    Returns ``path``; ``model`` is merged in place (use the saved folder from here on)."""
+    from .finetune import merge
 
-    merge_lora(model)
-    path = Path(path)
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
+    return merge(model, tok, path)
 
 
 @torch.no_grad()
@@ -302,9 +289,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     model, tok = load_model(args.model)
     pool, held = split_tasks(setup)
     make_data(model, tok, out, setup, pool)
-    if not (out / "lora" / "trainable.safetensors").is_file():
+    if not (adapter_dir(out) / "adapter_config.json").is_file():
         run_finetune(finetune_args(out, setup, args.model), args.launcher, args.processes)
-    tuned, _ = load_tuned(out, setup, args.model)
+    tuned, _ = load_tuned(out)
     rows = evaluate(model, tuned, tok, held, setup.profile, probes=("perplexity", "instructions", "kl"))
     print(format_results(rows))
     merged = merge_and_save(tuned, tok, out / "merged")

@@ -1,6 +1,7 @@
 """Chapter 4's fine-tune as a script that runs unchanged on one process or many.
 
     python -m course_utils.finetune --data sentiment --method lora --steps 60 --output-dir runs/lora
+    python -m course_utils.finetune --data chat.jsonl --steps 60 --output-dir runs/chat --merge
     torchrun --nproc_per_node 2 -m course_utils.finetune --data sentiment --steps 60 --output-dir runs/ddp
     accelerate launch --num_processes 2 -m course_utils.finetune --data sentiment --steps 60 --output-dir runs/acc
 
@@ -11,6 +12,11 @@ wraps the model in ``DistributedDataParallel``. Each process takes its share of 
 the single-process one (tested with two CPU processes). This is data parallelism: every process holds a full copy
 of the model. When the model itself does not fit, it must be split (model / tensor / pipeline
 parallelism, or sharded: FSDP, DeepSpeed ZeRO); see chapter 4's memory section.
+
+What it writes is what the rest of the ecosystem reads: a LoRA run is a peft adapter folder
+(``adapter_config.json`` + ``adapter_model.safetensors``, loaded by ``PeftModel.from_pretrained`` and
+``AutoPeftModelForCausalLM``), a full fine-tune a model folder; ``--merge`` adds ``merged/``, a plain model folder
+(LoRA folded into the weights) that ``AutoModelForCausalLM.from_pretrained`` and ``pipeline`` load.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from course_utils import sft
-from course_utils.checkpoints import trainable_state
 from course_utils.config import DEFAULT_MODEL
+
+#: The attention projections LoRA adapts (the LoRA paper's choice, chapter 4).
+LORA_TARGETS = ("q_proj", "v_proj")
+#: Where a run keeps its base model when the base has no folder or hub id to be reloaded from (``--model tiny``).
+BASE_DIR = "base-model"
 
 
 def load_pairs(data: str, split: str = "train", limit: int | None = None) -> list[tuple[str, str]]:
     """Training pairs: ``sentiment`` (the course's sentiment set as prompt-based pairs) or a JSONL file whose rows
-    have ``prompt``/``response`` or Alpaca's ``instruction``/``input``/``output`` fields.
+    have ``prompt``/``response`` (or TRL's ``prompt``/``completion``) or Alpaca's ``instruction``/``input``/``output``
+    fields. (Rows of chat ``messages`` are read by :func:`load_rows`.)
 
     Raises:
         FileNotFoundError / ValueError: a missing file, or rows without those fields.
@@ -50,21 +60,23 @@ def load_pairs(data: str, split: str = "train", limit: int | None = None) -> lis
         if not line.strip():
             continue
         row = json.loads(line)
-        if "prompt" in row and "response" in row:
-            pairs.append((row["prompt"], row["response"]))
+        if "prompt" in row and ("response" in row or "completion" in row):
+            pairs.append((row["prompt"], row.get("response", row.get("completion"))))
         elif "instruction" in row and "output" in row:
             from course_utils.instructions import alpaca_prompt  # chapter 6
 
             pairs.append((alpaca_prompt(row["instruction"], row.get("input", "")), row["output"]))
         else:
-            raise ValueError(f"{path}:{n}: a row needs 'prompt' and 'response' (or 'instruction' and 'output').")
+            raise ValueError(f"{path}:{n}: a row needs 'prompt' and 'response' (or 'completion'), 'instruction' and "
+                             "'output', or chat 'messages'.")
     return pairs[:limit] if limit else pairs
 
 
 def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, device: torch.device | None = None):
     """The model to fine-tune and its tokenizer: ``full`` trains every weight, ``lora`` injects LoRA into the
-    attention projections (q, v) and freezes the rest. ``name="tiny"`` is a random tiny Llama with the default
-    model's tokenizer (seconds per run; used by the tests)."""
+    attention projections (q, v) with peft and freezes the rest (chapter 4 builds the same LoRA by hand and shows
+    the two equal). ``name="tiny"`` is a random tiny Llama with the default model's tokenizer (seconds per run;
+    used by the tests)."""
     from transformers import AutoTokenizer
 
     from course_utils import models
@@ -77,12 +89,140 @@ def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, devi
     else:
         model, tok = models.load_model(name, device=device)
     if method == "lora":
-        from course_utils.lora import inject_lora
+        from peft import get_peft_model
 
-        inject_lora(model, ("q_proj", "v_proj"), r=rank, alpha=alpha)
+        model = get_peft_model(model, lora_config(rank, alpha))
     elif method != "full":
         raise ValueError(f"--method must be 'lora' or 'full', not {method!r}.")
     return model, tok
+
+
+def lora_config(rank: int = 8, alpha: float = 16.0):
+    """peft's ``LoraConfig`` for the fine-tune: rank ``rank``, scale ``alpha / rank`` on :data:`LORA_TARGETS`, no
+    dropout."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(LORA_TARGETS), lora_dropout=0.0,
+                      task_type="CAUSAL_LM")
+
+
+def is_peft(model) -> bool:
+    """Whether ``model`` is a peft model (it has adapters and a ``peft_config``)."""
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def save_finetuned(model, tok, out_dir: str | Path) -> Path:
+    """Write a fine-tune the way the ecosystem reads it: a peft adapter folder for a LoRA model
+    (``adapter_config.json`` + ``adapter_model.safetensors``), a model folder (``config.json`` +
+    ``model.safetensors``) for a full fine-tune; the tokenizer beside it either way.
+
+    The adapter names its base (``base_model_name_or_path``): the hub id, or the folder the offline model was
+    loaded from. A base built in memory (``--model tiny``) is saved to ``out_dir/base-model`` and named instead.
+    """
+    import copy
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if is_peft(model):
+        cfg = model.peft_config[model.active_adapter]
+        if not cfg.base_model_name_or_path:
+            base = copy.deepcopy(model).unload()  # the base weights without the adapter (nothing merged)
+            base.save_pretrained(out / BASE_DIR)
+            tok.save_pretrained(out / BASE_DIR)
+            cfg.base_model_name_or_path = str((out / BASE_DIR).resolve())
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+class OldRunError(ValueError):
+    """A run folder from before the course wrote peft adapters (only ``trainable.safetensors``)."""
+
+
+def load_finetuned(out_dir: str | Path, device: torch.device | str | None = None):
+    """A fine-tune written by :func:`save_finetuned`, ready to generate: ``(model, tok)`` in eval mode. An adapter
+    folder is loaded onto its base with ``PeftModel.from_pretrained``; a model folder directly.
+
+    Raises:
+        FileNotFoundError: no fine-tune in ``out_dir`` (run the fine-tune first).
+        OldRunError: a run from an older version of the course (the message says how to convert it).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from course_utils.device import pick_device, pick_dtype
+    from course_utils.models import prepare_tokenizer, to_device
+
+    out = Path(out_dir)
+    dev = pick_device(device)
+    if (out / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base_path = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=pick_dtype(dev))
+        model = PeftModel.from_pretrained(base, out)
+    elif (out / "config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(out, dtype=pick_dtype(dev))
+    elif (out / "trainable.safetensors").is_file():
+        raise OldRunError(f"{out} holds only trainable.safetensors, the format of an older version of the course. "
+                          f"Convert it with `python -m course_utils.finetune --convert {out} --model <the model it "
+                          "was trained from> --method <lora|full> [--rank R --alpha A]`, or run the fine-tune again "
+                          "into a new --output-dir.")
+    else:
+        raise FileNotFoundError(f"No fine-tune in {out}: run the fine-tune first (python -m course_utils.finetune "
+                                f"... --output-dir {out}).")
+    return to_device(model, dev, str(out)).eval(), prepare_tokenizer(AutoTokenizer.from_pretrained(out))
+
+
+def merge(model, tok, path: str | Path) -> Path:
+    """Fold a LoRA adapter into its weights (``merge_and_unload``: plain Linears again, no extra work at inference)
+    and save model and tokenizer in ``path``, a folder ``AutoModelForCausalLM.from_pretrained`` and
+    ``pipeline("text-generation", ...)`` load. A model without adapters is saved as it is."""
+    merged = model.merge_and_unload() if is_peft(model) else model
+    path = Path(path)
+    merged.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def convert_old_run(old_dir: str | Path, model_name: str, method: str = "lora", rank: int = 8,
+                    alpha: float = 16.0) -> Path:
+    """Rewrite a run of an older course version (``trainable.safetensors`` of the course's own LoRA, or of every
+    weight) in place as :func:`save_finetuned` writes it. Returns the folder.
+
+    Raises:
+        ValueError: the weights do not fit ``model_name`` with that method and rank.
+    """
+    from safetensors.torch import load_file
+
+    from course_utils.lora import copy_lora_to_peft, inject_lora
+
+    old = Path(old_dir)
+    state = load_file(old / "trainable.safetensors")
+    model, tok = build_model(model_name, "full", device=torch.device("cpu"))
+    if method == "lora":
+        import copy
+
+        from peft import get_peft_model
+
+        theirs = get_peft_model(copy.deepcopy(model), lora_config(rank, alpha))
+        ours = inject_lora(model, LORA_TARGETS, r=rank, alpha=alpha)
+        _load_exactly(ours, state, f"{model_name!r} with LoRA rank {rank}")
+        copy_lora_to_peft(ours, theirs)
+        model = theirs
+    else:
+        _load_exactly(model, state, repr(model_name))
+    save_finetuned(model, tok, old)
+    (old / "trainable.safetensors").rename(old / "trainable.safetensors.converted")
+    return old
+
+
+def _load_exactly(model, state: dict, what: str) -> None:
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if shapes.get(k) != v.shape]
+    if bad:
+        raise ValueError(f"The saved weight {bad[0]} has no place in {what}: convert with the model, method and "
+                         "rank the run was trained with.")
+    model.load_state_dict(state, strict=False)
 
 
 def usable_gpus() -> int:
@@ -175,16 +315,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="use only this many training examples")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--checkpoint-every", type=int, default=0)
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", help="where the adapter (LoRA) or model (full) is written")
+    p.add_argument("--merge", action="store_true",
+                   help="also write OUTPUT_DIR/merged: LoRA folded into the weights, a plain model folder")
+    p.add_argument("--convert", metavar="OLD_DIR",
+                   help="rewrite a run of an older course version (trainable.safetensors) as a peft adapter, then stop")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.output_dir and not args.convert:
+        p.error("--output-dir is required (or --convert OLD_DIR)")
+    return args
 
 
-def main(argv: Sequence[str] | None = None) -> sft.TrainResult:
-    """Run one fine-tune; rank 0 writes ``output_dir/trainable.safetensors`` and ``output_dir/result.json``."""
+def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
+    """Run one fine-tune; rank 0 writes the adapter (or model) and ``result.json`` to ``output_dir`` (and
+    ``output_dir/merged`` with ``--merge``)."""
     from course_utils.device import set_seed
 
     args = parse_args(argv)
+    if args.convert:
+        print(f"converted: {convert_old_run(args.convert, args.model, args.method, args.rank, args.alpha)}")
+        return None
     device = _setup_distributed()
     rank, world = sft.rank_and_world()
     set_seed(args.seed)
@@ -198,12 +349,15 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult:
     if rank == 0:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file(trainable_state(model), out / "trainable.safetensors")
+        save_finetuned(model, tok, out)
+        if args.merge:
+            merge(model, tok, out / "merged")
         summary = {"world_size": world, "final_loss": result.losses[-1], "losses": result.losses,
                    "seconds_per_step": result.seconds_per_step, "tokens_per_second": result.tokens_per_second}
         (out / "result.json").write_text(json.dumps(summary, indent=1))
         print(f"{world} process(es): final loss {result.losses[-1]:.4f}, {result.seconds_per_step:.2f} s/step; "
-              f"weights in {out / 'trainable.safetensors'}")
+              f"{'adapter' if is_peft(model) else 'model'} in {out}" + (f", merged model in {out / 'merged'}"
+                                                                         if args.merge else ""))
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

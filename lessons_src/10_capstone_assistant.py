@@ -98,7 +98,7 @@ print("or:          ", shlex.join(assistant.launch_command(args, "torchrun", 4))
 # Here, one process:
 
 # %%
-if not (OUT / "lora" / "trainable.safetensors").is_file():
+if not (assistant.adapter_dir(OUT) / "adapter_config.json").is_file():
     assistant.run_finetune(args)
 summary = json.loads((OUT / "lora" / "result.json").read_text())
 plt.figure(figsize=(6, 3))
@@ -109,6 +109,13 @@ plt.title(f"LoRA SFT on {len(data)} Self-Instruct examples")
 plt.show()
 print(f"{len(summary['losses'])} steps, final loss {summary['final_loss']:.3f}, "
       f"{summary['seconds_per_step']:.2f} s/step")
+print("the run folder:", sorted(p.name for p in assistant.adapter_dir(OUT).iterdir()))
+
+# %% [markdown]
+# The run folder is a **peft adapter**, the format the whole ecosystem reads: `adapter_config.json` (the LoRA
+# settings and the base model it belongs to) and `adapter_model.safetensors` (only the trained $A$ and $B$, a
+# few hundred kilobytes). Anyone with the base model loads it with `PeftModel.from_pretrained(base, folder)` or
+# in one line with `AutoPeftModelForCausalLM.from_pretrained(folder)`; it can be shared on the hub as it is.
 
 # %% [markdown]
 # ## 3. Before and after (chapter 7)
@@ -120,7 +127,7 @@ print(f"{len(summary['losses'])} steps, final loss {summary['final_loss']:.3f}, 
 # perplexity); a 135M model's self-made data is weak.
 
 # %%
-tuned, _ = assistant.load_tuned(OUT, setup, P.model_name)
+tuned, _ = assistant.load_tuned(OUT)  # PeftModel.from_pretrained(base, OUT / "lora")
 rows = assistant.evaluate(model, tuned, tok, heldout, P.name)
 print(format_results(rows))
 plot_results(rows)
@@ -142,8 +149,10 @@ plt.show()
 # ## 4. Merge and save
 #
 # LoRA's update $BA$ folds into the frozen weight, $W = W_0 + \frac{\alpha}{r}BA$, so the assistant runs with
-# no extra layers and no peft at inference (chapter 4). Saved as safetensors, it loads with plain
-# `AutoModelForCausalLM.from_pretrained` anywhere. The merged model must give the logits of the unmerged one:
+# no extra layers and no peft at inference (chapter 4). peft's `merge_and_unload` computes that sum (the
+# warm-up exercise below asks you to write it); saved as safetensors, the result is a plain model folder that
+# `AutoModelForCausalLM.from_pretrained` and `pipeline` load anywhere (`python -m course_utils.finetune ... --merge`
+# writes the same). The merged model must give the logits of the unmerged one:
 
 # %%
 text = heldout[0]["instruction"]
@@ -154,6 +163,16 @@ merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=tuned.dtype).to(
 diff = assert_close(merged(ids).logits.detach(), before, tuned, "the merged and the LoRA model's logits")
 print(f"saved to {merged_dir}: {sorted(p.name for p in merged_dir.iterdir())}")
 print(f"max |logit difference| merged vs LoRA: {diff:.2e}, within {tuned.dtype} rounding")
+
+# %% [markdown]
+# And the one-liner a user of the saved folder would write, with no course code: a `transformers` pipeline.
+
+# %%
+from transformers import pipeline
+
+generator = pipeline("text-generation", model=str(merged_dir), device=tuned.device)
+print(generator(assistant.alpaca_conversation([], heldout[1]["instruction"]), max_new_tokens=24,
+                do_sample=False, return_full_text=False)[0]["generated_text"])
 
 # %% [markdown]
 # ## 5. Talk to it

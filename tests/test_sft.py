@@ -269,7 +269,7 @@ def test_trainer_gives_the_same_losses(tiny_lm):
 def test_finetune_script_single_process(tmp_path):
     r = main(["--model", "tiny", "--method", "full", "--steps", "2", "--batch-size", "4", "--limit", "16",
               "--output-dir", str(tmp_path)])
-    assert r.step == 2 and (tmp_path / "trainable.safetensors").exists()
+    assert r.step == 2 and (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
     assert json.loads((tmp_path / "result.json").read_text())["world_size"] == 1
 
 
@@ -277,6 +277,8 @@ def test_load_pairs_reads_jsonl_and_refuses_bad_rows(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text('{"prompt": "Q: 1+1?", "response": " 2"}\n\n{"prompt": "Q: 2+2?", "response": " 4"}\n')
     assert load_pairs(str(f)) == [("Q: 1+1?", " 2"), ("Q: 2+2?", " 4")]
+    f.write_text('{"prompt": "Q: 1+1?", "completion": " 2"}\n')
+    assert load_pairs(str(f)) == [("Q: 1+1?", " 2")]  # TRL's prompt-completion rows
     f.write_text('{"question": "x"}\n')
     with pytest.raises(ValueError, match="needs 'prompt' and 'response'"):
         load_pairs(str(f))
@@ -296,8 +298,8 @@ def test_two_cpu_processes_match_one(tmp_path):
     assert res["world_size"] == 2
     assert res["losses"] == pytest.approx(json.loads((tmp_path / "one" / "result.json").read_text())["losses"],
                                           abs=1e-5)
-    one = load_file(tmp_path / "one" / "trainable.safetensors")
-    two = load_file(tmp_path / "two" / "trainable.safetensors")
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
     assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-5
 
 

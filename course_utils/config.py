@@ -139,9 +139,9 @@ SIZES: dict[str, dict[str, dict]] = {
     # Chapter 7: the same budget for every fine-tune (smoke: half the batch keeps CI's run short), and the data of
     # the sample-strategy comparison (examples per label, dev examples).
     "ch07": {
-        "smoke": dict(steps=2, batch=4, n_per_label=2, dev=6),
-        "cpu": dict(steps=30, batch=8, n_per_label=16, dev=60),
-        "gpu": dict(steps=200, batch=8, n_per_label=40, dev=60),
+        "smoke": dict(steps=2, batch=4, n_per_label=2, dev=6, chat_convs=4, chat_steps=2, chat_batch=2),
+        "cpu": dict(steps=30, batch=8, n_per_label=16, dev=60, chat_convs=16, chat_steps=5, chat_batch=4),
+        "gpu": dict(steps=200, batch=8, n_per_label=40, dev=60, chat_convs=32, chat_steps=10, chat_batch=8),
     },
     # Chapter 7's probes (an EvalSizes): it evaluates nine models, so smaller than the capstone's; smoke replies
     # are 8 tokens, which is most of the chapter's CI time.

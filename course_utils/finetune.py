@@ -72,6 +72,19 @@ def load_pairs(data: str, split: str = "train", limit: int | None = None) -> lis
     return pairs[:limit] if limit else pairs
 
 
+def build_data(tok, data: str, max_len: int, limit: int | None = None, packing: bool = False) -> list[dict]:
+    """The training examples of ``--data``: chat rows (``messages``; loss on the assistant turns, chapter 7's
+    ``chat`` module) or pairs (:func:`load_pairs`; loss on the response); packed into rows of ``max_len`` tokens
+    with ``packing``."""
+    from course_utils import chat
+
+    if data != "sentiment" and Path(data).is_file() and chat.is_chat_file(data):
+        examples = chat.build_chat_dataset(tok, chat.load_conversations(data, limit), max_len)
+    else:
+        examples = sft.build_dataset(tok, load_pairs(data, limit=limit), max_len)
+    return chat.pack(examples, max_len) if packing else examples
+
+
 def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, device: torch.device | None = None):
     """The model to fine-tune and its tokenizer: ``full`` trains every weight, ``lora`` injects LoRA into the
     attention projections (q, v) with peft and freezes the rest (chapter 4 builds the same LoRA by hand and shows
@@ -302,7 +315,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m course_utils.finetune", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="offline name, hub id, or 'tiny'")
-    p.add_argument("--data", default="sentiment", help="'sentiment' or a JSONL file")
+    p.add_argument("--data", default="sentiment",
+                   help="'sentiment' or a JSONL file of chat 'messages', 'prompt'/'completion' or Alpaca rows")
+    p.add_argument("--packing", action="store_true", help="pack several short examples into each row of --max-len")
     p.add_argument("--method", default="lora", choices=["lora", "full"])
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16.0)
@@ -340,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
     rank, world = sft.rank_and_world()
     set_seed(args.seed)
     model, tok = build_model(args.model, args.method, args.rank, args.alpha, device)
-    data = sft.build_dataset(tok, load_pairs(args.data, limit=args.limit), args.max_len)
+    data = build_data(tok, args.data, args.max_len, args.limit, args.packing)
     cfg = sft.TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                           warmup_steps=args.warmup_steps, gradient_checkpointing=args.gradient_checkpointing,
                           checkpoint_every=args.checkpoint_every, output_dir=args.output_dir, seed=args.seed,

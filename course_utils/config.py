@@ -143,6 +143,12 @@ SIZES: dict[str, dict[str, dict]] = {
         "cpu": dict(steps=30, batch=8, n_per_label=16, dev=60, chat_convs=16, chat_steps=5, chat_batch=4),
         "gpu": dict(steps=200, batch=8, n_per_label=40, dev=60, chat_convs=32, chat_steps=10, chat_batch=8),
     },
+    # Chapter 8's DPO run (a dpo.DPOSetup): pairs, steps of `batch` pairs, seeds, held-out answers.
+    "dpo": {
+        "smoke": dict(n_pairs=16, steps=4, batch=2, seeds=2, heldout=4, new_tokens=16, max_len=128),
+        "cpu": dict(n_pairs=224, steps=100, batch=2, seeds=3, heldout=20, new_tokens=64, max_len=128),
+        "gpu": dict(n_pairs=224, steps=300, batch=8, seeds=3, heldout=20, new_tokens=128, max_len=256),
+    },
     # Chapter 7's probes (an EvalSizes): it evaluates nine models, so smaller than the capstone's; smoke replies
     # are 8 tokens, which is most of the chapter's CI time.
     "sft_probes": {
@@ -216,6 +222,7 @@ _CLASSES = {
     "extrapolation": "course_utils.extrapolation:ExtrapolationSetup",
     "self_instruct": "course_utils.self_instruct:SelfInstructSetup",
     "sft_probes": "course_utils.evaluation:EvalSizes",
+    "dpo": "course_utils.dpo:DPOSetup",
     "knowledge": "course_utils.knowledge:BiosSetup",
     "data_scaling": "course_utils.data_scaling:DataScalingSetup",
     "new_knowledge": "course_utils.new_knowledge:NewKnowledgeSetup",

@@ -229,11 +229,14 @@ class Harness:
                                  repetition_penalty=1.2)
         return sum(rouge_l(r["output"], a) for r, a in zip(self.instructions, replies)) / len(replies)
 
-    def evaluate(self, model, name: str, probes: Sequence[str] | None = None) -> dict:
-        """Run the probes (default: all that apply) and return ``{"model": name, metric: value, ...}``.
+    def evaluate(self, model, name: str, probes: Sequence[str] | None = None, progress: bool = True) -> dict:
+        """Run the probes (default: all that apply) and return ``{"model": name, metric: value, ...}``; a
+        progress bar names the probe running (``progress=False``: none).
 
         ``kl`` needs :meth:`set_reference` first; ``instructions`` needs held-out instructions.
         """
+        from tqdm.auto import tqdm
+
         probes = list(probes) if probes is not None else [
             m for m in METRICS if (m != "kl" or self.reference is not None) and (m != "instructions" or
                                                                                  self.instructions)]
@@ -250,8 +253,13 @@ class Harness:
                "kl": lambda m: kl_to_reference(m, self.kl_ids, self.reference)}
         was_training = model.training
         model.eval()
+        row = {"model": name}
         try:
-            return {"model": name, **{p: run[p](model) for p in probes}}
+            with tqdm(probes, desc=f"evaluating {name}", disable=not progress, leave=False) as bar:
+                for p in bar:
+                    bar.set_postfix_str(p)
+                    row[p] = run[p](model)
+            return row
         finally:
             model.train(was_training)
 

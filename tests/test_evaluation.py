@@ -48,7 +48,7 @@ def tiny_lm():
     return models.tiny_llama(vocab_size=len(tok), max_positions=1024).eval(), tok
 
 
-def test_every_probe_runs_and_kl_is_zero_against_itself(tiny_lm):
+def test_every_probe_runs_and_kl_is_zero_against_itself(tiny_lm, capsys):
     model, tok = tiny_lm
     held = [{"instruction": "Name a colour.", "input": "", "output": "Red."}]
     h = ev.Harness(tok, sizes("evaluation", "smoke"), instructions=held)
@@ -56,6 +56,7 @@ def test_every_probe_runs_and_kl_is_zero_against_itself(tiny_lm):
         h.evaluate(model, "x", ["kl"])
     h.set_reference(model)
     row = h.evaluate(model, "tiny")
+    assert "evaluating tiny" in capsys.readouterr().err  # a progress bar, named after the model
     assert set(row) == {"model", *ev.METRICS}
     assert row["perplexity"] > 100  # random weights: near-uniform over 49k tokens
     assert 0 <= row["sentiment"] <= 1 and 0 <= row["facts"] <= 1 and 0 <= row["arithmetic"] <= 1
@@ -63,7 +64,8 @@ def test_every_probe_runs_and_kl_is_zero_against_itself(tiny_lm):
     moved = copy.deepcopy(model)
     with torch.no_grad():
         moved.lm_head.weight.add_(0.05 * torch.randn_like(moved.lm_head.weight))
-    assert h.evaluate(moved, "moved", ["kl"])["kl"] > 1e-3
+    assert h.evaluate(moved, "moved", ["kl"], progress=False)["kl"] > 1e-3
+    assert "evaluating" not in capsys.readouterr().err
     with pytest.raises(ValueError, match="Unknown probe"):
         h.evaluate(model, "x", ["bleu"])
     assert not model.training

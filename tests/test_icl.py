@@ -61,6 +61,19 @@ def test_embed_with_the_shipped_encoder():
     assert emb[0] @ emb[1] > emb[0] @ emb[2]  # paraphrases are nearer than unrelated sentences
 
 
+def test_embed_equals_sentence_transformers():
+    """The hand pooling (mean of the token states over the mask, then unit length) is what sentence-transformers
+    computes from the shipped folder's own modules (Transformer -> Pooling(mean) -> Normalize)."""
+    from sentence_transformers import SentenceTransformer
+
+    from course_utils import models
+
+    texts = ["The food was delicious.", "A much longer sentence, so that the batch has padding in it.", "Six."]
+    st = SentenceTransformer(str(models.package_dir(models.SENTENCE_ENCODER[0]) / "model"), device="cpu")
+    theirs = st.encode(texts, convert_to_tensor=True, normalize_embeddings=True)
+    torch.testing.assert_close(icl.embed(texts), theirs.float().cpu(), atol=1e-5, rtol=0)
+
+
 @pytest.mark.model
 def test_icl_accuracy_shared_and_per_example_demos(real_model):
     model, tok = real_model

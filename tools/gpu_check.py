@@ -42,6 +42,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -266,8 +267,43 @@ def check_peft_parity(model, tok, **_):
     return f"max |ours - peft| = {diff:.2e}"
 
 
+def check_packing(model, tok, **_):
+    """Chat-format examples packed into one row (positions restart, no mask) give the unpacked loss."""
+    from course_utils import chat, sft
+
+    convs = chat.conversations_from_pairs([(p, r.strip()) for p, r in _pairs(8)], turns=2)
+    template = chat.SMOLLM2_TRAINING_TEMPLATE if tok.chat_template else None
+    if template is None:  # a base model without a chat template: pairs instead of conversations
+        data = sft.build_dataset(tok, _pairs(8), 64)
+    else:
+        data = chat.build_chat_dataset(tok, convs, 256, template)
+    collate = sft.SFTCollator(tok.pad_token_id)
+    with torch.no_grad():
+        loose = sum(sft.token_loss_sum(model, collate([e]))[0].float() for e in data)
+        tight = sft.token_loss_sum(model, collate(chat.pack(data, 512)))[0].float()
+    n = sum(sft.token_loss_sum(model, collate([e]))[1] for e in data).item()
+    diff = D.assert_close(tight / n, loose / n, model, "packed and unpacked mean loss")
+    return f"|packed - unpacked| mean loss {diff:.2e} over {n} tokens"
+
+
+def check_dpo(model, tok, **_):
+    """Two DPO steps on a peft LoRA of this base: finite losses starting at log 2, the reference untouched."""
+    from peft import get_peft_model
+
+    from course_utils import dpo
+    from course_utils.finetune import lora_config
+
+    rows = [{"prompt": p, "chosen": r, "rejected": r + r + r} for p, r in _pairs(8)]
+    data = dpo.tokenize_pairs(tok, rows, 64, chat=False)
+    policy = get_peft_model(copy.deepcopy(model), lora_config())
+    r = dpo.train_dpo(policy, data, tok.pad_token_id, steps=2, batch_size=4, lr=1e-3, progress=False)
+    assert abs(r.losses[0] - 0.6931) < 0.05 and all(x == x and abs(x) < 1e4 for x in r.losses), r.losses
+    return f"losses {', '.join(f'{x:.3f}' for x in r.losses)}"
+
+
 CHECKS = {"placement": check_placement, "answer_search": check_answer_search, "generate": check_generate,
-          "lora_train": check_lora_train, "master_weights": check_master_weights, "peft_parity": check_peft_parity}
+          "lora_train": check_lora_train, "master_weights": check_master_weights, "peft_parity": check_peft_parity,
+          "packing": check_packing, "dpo": check_dpo}
 
 
 def gpu_profile_step(model, tok, autocast, batch: int = 16, seq: int = 256, **_):
@@ -417,7 +453,8 @@ def run_multi_gpu(rows: list[dict]) -> None:
         return
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
-                           "course_utils.finetune", "--model", "tiny", "--method", "lora", "--steps", "3"],
+                           "course_utils.finetune", "--model", "tiny", "--method", "lora", "--steps", "3",
+                           "--output-dir", tempfile.mkdtemp(prefix="gpu-check-ddp-")],
                           cwd=ROOT, capture_output=True, text=True)
     rows.append({"check": "torchrun_2_gpus", "model": "tiny", "path": "-", "ok": proc.returncode == 0,
                  "seconds": round(time.perf_counter() - t0, 2), "peak_gib": float("nan"),

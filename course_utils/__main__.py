@@ -13,7 +13,7 @@ COMMANDS = {
     "progress": ("course_utils.course.checks:main", "your exercise progress (--chapter NN)"),
     "grade": ("course_utils.course.grade:main", "grade submitted notebooks (SUBMISSION... [--out grades.csv])"),
     "book": ("course_utils.course.book:main", "build the static HTML book (--profile, --chapters, --out)"),
-    "finetune": ("course_utils.finetune:main", "fine-tune a model (LoRA or full) and write a peft adapter"),
+    "finetune": ("course_utils.finetune:main", "fine-tune a model: a peft adapter (LoRA) or a model folder (full)"),
     "assistant": ("course_utils.assistant:main", "the capstone end to end: data, fine-tune, evaluation, merge"),
 }
 
@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch the course's command-line tools; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, rest = parser().parse_known_args(argv[:1])
+    args, _ = parser().parse_known_args(argv[:1])
     target, _ = COMMANDS[args.command]
     module, func = target.split(":")
     rest = argv[1:]

@@ -43,6 +43,23 @@ SMOLLM2_TRAINING_TEMPLATE = (
 ROLES = ("system", "user", "assistant")
 
 
+def training_template(tok) -> str:
+    """The chat template to train ``tok``'s model with: its own when it has generation markers, the course's
+    :data:`SMOLLM2_TRAINING_TEMPLATE` for SmolLM2's (the same text, with the markers).
+
+    Raises:
+        ValueError: any other template without markers (the message says how to supply one).
+    """
+    own = getattr(tok, "chat_template", None) or ""
+    if "{% generation %}" in own:
+        return own
+    if "<|im_start|>" in own and "SmolLM" in own:
+        return SMOLLM2_TRAINING_TEMPLATE
+    raise ValueError("This tokenizer's chat template has no {% generation %} markers, so the assistant's tokens "
+                     "cannot be found. Pass template= a copy of it with {% generation %} ... {% endgeneration %} "
+                     "around each assistant message's content (see chat.SMOLLM2_TRAINING_TEMPLATE).")
+
+
 def check_conversation(messages: Sequence[Mapping], where: str = "a conversation") -> None:
     """Refuse what cannot train: no messages, an unknown role, non-text content, or no assistant turn.
 
@@ -65,14 +82,14 @@ def tokenize_conversation(tok, messages: Sequence[Mapping], max_len: int, templa
     with the first question and answer, is kept).
 
     Args:
-        template: a chat template with generation markers (default :data:`SMOLLM2_TRAINING_TEMPLATE`).
+        template: a chat template with generation markers (default :func:`training_template` of ``tok``).
 
     Raises:
         ValueError: a malformed conversation, a template without generation markers, or a cut that leaves no
             assistant token.
     """
     check_conversation(messages)
-    template = template or SMOLLM2_TRAINING_TEMPLATE
+    template = template or training_template(tok)
     if "{% generation %}" not in template:
         raise ValueError("The chat template has no {% generation %} markers, so the assistant's tokens cannot be "
                          "found: use chat.SMOLLM2_TRAINING_TEMPLATE or add the markers around the assistant content.")
@@ -90,11 +107,14 @@ def tokenize_conversation(tok, messages: Sequence[Mapping], max_len: int, templa
 
 def build_chat_dataset(tok, conversations: Sequence[Sequence[Mapping]], max_len: int,
                        template: str | None = None) -> list[dict]:
-    """Tokenize conversations with :func:`tokenize_conversation` (a list of examples ``sft.train`` takes).
+    """Tokenize conversations with :func:`tokenize_conversation` (a list of examples ``sft.train`` takes); warns
+    once with the number cut to ``max_len``.
 
     Raises:
         ValueError: no conversations, or a bad one (its index is in the message).
     """
+    import warnings
+
     if len(conversations) == 0:
         raise ValueError("The dataset is empty: pass at least one conversation.")
     data = []
@@ -103,6 +123,10 @@ def build_chat_dataset(tok, conversations: Sequence[Sequence[Mapping]], max_len:
             data.append(tokenize_conversation(tok, conv, max_len, template))
         except ValueError as err:
             raise ValueError(f"Conversation {i}: {err}") from None
+    n_cut = sum(d["truncated"] for d in data)
+    if n_cut:
+        warnings.warn(f"{n_cut} of {len(data)} conversations were longer than max_len={max_len} tokens; their ends "
+                      "were cut (raise max_len to keep them whole).", stacklevel=2)
     return data
 
 
@@ -126,8 +150,11 @@ def pack(examples: Sequence[dict], max_len: int) -> list[dict]:
     the loss is the loss of the unpacked examples (tested).
 
     Raises:
-        ValueError: an example longer than ``max_len``.
+        ValueError: an example longer than ``max_len``, or per-example loss weights (a packed row has one).
     """
+    if any(float(e.get("weight", 1.0)) != 1.0 for e in examples):
+        raise ValueError("pack() puts several examples in one row, which has one loss weight: pack examples "
+                         "without sample weights, or train them unpacked.")
     rows: list[list[dict]] = []
     for e in sorted(examples, key=lambda e: -len(e["input_ids"])):
         n = len(e["input_ids"])
@@ -146,7 +173,8 @@ def pack(examples: Sequence[dict], max_len: int) -> list[dict]:
             ids += e["input_ids"]
             labels += [IGNORE_INDEX] + list(e["labels"][1:])  # nothing predicts an example's first token
             pos += list(range(len(e["input_ids"])))
-        packed.append({"input_ids": ids, "labels": labels, "position_ids": pos, "weight": 1.0, "truncated": False})
+        packed.append({"input_ids": ids, "labels": labels, "position_ids": pos, "weight": 1.0,
+                       "truncated": any(e.get("truncated", False) for e in row)})
     return packed
 
 
@@ -194,26 +222,35 @@ def conversations_from_pairs(pairs: Sequence[tuple[str, str]], turns: int = 2) -
 # The same run with TRL's SFTTrainer
 # ---------------------------------------------------------------------------------------------------------------
 
-def trl_finetune(model, tok, rows: Sequence[Mapping], cfg, *, template: str | None = None,
+def trl_finetune(model, tok, rows: Sequence[Mapping], cfg, *, template: str | None = None, max_len: int | None = None,
                  output_dir: str | None = None) -> list[float]:
     """Train ``model`` with TRL's ``SFTTrainer`` on raw ``rows`` (``{"prompt", "completion"}`` rows, trained on
     the completion only, or ``{"messages"}`` rows, trained on the assistant turns only with ``template``), with
     the settings of ``cfg`` (an ``sft.TrainConfig``). Returns the loss of every step, unrounded.
 
-    TRL tokenizes the rows itself. The rows go in exactly ``sft.step_indices``' order (a sequential sampler over
-    the pre-ordered list), with the same AdamW, schedule and clipping as ``sft.train``, so the two engines see
-    the same batches and should give the same losses.
+    TRL tokenizes the rows itself (cut to ``max_len`` tokens, as the course's data was). The rows go in exactly
+    ``sft.step_indices``' order (a sequential sampler over the pre-ordered list), with the same AdamW, schedule,
+    clipping and mixed precision (``sft.resolve_autocast``) as ``sft.train``, so the two engines see the same
+    batches and should give the same losses: to float32 rounding on a CPU, to the 16-bit format's on a GPU.
+
+    Raises:
+        ValueError: ``cfg.grad_accum != 1`` (the comparison is one micro-batch per step).
     """
+    if cfg.grad_accum != 1:
+        raise ValueError("trl_finetune compares one micro-batch per step: use grad_accum=1.")
     import copy
     import tempfile
 
+    import torch
     from datasets import Dataset
     from torch.utils.data import SequentialSampler
     from trl import SFTConfig, SFTTrainer
 
-    from .sft import step_indices
+    from .sft import resolve_autocast, step_indices, upcast_trainable
 
     chat = "messages" in rows[0]
+    amp = resolve_autocast(model, cfg)
+    upcast_trainable([p for p in model.parameters() if p.requires_grad])  # float32 master weights, as sft.train
     ordered = [dict(rows[i]) for s in range(cfg.steps) for i in step_indices(s, len(rows), cfg.batch_size, cfg.seed)]
     losses: list[float] = []
 
@@ -233,13 +270,12 @@ def trl_finetune(model, tok, rows: Sequence[Mapping], cfg, *, template: str | No
         lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,
         max_grad_norm=cfg.max_grad_norm or 0.0, logging_steps=1, save_strategy="no", report_to="none",
         use_cpu=next(model.parameters()).device.type == "cpu", seed=cfg.seed, disable_tqdm=True,
-        dataloader_pin_memory=False, max_length=None, assistant_only_loss=chat,
-        completion_only_loss=None if chat else True, bf16=False, fp16=False)
-    if cfg.grad_accum != 1:
-        raise ValueError("trl_finetune compares one micro-batch per step: use grad_accum=1.")
+        dataloader_pin_memory=False, max_length=max_len, assistant_only_loss=chat,
+        completion_only_loss=None if chat else True, bf16=amp == torch.bfloat16, fp16=amp == torch.float16)
     if chat:  # TRL reads the template from the tokenizer: a copy gets the one with generation markers
+        template = template or training_template(tok)
         tok = copy.deepcopy(tok)
-        tok.chat_template = template or SMOLLM2_TRAINING_TEMPLATE
+        tok.chat_template = template
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar
     from transformers.trainer_callback import PrinterCallback
 

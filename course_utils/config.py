@@ -145,9 +145,9 @@ SIZES: dict[str, dict[str, dict]] = {
     },
     # Chapter 8's DPO run (a dpo.DPOSetup): pairs, steps of `batch` pairs, seeds, held-out answers.
     "dpo": {
-        "smoke": dict(n_pairs=16, steps=4, batch=2, seeds=2, heldout=4, new_tokens=16, max_len=128),
-        "cpu": dict(n_pairs=224, steps=100, batch=2, seeds=3, heldout=20, new_tokens=64, max_len=128),
-        "gpu": dict(n_pairs=224, steps=300, batch=8, seeds=3, heldout=20, new_tokens=128, max_len=256),
+        "smoke": dict(n_pairs=16, steps=4, batch=2, seeds=2, heldout=4, new_tokens=16, max_len=192),
+        "cpu": dict(n_pairs=209, steps=100, batch=2, seeds=3, heldout=20, new_tokens=64, max_len=192),
+        "gpu": dict(n_pairs=209, steps=300, batch=8, seeds=3, heldout=20, new_tokens=128, max_len=256),
     },
     # Chapter 7's probes (an EvalSizes): it evaluates nine models, so smaller than the capstone's; smoke replies
     # are 8 tokens, which is most of the chapter's CI time.

@@ -10,7 +10,8 @@ so the Bradley-Terry likelihood of the preferences becomes a loss on the policy 
 
     L = -log sigmoid( r(x, y_w) - r(x, y_l) )
 
-``pi_ref`` is the model before this step (here: the same model with its LoRA adapter switched off), ``beta``
+``pi_ref`` is the model before DPO training, fixed throughout (here: the same model with its LoRA adapter switched
+off), ``beta``
 how far the policy may move from it. ``log pi(y | x)`` is the sum of the answer's token log-probabilities, the
 same masked sum SFT trains (``sft.target_token_losses``). The loss equals TRL's ``DPOTrainer`` on the same batch
 (tested).
@@ -95,12 +96,32 @@ def check_rows(rows: Sequence[Mapping]) -> None:
 
 def tokenize_pairs(tok, rows: Sequence[Mapping], max_len: int, chat: bool = True) -> list[dict]:
     """Each row as two SFT examples sharing the prompt (``sft.tokenize_pair``: labels on the answer + EOS):
-    ``{"chosen": ..., "rejected": ...}``. ``chat`` wraps the prompt in the chat template."""
+    ``{"chosen": ..., "rejected": ...}``. ``chat`` wraps the prompt in the chat template.
+
+    A pair whose prompt + answer does not fit in ``max_len`` tokens is left out, with a warning: cutting it would
+    compare a cut chosen answer (no end) with a whole rejected one, a preference nobody stated.
+
+    Raises:
+        ValueError: bad rows (:func:`check_rows`), or no pair fits.
+    """
+    import warnings
+
     from .sft import tokenize_pair
 
     check_rows(rows)
-    return [{"chosen": tokenize_pair(tok, r["prompt"], r["chosen"], max_len, chat=chat),
-             "rejected": tokenize_pair(tok, r["prompt"], r["rejected"], max_len, chat=chat)} for r in rows]
+    data = []
+    for r in rows:
+        try:
+            data.append({k: tokenize_pair(tok, r["prompt"], r[k], max_len, chat=chat, on_overflow="error")
+                         for k in ("chosen", "rejected")})
+        except ValueError:
+            continue
+    if not data:
+        raise ValueError(f"No pair fits in max_len={max_len} tokens: raise max_len.")
+    if len(data) < len(rows):
+        warnings.warn(f"{len(rows) - len(data)} of {len(rows)} pairs are longer than max_len={max_len} tokens and "
+                      "were left out (raise max_len to keep them).", stacklevel=2)
+    return data
 
 
 def sequence_logps(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -146,13 +167,14 @@ def pair_logps(model, data: Sequence[dict], pad_id: int, batch_size: int = 8,
 
 def preference_stats(model, data: Sequence[dict], pad_id: int, beta: float = 0.1, batch_size: int = 8,
                      reference_logps: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
-    """How the policy ranks held-out pairs against the reference: the mean implicit reward margin
-    ``r_w - r_l``, the share of pairs with a positive margin (preference accuracy), and how far the chosen
-    and rejected answers' log-probabilities moved (nats per answer)."""
+    """How the policy ranks held-out pairs relative to the reference: the mean implicit reward margin
+    ``r_w - r_l``, the share of pairs with a positive margin (``"positive margin"``: the chosen answer gained on
+    the rejected one since the reference; not that the policy now gives it more probability), and how far the
+    chosen and rejected answers' log-probabilities moved (nats per answer)."""
     pc, pr = pair_logps(model, data, pad_id, batch_size)
     rc, rr = reference_logps or pair_logps(model, data, pad_id, batch_size, reference=True)
     margin = beta * ((pc - rc) - (pr - rr))
-    return {"reward margin": margin.mean().item(), "preference accuracy": (margin > 0).float().mean().item(),
+    return {"reward margin": margin.mean().item(), "positive margin": (margin > 0).float().mean().item(),
             "chosen logp change": (pc - rc).mean().item(), "rejected logp change": (pr - rr).mean().item()}
 
 
@@ -162,7 +184,7 @@ def preference_stats(model, data: Sequence[dict], pad_id: int, beta: float = 0.1
 
 @dataclass
 class DPOResult:
-    """Per step: the loss, the mean reward margin and the share of pairs ranked right, on the step's batch."""
+    """Per step: the loss, the mean reward margin and the share of the batch's pairs with a positive margin."""
 
     losses: list[float] = field(default_factory=list)
     margins: list[float] = field(default_factory=list)
@@ -182,10 +204,11 @@ def train_dpo(model, data: Sequence[dict], pad_id: int, steps: int, batch_size: 
     Raises:
         TypeError: ``model`` is not a peft model.
         ValueError: no pairs, ``steps < 1`` or ``batch_size < 1``.
+        sft.TrainingDivergedError: the loss became NaN or infinite.
     """
     from tqdm.auto import tqdm
 
-    from .sft import step_indices
+    from .sft import TrainingDivergedError, step_indices
 
     if not data or steps < 1 or batch_size < 1:
         raise ValueError(f"Need pairs, steps >= 1 and batch_size >= 1 (got {len(data)} pairs, steps={steps}, "
@@ -201,7 +224,7 @@ def train_dpo(model, data: Sequence[dict], pad_id: int, steps: int, batch_size: 
         dev = pc.device
         loss, cr, rr = dpo_loss(pc, pr, ref_c[idx].to(dev, pc.dtype), ref_r[idx].to(dev, pc.dtype), beta)
         if not math.isfinite(loss.item()):
-            raise RuntimeError(f"The DPO loss became {loss.item()} at step {step}: lower lr (now {lr}).")
+            raise TrainingDivergedError(f"The DPO loss became {loss.item()} at step {step}: lower lr (now {lr}).")
         loss.backward()
         if max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
@@ -234,7 +257,8 @@ def corrupted_pairs(rows: Sequence[Mapping], kinds: Sequence[str] = ("repeated",
                     seed: int = 0) -> list[dict]:
     """Preference pairs from instruction rows (``instruction``/``input``/``output``): chosen = the written
     answer, rejected = a known-bad version of it (``alignment.corrupt_responses``: the first sentence repeated,
-    the answer cut to a fifth, another row's answer). One pair per row and kind, prompt = the instruction."""
+    the answer cut to a fifth, another row's answer). One pair per row and kind (row by row, so any first n
+    pairs mix the kinds), prompt = the instruction."""
     from .alignment import corrupt_responses, instruction_text
 
     bad = corrupt_responses(rows, seed)
@@ -242,7 +266,7 @@ def corrupted_pairs(rows: Sequence[Mapping], kinds: Sequence[str] = ("repeated",
     if unknown:
         raise ValueError(f"Unknown corruption {sorted(unknown)}; choose from {sorted(bad)}.")
     return [{"prompt": instruction_text(r), "chosen": r["output"], "rejected": bad[k][i], "kind": k}
-            for k in kinds for i, r in enumerate(rows) if bad[k][i] != r["output"]]
+            for i, r in enumerate(rows) for k in kinds if bad[k][i] != r["output"]]
 
 
 def answer_stats(model, tok, rows: Sequence[Mapping], max_new_tokens: int) -> dict:

@@ -130,7 +130,8 @@ def save_finetuned(model, tok, out_dir: str | Path) -> Path:
     ``model.safetensors``) for a full fine-tune; the tokenizer beside it either way.
 
     The adapter names its base (``base_model_name_or_path``): the hub id, or the folder the offline model was
-    loaded from. A base built in memory (``--model tiny``) is saved to ``out_dir/base-model`` and named instead.
+    loaded from. A base that cannot be reloaded from there (built in memory, ``--model tiny``, or random weights
+    from a configuration, ``$COURSE_RANDOM_WEIGHTS``) is saved to ``out_dir/base-model`` and named instead.
     """
     import copy
 
@@ -138,7 +139,7 @@ def save_finetuned(model, tok, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if is_peft(model):
         cfg = model.peft_config[model.active_adapter]
-        if not cfg.base_model_name_or_path:
+        if not _reloadable(cfg.base_model_name_or_path):
             base = copy.deepcopy(model).unload()  # the base weights without the adapter (nothing merged)
             base.save_pretrained(out / BASE_DIR)
             tok.save_pretrained(out / BASE_DIR)
@@ -146,6 +147,16 @@ def save_finetuned(model, tok, out_dir: str | Path) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def _reloadable(name: str | None) -> bool:
+    """Whether ``from_pretrained(name)`` gives the base back: a hub id, or a folder with weights in it."""
+    from course_utils.models import RANDOM_WEIGHTS_ENV
+
+    if not name or os.environ.get(RANDOM_WEIGHTS_ENV):
+        return False
+    path = Path(name)
+    return not path.exists() or any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
 
 
 class OldRunError(ValueError):
@@ -189,7 +200,8 @@ def load_finetuned(out_dir: str | Path, device: torch.device | str | None = None
 def merge(model, tok, path: str | Path) -> Path:
     """Fold a LoRA adapter into its weights (``merge_and_unload``: plain Linears again, no extra work at inference)
     and save model and tokenizer in ``path``, a folder ``AutoModelForCausalLM.from_pretrained`` and
-    ``pipeline("text-generation", ...)`` load. A model without adapters is saved as it is."""
+    ``pipeline("text-generation", ...)`` load. A model without adapters is saved as it is. The merge changes
+    ``model`` in place: use the saved folder from here on."""
     merged = model.merge_and_unload() if is_peft(model) else model
     path = Path(path)
     merged.save_pretrained(path)
@@ -317,7 +329,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default=DEFAULT_MODEL, help="offline name, hub id, or 'tiny'")
     p.add_argument("--data", default="sentiment",
                    help="'sentiment' or a JSONL file of chat 'messages', 'prompt'/'completion' or Alpaca rows")
-    p.add_argument("--packing", action="store_true", help="pack several short examples into each row of --max-len")
+    p.add_argument("--packing", action="store_true",
+                   help="pack several short examples into each row of --max-len (--batch-size then counts rows)")
     p.add_argument("--method", default="lora", choices=["lora", "full"])
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16.0)
@@ -349,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
 
     args = parse_args(argv)
     if args.convert:
+        set_seed(args.seed)  # --model tiny is built from this seed
         print(f"converted: {convert_old_run(args.convert, args.model, args.method, args.rank, args.alpha)}")
         return None
     device = _setup_distributed()

@@ -123,6 +123,8 @@ class SFTCollator:
     pad_id: int
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        if len({"position_ids" in e for e in examples}) > 1:
+            raise ValueError("A batch mixes packed rows (chat.pack) and plain examples: pack all of them or none.")
         width = max(len(e["input_ids"]) for e in examples)
         ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)

@@ -20,14 +20,14 @@
 # 2. produce catastrophic forgetting on purpose and compare the LLM Q&A's remedies at the same budget;
 # 3. measure how far a tuned model moved (KL to the original) and where;
 # 4. change what the model learns from: augmentation, hard-example mining, sample weights;
-# 5. train on multi-turn chat data with the loss on the assistant's turns only, and get TRL's losses exactly.
+# 5. train on multi-turn chat data with the loss on the assistant's turns only, and match TRL's losses to 1e-4.
 #
 # **Runtime** of this whole notebook:
 #
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 119 s |
-# | cpu | the same 2-core CPU, nothing else running | 10.1 min (the forgetting mitigations 6.8) |
+# | cpu | the same 2-core CPU, nothing else running | about 10.6 min: 10.1 for the other sections (the forgetting mitigations 6.8) and about 0.5 for section 7's two chat fine-tunes, measured separately |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%
@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 from course_utils import evaluation, forgetting, instructions, sample_optimization, self_instruct, sft
 from course_utils.config import profile, sizes
 from course_utils.data import load_sentiment
-from course_utils.device import set_seed
+from course_utils.device import set_seed, tolerance
 from course_utils.models import ModelNotAvailableError, load_model
 from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_pairs
 
@@ -256,15 +256,17 @@ tasks = self_instruct.load_seed_tasks()[: 2 * S.chat_convs]
 convs = chat.conversations_from_pairs(
     [(t["instruction"] + (f"\n\n{t['instances'][0]['input']}" if t["instances"][0]["input"] else ""),
       t["instances"][0]["output"]) for t in tasks], turns=2)
-chat_data = chat.build_chat_dataset(tok, convs, max_len=384)
+CHAT_LEN = 384  # tokens: every conversation here fits whole
+chat_data = chat.build_chat_dataset(tok, convs, CHAT_LEN)
 print(chat.show_trained(tok, chat_data[0]))
 
 # %% [markdown]
 # **The same run in TRL.** TRL's `SFTTrainer` is the library most people fine-tune with. Given the rows as they
 # are (`{"messages": ...}`) and `assistant_only_loss=True`, it applies the template, builds the same mask and
 # trains. `chat.trl_finetune` runs it with the course engine's settings and batches (same AdamW, schedule,
-# clipping, order); both start from the same LoRA initialisation. **Expected:** the same loss at every step, up
-# to float32 rounding (the tests check 1e-4, for chat rows and for prompt-completion rows).
+# clipping, order, mixed precision); both start from the same LoRA initialisation. **Expected:** the same loss at
+# every step, to 1e-4 in float32 on a CPU (the tests check it for chat rows and for prompt-completion rows); on
+# a GPU under 16-bit autocast, to that format's rounding.
 
 # %%
 cfg = sft.TrainConfig(steps=S.chat_steps, batch_size=S.chat_batch, lr=2e-4, plot=None, progress=False)
@@ -272,13 +274,15 @@ set_seed(0)
 ours = sft.train(get_peft_model(copy.deepcopy(model), lora_config()), chat_data, cfg, pad_id=tok.pad_token_id)
 set_seed(0)
 trl_losses = chat.trl_finetune(get_peft_model(copy.deepcopy(model), lora_config()), tok,
-                               [{"messages": c} for c in convs], cfg)
+                               [{"messages": c} for c in convs], cfg, max_len=CHAT_LEN)
 gap = max(abs(a - b) for a, b in zip(ours.losses, trl_losses))
+amp = sft.resolve_autocast(model, cfg)  # None in float32; bfloat16 / float16 on a GPU
+allowed = 1e-4 if amp is None else tolerance(amp)["rtol"] * max(ours.losses)
 print("step  course engine   TRL SFTTrainer")
 for i, (a, b) in enumerate(zip(ours.losses, trl_losses), 1):
     print(f"{i:4}  {a:13.5f}   {b:14.5f}")
-assert gap < 1e-4, f"the engines disagree by {gap:.2e}"
-print(f"largest difference {gap:.1e}: the same computation")
+assert gap < allowed, f"the engines disagree by {gap:.2e} (allowed {allowed:.0e})"
+print(f"largest difference {gap:.1e} (allowed {allowed:.0e}): the same computation")
 
 # %% [markdown]
 # From the command line the same data trains with `python -m course_utils.finetune --data chats.jsonl

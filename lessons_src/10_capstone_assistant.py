@@ -100,7 +100,7 @@ print("or:          ", shlex.join(assistant.launch_command(args, "torchrun", 4))
 # %%
 if not (assistant.adapter_dir(OUT) / "adapter_config.json").is_file():
     assistant.run_finetune(args)
-summary = json.loads((OUT / "lora" / "result.json").read_text())
+summary = json.loads((assistant.adapter_dir(OUT) / "result.json").read_text())
 plt.figure(figsize=(6, 3))
 plt.plot(range(1, len(summary["losses"]) + 1), summary["losses"])
 plt.xlabel("step")
@@ -115,7 +115,10 @@ print("the run folder:", sorted(p.name for p in assistant.adapter_dir(OUT).iterd
 # The run folder is a **peft adapter**, the format the whole ecosystem reads: `adapter_config.json` (the LoRA
 # settings and the base model it belongs to) and `adapter_model.safetensors` (only the trained $A$ and $B$, a
 # few hundred kilobytes). Anyone with the base model loads it with `PeftModel.from_pretrained(base, folder)` or
-# in one line with `AutoPeftModelForCausalLM.from_pretrained(folder)`; it can be shared on the hub as it is.
+# in one line with `AutoPeftModelForCausalLM.from_pretrained(folder)`. Its config names the base it was trained
+# on: here the local folder the offline SmolLM2 (a 4-bit GGUF, de-quantized) was cached in, whose weights differ
+# slightly from the hub's; to share it, say so, or train on the hub's model (online, `--model
+# HuggingFaceTB/SmolLM2-135M-Instruct`) so that its config names the hub id.
 
 # %% [markdown]
 # ## 3. Before and after (chapter 7)

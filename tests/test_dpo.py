@@ -55,7 +55,7 @@ def test_bad_rows_are_refused(tiny_lm):
         dpo.corrupted_pairs(alignment.load_curated("heldout"), kinds=("shuffled",))
 
 
-def test_loss_equals_trls_dpo_trainer_on_the_same_batch(tiny_lm):
+def test_loss_equals_trls_dpo_trainer_on_the_same_batch(tiny_lm, tmp_path):
     """The same policy, reference and pairs: the course's loss (sequence log-probs + dpo_loss) and TRL's
     DPOTrainer.compute_loss agree to float32 rounding."""
     from datasets import Dataset
@@ -67,7 +67,7 @@ def test_loss_equals_trls_dpo_trainer_on_the_same_batch(tiny_lm):
     with torch.no_grad():  # a policy that differs from the reference, so the loss is not log 2
         for p in policy.parameters():
             p.add_(0.02 * torch.randn_like(p))
-    args = DPOConfig(output_dir="/tmp/unused-dpo", beta=0.1, per_device_train_batch_size=len(ROWS), report_to="none",
+    args = DPOConfig(output_dir=str(tmp_path), beta=0.1, per_device_train_batch_size=len(ROWS), report_to="none",
                      use_cpu=True, max_length=None, bf16=False, fp16=False, dataloader_pin_memory=False)
     trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(ROWS),
                          processing_class=tok)
@@ -100,15 +100,24 @@ def test_training_raises_the_margin_on_held_out_pairs(tiny_lm):
     result = dpo.train_dpo(policy, data, tok.pad_token_id, steps=12, batch_size=4, lr=5e-3, progress=False)
     after = dpo.preference_stats(policy, held, tok.pad_token_id)
     assert result.losses[-1] < result.losses[0] < math.log(2) + 1e-6
-    assert after["reward margin"] > 0 and after["preference accuracy"] == 1.0
+    assert after["reward margin"] > 0 and after["positive margin"] == 1.0
 
 
 def test_pairs_from_the_course_material():
     rows = alignment.load_curated("train")
     pairs = dpo.corrupted_pairs(rows)
-    assert {p["kind"] for p in pairs} == {"repeated", "truncated"}
+    assert {p["kind"] for p in pairs} == {"repeated", "truncated"} == {p["kind"] for p in pairs[:4]}
     assert all(p["chosen"] != p["rejected"] and p["prompt"] for p in pairs)
     assert len(pairs) <= 2 * len(rows)
+
+
+def test_pairs_that_do_not_fit_are_left_out_with_a_warning(tiny_lm):
+    _, tok = tiny_lm
+    long = {"prompt": "Tell me.", "chosen": " word" * 200, "rejected": " no"}
+    with pytest.warns(UserWarning, match="1 of 2 pairs are longer than max_len=64"):
+        assert len(dpo.tokenize_pairs(tok, [ROWS[0], long], 64, chat=False)) == 1
+    with pytest.raises(ValueError, match="No pair fits"):
+        dpo.tokenize_pairs(tok, [long], 64, chat=False)
 
 
 @pytest.mark.slow
@@ -128,5 +137,5 @@ def test_dpo_on_the_real_model_ranks_held_out_pairs(real_model):
     policy = get_peft_model(copy.deepcopy(model), lora_config())
     dpo.train_dpo(policy, train, tok.pad_token_id, steps=40, batch_size=2, lr=1e-4, progress=False)
     stats = dpo.preference_stats(policy, held, tok.pad_token_id)
-    assert stats["reward margin"] > 0.2 and stats["preference accuracy"] >= 0.8, stats
+    assert stats["reward margin"] > 0.2 and stats["positive margin"] >= 0.8, stats
     assert stats["rejected logp change"] < 0 < stats["reward margin"], stats

@@ -142,3 +142,18 @@ def test_readme_command_on_the_real_model_loads_with_plain_peft(tmp_path):
     assert (_logits(tuned, ids) - _logits(base, ids)).abs().max() > 1e-4
     out = pipeline("text-generation", model=str(tmp_path / "merged"), device="cpu")("Hi", max_new_tokens=2)
     assert out[0]["generated_text"].startswith("Hi")
+
+
+def test_a_base_that_cannot_be_reloaded_is_saved_beside_the_adapter(tmp_path, monkeypatch):
+    """Hub ids and folders with weights are named; an empty name, a folder of configurations only, or random
+    weights ($COURSE_RANDOM_WEIGHTS, the GPU check) make the run save its base."""
+    from course_utils.models import RANDOM_WEIGHTS_ENV
+
+    assert finetune._reloadable("HuggingFaceTB/SmolLM2-135M-Instruct")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "config.json").write_text("{}")
+    assert not finetune._reloadable(str(tmp_path / "configs")) and not finetune._reloadable("")
+    (tmp_path / "configs" / "model.safetensors").write_text("")
+    assert finetune._reloadable(str(tmp_path / "configs"))
+    monkeypatch.setenv(RANDOM_WEIGHTS_ENV, str(tmp_path))
+    assert not finetune._reloadable(str(tmp_path / "configs"))

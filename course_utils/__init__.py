@@ -5,14 +5,16 @@ Foundation: ``config`` (profiles and every size, ``config.sizes``), ``device`` (
 machinery (chapter list, notebook build, exercises, quiz, grading, book) lives apart, in ``course_utils.course``.
 """
 
-import os as _os
+import warnings as _warnings
 
-from .course.network import BLOCK_ENV as _BLOCK_ENV
+from .course import network as _network
 
 __version__ = "0.1.0"
 
-# Notebooks run by the test-suite inherit this variable, so their kernels are held offline too.
-if _os.environ.get(_BLOCK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-    from .course.network import block_network as _block
-
-    _block()
+# Notebooks run by the test-suite inherit COURSE_BLOCK_NETWORK, so their kernels are held offline too (1: loopback
+# only, all: nothing). A value it does not know blocks too (with a warning), never a silent "off".
+try:
+    _network.block_from_env()
+except ValueError as _err:
+    _warnings.warn(f"{_err}; blocking the network (loopback allowed) meanwhile.", stacklevel=2)
+    _network.block_network("local")

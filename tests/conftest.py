@@ -1,16 +1,26 @@
 """Shared fixtures. The whole suite runs offline: hub access is off and any non-loopback socket fails."""
 
 import os
+import socket
 
 import pytest
+import pytest_socket
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("COURSE_PROFILE", "smoke")
 
-from course_utils.course.network import block_network  # noqa: E402
+from course_utils.course import network  # noqa: E402
 
-block_network()
+# Two layers in this process. pytest-socket (pyproject.toml's addopts) lets each test connect to 127.0.0.1, ::1,
+# localhost and Unix sockets only; the course's guard (already on where tools/offline/sitecustomize.py ran) also
+# refuses sendto and name lookups. Child processes and kernels get the guard from that sitecustomize alone.
+network.block_from_env(default="local")
+# pytest-socket puts back the functions it found at import (before this file ran) after each test and in
+# enable_socket(): make those the course's guards, or the first test's teardown would drop them.
+pytest_socket._true_connect = socket.socket.connect
+pytest_socket._true_getaddrinfo = socket.getaddrinfo
+pytest_socket._true_gethostbyname = socket.gethostbyname
 
 
 @pytest.fixture(scope="session")

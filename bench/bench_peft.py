@@ -4,7 +4,7 @@ LoRA (r=8 on q_proj, v_proj) on chapter 4's sentiment pairs, the same batches in
 schedule / clipping, three ways in one process, on the default model (SmolLM2-135M) and on Gemma-3-270M:
   1. the course engine (``sft.train``) with the course's LoRA (``lora.inject_lora``);
   2. the course engine with peft's LoRA;
-  3. ``transformers.Trainer`` with peft's LoRA (``sft.trainer_finetune``).
+  3. ``transformers.Trainer`` with peft's LoRA (``trainer.trainer_finetune``).
 Target: the course engine 1.2x Trainer + peft's throughput on SmolLM2 and 1.5x on Gemma (tokens/s over the wall
 time of the whole call, model copy and set-up included; padding counted the same way). The engine computes
 logits only where a label is a target (``logits_to_keep``); Trainer's model computes them at every position,
@@ -33,7 +33,7 @@ def run_model(name: str, steps: int, batch_size: int, repeats: int) -> dict:
     """Best tokens/s of each way over ``repeats`` alternating rounds, on one model."""
     from peft import LoraConfig, get_peft_model
 
-    from course_utils import lora, sft
+    from course_utils import lora, sft, trainer
     from course_utils.finetune import load_pairs
     from course_utils.models import load_model
 
@@ -44,7 +44,7 @@ def run_model(name: str, steps: int, batch_size: int, repeats: int) -> dict:
     peft_cfg = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
     runs = {
         ENGINE: lambda: sft.train(lora.inject_lora(copy.deepcopy(model), r=8, alpha=16), data, cfg),
-        TRAINER: lambda: sft.trainer_finetune(get_peft_model(copy.deepcopy(model), peft_cfg), data, cfg),
+        TRAINER: lambda: trainer.trainer_finetune(get_peft_model(copy.deepcopy(model), peft_cfg), data, cfg),
         "engine + peft LoRA": lambda: sft.train(get_peft_model(copy.deepcopy(model), peft_cfg), data, cfg),
     }
     best: dict[str, dict] = {}

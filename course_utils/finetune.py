@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,36 +41,84 @@ LORA_TARGETS = ("q_proj", "v_proj")
 BASE_DIR = "base-model"
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The rows of a JSONL file (one JSON object per line; blank lines and a UTF-8 byte-order mark are fine).
+
+    Raises:
+        FileNotFoundError / ValueError: a missing file, a directory, an empty file, a JSON array (not JSONL), or a
+            line that is not a JSON object (the message names the file and line).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No data file {str(path)!r}: pass --data sentiment or a JSONL file.")
+    if path.is_dir():
+        raise IsADirectoryError(f"--data {str(path)!r} is a directory: pass a JSONL file (one JSON object per line).")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            hint = (" The file looks like one JSON array; JSONL has one object per line (convert it with "
+                    "`python -c \"import json,sys; [print(json.dumps(r)) for r in json.load(sys.stdin)]\" < in.json "
+                    "> out.jsonl`).") if line.lstrip().startswith("[") else ""
+            raise ValueError(f"{path}:{n}: not valid JSON ({err.msg}, column {err.colno}).{hint}") from None
+        if isinstance(row, list):
+            raise ValueError(f"{path}:{n}: a JSON array, not an object. JSONL has one object per line, e.g. "
+                             '{"prompt": "...", "completion": "..."}.')
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: {row!r} is not a JSON object; each line must be one, e.g. "
+                             '{"prompt": "...", "completion": "..."}.')
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} has no rows: write one JSON object per line.")
+    return rows
+
+
+def check_limit(limit: int | None) -> None:
+    """``limit`` is ``None`` (all rows) or a positive number of rows."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of examples (or None for all), not {limit!r}.")
+
+
+def _text(row: dict, key: str, where: str) -> str:
+    value = row[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: {key!r} must be a string, not {type(value).__name__} ({value!r}).")
+    return value
+
+
 def load_pairs(data: str, split: str = "train", limit: int | None = None) -> list[tuple[str, str]]:
     """Training pairs: ``sentiment`` (the course's sentiment set as prompt-based pairs) or a JSONL file whose rows
     have ``prompt``/``response`` (or TRL's ``prompt``/``completion``) or Alpaca's ``instruction``/``input``/``output``
-    fields. (Rows of chat ``messages`` are read by :func:`load_rows`.)
+    fields (strings). (Rows of chat ``messages`` are read by ``chat.load_conversations``.)
 
     Raises:
-        FileNotFoundError / ValueError: a missing file, or rows without those fields.
+        FileNotFoundError / ValueError / TypeError: see :func:`read_jsonl`; rows without those fields, or fields that
+            are not strings; ``limit`` below 1.
     """
+    check_limit(limit)
     if data == "sentiment":
         from course_utils.data import load_sentiment
         from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_pairs
 
         return prompt_pairs(SENTIMENT_TEMPLATE, SENTIMENT_WORDS, load_sentiment(split, limit=limit))
-    path = Path(data)
-    if not path.exists():
-        raise FileNotFoundError(f"No data file {data!r}: pass --data sentiment or a JSONL file.")
     pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for n, row in enumerate(read_jsonl(data), 1):
+        where = f"{data}: row {n}"
         if "prompt" in row and ("response" in row or "completion" in row):
-            pairs.append((row["prompt"], row.get("response", row.get("completion"))))
+            pairs.append((_text(row, "prompt", where), _text(row, "response" if "response" in row else "completion",
+                                                                 where)))
         elif "instruction" in row and "output" in row:
             from course_utils.instructions import alpaca_prompt  # chapter 6
 
-            pairs.append((alpaca_prompt(row["instruction"], row.get("input", "")), row["output"]))
+            row.setdefault("input", "")
+            pairs.append((alpaca_prompt(_text(row, "instruction", where), _text(row, "input", where)),
+                          _text(row, "output", where)))
         else:
-            raise ValueError(f"{path}:{n}: a row needs 'prompt' and 'response' (or 'completion'), 'instruction' and "
-                             "'output', or chat 'messages'.")
+            raise ValueError(f"{where}: a row needs 'prompt' and 'response' (or 'completion'), 'instruction' and "
+                             f"'output', or chat 'messages'; it has {sorted(row)}.")
     return pairs[:limit] if limit else pairs
 
 
@@ -78,14 +128,16 @@ def build_data(tok, data: str, max_len: int, limit: int | None = None, packing: 
     with ``packing``."""
     from course_utils import chat
 
-    if data != "sentiment" and Path(data).is_file() and chat.is_chat_file(data):
+    check_limit(limit)
+    if data != "sentiment" and "messages" in read_jsonl(data)[0]:
         examples = chat.build_chat_dataset(tok, chat.load_conversations(data, limit), max_len)
     else:
         examples = sft.build_dataset(tok, load_pairs(data, limit=limit), max_len)
     return chat.pack(examples, max_len) if packing else examples
 
 
-def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, device: torch.device | None = None):
+def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, device: torch.device | None = None,
+                dropout: float = 0.0):
     """The model to fine-tune and its tokenizer: ``full`` trains every weight, ``lora`` injects LoRA into the
     attention projections (q, v) with peft and freezes the rest (chapter 4 builds the same LoRA by hand and shows
     the two equal). ``name="tiny"`` is a random tiny Llama with the default model's tokenizer (seconds per run;
@@ -95,27 +147,34 @@ def build_model(name: str, method: str, rank: int = 8, alpha: float = 16.0, devi
     from course_utils import models
     from course_utils.device import pick_device
 
+    if method not in ("lora", "full"):
+        raise ValueError(f"--method must be 'lora' or 'full', not {method!r}.")
+    config = lora_config(rank, alpha, dropout) if method == "lora" else None  # bad settings fail before the load
     device = device or pick_device()
     if name == "tiny":
         tok = models.prepare_tokenizer(AutoTokenizer.from_pretrained(models.model_files(DEFAULT_MODEL)))
         model = models.tiny_llama(vocab_size=len(tok), max_positions=256).to(device)
     else:
         model, tok = models.load_model(name, device=device)
-    if method == "lora":
+    if config is not None:
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(rank, alpha))
-    elif method != "full":
-        raise ValueError(f"--method must be 'lora' or 'full', not {method!r}.")
+        model = get_peft_model(model, config)
     return model, tok
 
 
-def lora_config(rank: int = 8, alpha: float = 16.0):
-    """peft's ``LoraConfig`` for the fine-tune: rank ``rank``, scale ``alpha / rank`` on :data:`LORA_TARGETS`, no
-    dropout."""
+def lora_config(rank: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+    """peft's ``LoraConfig`` for the fine-tune: rank ``rank``, scale ``alpha / rank`` on :data:`LORA_TARGETS`,
+    ``dropout`` on the LoRA branch's input (none by default)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(LORA_TARGETS), lora_dropout=0.0,
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"The LoRA rank must be a positive int, not {rank!r}: e.g. rank=8.")
+    if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"The LoRA alpha must be a positive number, not {alpha!r}: e.g. alpha=16 (scale alpha/rank).")
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError(f"The LoRA dropout must be in [0, 1), not {dropout!r}: e.g. 0.05, or 0 for none.")
+    return LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(LORA_TARGETS), lora_dropout=float(dropout),
                       task_type="CAUSAL_LM")
 
 
@@ -323,8 +382,29 @@ def _setup_distributed() -> torch.device:
     return device
 
 
+def _number(kind: type, low: float, *, inclusive: bool = True):
+    """An argparse type: a ``kind`` (int / float) >= ``low`` (> ``low`` when not ``inclusive``), finite."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n int' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text} must be {'>=' if inclusive else '>'} {low:g}")
+        return value
+    return parse
+
+
+def _dropout(text: str) -> float:
+    value = _number(float, 0)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line (see the module docstring)."""
+    """The command line (see the module docstring). Bad values stop here, with argparse's message (exit code 2)."""
+    positive, count, rate = _number(int, 1), _number(int, 0), _number(float, 0, inclusive=False)
     p = argparse.ArgumentParser(prog="python -m course_utils.finetune", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="offline name, hub id, or 'tiny'")
     p.add_argument("--data", default="sentiment",
@@ -332,32 +412,56 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--packing", action="store_true",
                    help="pack several short examples into each row of --max-len (--batch-size then counts rows)")
     p.add_argument("--method", default="lora", choices=["lora", "full"])
-    p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--alpha", type=float, default=16.0)
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=8, help="examples per optimiser step, all processes together")
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--warmup-steps", type=int, default=0)
-    p.add_argument("--max-len", type=int, default=64)
-    p.add_argument("--limit", type=int, default=None, help="use only this many training examples")
+    p.add_argument("--rank", type=positive, default=8)
+    p.add_argument("--alpha", type=rate, default=16.0)
+    p.add_argument("--lora-dropout", type=_dropout, default=0.0)
+    p.add_argument("--steps", type=positive, default=60)
+    p.add_argument("--batch-size", type=positive, default=8, help="examples per optimiser step, all processes together")
+    p.add_argument("--grad-accum", type=positive, default=1)
+    p.add_argument("--lr", type=rate, default=2e-4)
+    p.add_argument("--warmup-steps", type=count, default=0)
+    p.add_argument("--max-len", type=_number(int, 2), default=64)
+    p.add_argument("--limit", type=positive, default=None, help="use only this many training examples")
     p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=count, default=0,
+                   help="write OUTPUT_DIR/checkpoint-last every N steps (a stop always writes one)")
     p.add_argument("--output-dir", help="where the adapter (LoRA) or model (full) is written")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh: delete a checkpoint or finished run in --output-dir")
     p.add_argument("--merge", action="store_true",
                    help="also write OUTPUT_DIR/merged: LoRA folded into the weights, a plain model folder")
     p.add_argument("--convert", metavar="OLD_DIR",
                    help="rewrite a run of an older course version (trainable.safetensors) as a peft adapter, then stop")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count, default=0)
     args = p.parse_args(argv)
     if not args.output_dir and not args.convert:
         p.error("--output-dir is required (or --convert OLD_DIR)")
+    if not args.model.strip():
+        p.error("--model is empty: pass an offline name, a hub id or 'tiny'")
+    if args.warmup_steps > args.steps:
+        p.error(f"--warmup-steps {args.warmup_steps} is longer than the run (--steps {args.steps})")
+    if args.batch_size % args.grad_accum:
+        p.error(f"--batch-size {args.batch_size} must be a multiple of --grad-accum {args.grad_accum}")
     return args
+
+
+def resume_command(argv: Sequence[str] | None) -> str:
+    """The command that resumes a stopped run: the same one (minus ``--overwrite``, which would start afresh)."""
+    import shlex
+
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite"]
+    return shlex.join([sys.executable, "-m", "course_utils.finetune", *args])
 
 
 def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
     """Run one fine-tune; rank 0 writes the adapter (or model) and ``result.json`` to ``output_dir`` (and
-    ``output_dir/merged`` with ``--merge``)."""
+    ``output_dir/merged`` with ``--merge``).
+
+    A stop (Ctrl-C, ``SIGTERM``) finishes the current step, writes ``output_dir/checkpoint-last``, prints the command
+    that resumes and exits with 130 / 143; nothing is written as finished. Running the same command again resumes;
+    another run into the same folder is refused (``--overwrite`` starts afresh).
+    """
+    from course_utils.checkpoints import TrainingStopped, delete_checkpoint
     from course_utils.device import set_seed
 
     args = parse_args(argv)
@@ -365,25 +469,38 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
         set_seed(args.seed)  # --model tiny is built from this seed
         print(f"converted: {convert_old_run(args.convert, args.model, args.method, args.rank, args.alpha)}")
         return None
+    out = Path(args.output_dir)
+    if (out / "result.json").is_file():
+        if not args.overwrite:
+            raise SystemExit(f"{out} already holds a finished run (result.json). Choose another --output-dir, or pass "
+                             "--overwrite to replace it.")
+        (out / "result.json").unlink()
     device = _setup_distributed()
     rank, world = sft.rank_and_world()
     set_seed(args.seed)
-    model, tok = build_model(args.model, args.method, args.rank, args.alpha, device)
+    model, tok = build_model(args.model, args.method, args.rank, args.alpha, device, args.lora_dropout)
     data = build_data(tok, args.data, args.max_len, args.limit, args.packing)
     cfg = sft.TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                           warmup_steps=args.warmup_steps, gradient_checkpointing=args.gradient_checkpointing,
                           checkpoint_every=args.checkpoint_every, output_dir=args.output_dir, seed=args.seed,
                           plot=None, progress=rank == 0)
-    result = sft.train(model, data, cfg, pad_id=tok.pad_token_id)
+    try:
+        result = sft.train(model, data, cfg, pad_id=tok.pad_token_id, overwrite=args.overwrite)
+    except TrainingStopped as stop:
+        if rank == 0:
+            print(f"Not finished: stopped at step {stop.step} of {args.steps}. Resume with:\n  {resume_command(argv)}",
+                  file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
     if rank == 0:
-        out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         save_finetuned(model, tok, out)
         if args.merge:
             merge(model, tok, out / "merged")
         summary = {"world_size": world, "final_loss": result.losses[-1], "losses": result.losses,
                    "seconds_per_step": result.seconds_per_step, "tokens_per_second": result.tokens_per_second}
-        (out / "result.json").write_text(json.dumps(summary, indent=1))
+        (out / "result.json").write_text(json.dumps(summary, indent=1))  # written last: it marks a finished run
+        if not args.checkpoint_every:  # the run is complete; a stop's checkpoint has served its purpose
+            delete_checkpoint(out / "checkpoint-last")
         print(f"{world} process(es): final loss {result.losses[-1]:.4f}, {result.seconds_per_step:.2f} s/step; "
               f"{'adapter' if is_peft(model) else 'model'} in {out}" + (f", merged model in {out / 'merged'}"
                                                                          if args.merge else ""))

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint, save_checkpoint
+from . import checkpoints as ckpt_io
 from .device import DTYPES, LOW_PRECISION, autocast_dtype, compute_dtype, model_device
-from .models import keeps_logits
+from .models import ContextLengthError, keeps_logits
 
 IGNORE_INDEX = -100  # labels with this value add nothing to the loss (torch's cross_entropy ignore_index)
 OVERFLOW_POLICIES = ("truncate", "error")
@@ -236,11 +236,26 @@ class TrainConfig:
         """Raise a clear ``ValueError`` for settings that cannot train."""
         if n_examples == 0:
             raise ValueError("The training set is empty: build it with build_dataset(tok, pairs, max_len).")
+        for name in ("steps", "batch_size", "grad_accum", "warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {value!r}.")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, not {self.steps}.")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns it off), not {getattr(self, name)}.")
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} is longer than the run (steps={self.steps}): the "
+                             "learning rate would never reach its peak. Use e.g. warmup_steps=steps // 10.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"The learning rate is {self.lr}: nothing would change. Use a positive value, e.g. "
                              "2e-4 for LoRA or 2e-5 for full fine-tuning.")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0 (0 turns it off), not {self.weight_decay}.")
+        if self.max_grad_norm is not None and not (self.max_grad_norm >= 0 and math.isfinite(self.max_grad_norm)):
+            raise ValueError(f"max_grad_norm must be a positive number (e.g. 1.0), or 0 / None to turn clipping "
+                             f"off, not {self.max_grad_norm}.")
         if self.batch_size < 1 or self.grad_accum < 1 or self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size={self.batch_size} must be a positive multiple of grad_accum="
                              f"{self.grad_accum} (each micro-batch has batch_size // grad_accum examples).")
@@ -265,6 +280,7 @@ class TrainResult:
     seconds: float = 0.0
     tokens: int = 0
     resumed_from: int = 0
+    stopped: str = ""  # "stop_after" when train(..., stop_after=N) stopped it early
 
     @property
     def tokens_per_second(self) -> float:
@@ -516,6 +532,27 @@ def _activation_checkpointing(model, on: bool):
                 model.config.use_cache = True
 
 
+def check_examples(model, data: Sequence[dict]) -> None:
+    """Refuse examples a run cannot use: not built by :func:`build_dataset` (no ids or labels, or of other
+    lengths), longer than the model's context window, or with a negative or non-finite weight (a negative weight
+    turns that example's training into gradient ascent)."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    for i, e in enumerate(data):
+        if not isinstance(e, dict) or "input_ids" not in e or "labels" not in e:
+            raise TypeError(f"Training example {i} is {type(e).__name__}, not a dict with 'input_ids' and 'labels': "
+                            "build the data with build_dataset(tok, pairs, max_len).")
+        if len(e["labels"]) != len(e["input_ids"]):
+            raise ValueError(f"Training example {i} has {len(e['input_ids'])} ids but {len(e['labels'])} labels: "
+                             "build the data with build_dataset(tok, pairs, max_len).")
+        if limit and len(e["input_ids"]) > limit:
+            raise ContextLengthError(f"Training example {i} has {len(e['input_ids'])} tokens but the model's context "
+                                     f"window is {limit}: build the data with max_len <= {limit}.")
+        w = e.get("weight", 1.0)
+        if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"Training example {i} has weight {w!r}: weights must be finite and >= 0 (a negative "
+                             "one trains the model away from the example).")
+
+
 def _show_final_plot(result: TrainResult) -> None:
     import matplotlib.pyplot as plt
 
@@ -524,7 +561,7 @@ def _show_final_plot(result: TrainResult) -> None:
 
 
 def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequence[dict] | None = None, *,
-          pad_id: int | None = None, resume: bool = True, stop_after: int | None = None,
+          pad_id: int | None = None, resume: bool = True, overwrite: bool = False, stop_after: int | None = None,
           on_step: Callable[[int, float], None] | None = None,
           penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> TrainResult:
     """Fine-tune ``model`` in place on tokenized examples (from :func:`build_dataset`).
@@ -539,9 +576,12 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
         train_data, eval_data: lists of examples; ``eval_data`` is scored every ``cfg.eval_every`` steps and at
             the end.
         cfg: the :class:`TrainConfig`.
-        resume: continue from ``cfg.output_dir/checkpoint-last`` when it exists.
-        stop_after: stop after this step as if interrupted (a checkpoint is written when ``output_dir`` is set);
-            ``KeyboardInterrupt`` (the notebook's stop button) does the same.
+        resume: continue from ``cfg.output_dir/checkpoint-last`` when it exists (only if it was written by this
+            same run: same settings, data and model; another run's raises ``checkpoints.OtherRunError``).
+        overwrite: delete that checkpoint and start afresh.
+        stop_after: stop after this step as if interrupted and return (a checkpoint is written when ``output_dir``
+            is set; ``result.stopped == "stop_after"``). Ctrl-C / the stop button / SIGTERM instead finish the
+            current step, write the checkpoint and raise ``checkpoints.TrainingStopped`` (a ``KeyboardInterrupt``).
         on_step: called with (step, loss) after every optimiser step.
         penalty: a regulariser on the weights, ``penalty(model) -> scalar``, added to every step's loss (chapter
             7's L2-SP and EWC, :mod:`course_utils.forgetting`); the reported loss stays the data loss.
@@ -550,11 +590,14 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
         A :class:`TrainResult`; the model is left in eval mode.
 
     Raises:
-        ValueError: bad settings or data (see :meth:`TrainConfig.validate`).
+        ValueError: bad settings or data (see :meth:`TrainConfig.validate`, :func:`check_examples`).
+        checkpoints.TrainingStopped: a stop request (the message says how to resume).
         TrainingDivergedError: the loss became NaN / inf (the message names the fixes).
     """
     cfg.validate(len(train_data))
+    check_examples(model, train_data)
     rank, world = rank_and_world()
+    fingerprint = ckpt_io.run_fingerprint(model, train_data, cfg)  # before the GPU fit may change grad_accum
     cfg = _fit_to_gpu(model, cfg, train_data, rank, world)
     micro, pad_id, dev = cfg.batch_size // cfg.grad_accum, _pad_id(model, pad_id), _device(model)
     collate = SFTCollator(pad_id)
@@ -568,9 +611,18 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
     scheduler = make_scheduler(optimizer, cfg)
     result = TrainResult()
     ckpt = Path(cfg.output_dir) / "checkpoint-last" if cfg.output_dir else None
-    if resume and ckpt is not None and (ckpt / "trainer_state.json").exists():
-        result = TrainResult(**load_checkpoint(ckpt, model, optimizer, scheduler))
-        result.resumed_from, result.seconds, result.tokens = result.step, 0.0, 0
+    if ckpt is not None and overwrite and rank == 0:
+        ckpt_io.delete_checkpoint(ckpt)
+    found = ckpt_io.find_checkpoint(ckpt) if ckpt is not None and resume else None
+    if found is not None:
+        ckpt_io.check_same_run(found, fingerprint)  # another run's checkpoint would mix two runs
+        result = TrainResult(**ckpt_io.load_checkpoint(found, model, optimizer, scheduler))
+        result.resumed_from, result.seconds, result.tokens, result.stopped = result.step, 0.0, 0, ""
+
+    def checkpoint():
+        if ckpt is not None and rank == 0:
+            ckpt_io.save_checkpoint(ckpt, model, optimizer, scheduler, result, fingerprint)
+
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -580,7 +632,8 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
 
         live = LiveLossPlot()
     bar = tqdm(total=cfg.steps, initial=result.step, desc="fine-tuning", disable=not cfg.progress or rank > 0)
-    with _activation_checkpointing(model, cfg.gradient_checkpointing):
+    in_step = False
+    with _activation_checkpointing(model, cfg.gradient_checkpointing), ckpt_io.StopRequests() as stops:
         net.train()
         try:
             while result.step < cfg.steps:
@@ -588,6 +641,7 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                 batches = step_batches(train_data, result.step, cfg, collate, rank, world)
                 n_targets = count_targets(batches, result.step, dev)
                 lr = scheduler.get_last_lr()[0]  # the rate this step runs at (the schedule moves inside it)
+                in_step = True
                 try:
                     loss = training_step(net, batches, n_targets, optimizer, scheduler, scaler, cfg, amp, penalty,
                                          world)
@@ -596,6 +650,7 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                 result.step += 1
                 result.lrs.append(lr)
                 result.losses.append(loss)
+                in_step = False
                 result.tokens += sum(b["input_ids"].numel() for b in batches)
                 result.seconds += time.perf_counter() - t0
                 bar.update(1)
@@ -605,25 +660,30 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                 if eval_data and cfg.eval_every and result.step % cfg.eval_every == 0 and result.step < cfg.steps:
                     result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
                     net.train()
-                if ckpt is not None and rank == 0 and cfg.checkpoint_every and result.step % cfg.checkpoint_every == 0:
-                    save_checkpoint(ckpt, model, optimizer, scheduler, result)
+                if cfg.checkpoint_every and result.step % cfg.checkpoint_every == 0:
+                    checkpoint()
                 if live:
                     live.update(result)
-                if stop_after is not None and result.step >= stop_after and result.step < cfg.steps:
+                # every process stops at the same step (a signal may reach them at different moments)
+                if all_reduce_sum(float(stops.signal is not None), dev) and result.step < cfg.steps:
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:  # the notebook's stop button, or stop_after
-            if ckpt is not None and rank == 0:
-                save_checkpoint(ckpt, model, optimizer, scheduler, result)
-                print(f"Stopped at step {result.step}; checkpoint saved to {ckpt}. Run train(...) again to resume.")
-            else:
-                print(f"Stopped at step {result.step} (set output_dir to be able to resume).")
+                if stop_after is not None and result.step >= stop_after and result.step < cfg.steps:
+                    result.stopped = "stop_after"
+                    break
+        except KeyboardInterrupt:  # Ctrl-C, the notebook's stop button, SIGTERM: deferred to the step's end
+            save = None if in_step else checkpoint  # a half-done step's state is not saved
+            raise ckpt_io.stop_error(result.step, stops.signal or "SIGINT", save, ckpt) from None
         finally:
             bar.close()
-        if result.step >= cfg.steps:
+        if result.stopped:  # stop_after: as if stopped, but returns (chapter 4 resumes in the next cell)
+            checkpoint()
+            print(f"Stopped at step {result.step}" + (f"; checkpoint saved to {ckpt}. Run train(...) again to resume."
+                                                      if ckpt else " (set output_dir to be able to resume)."))
+        elif result.step >= cfg.steps:
             if eval_data:
                 result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
-            if ckpt is not None and rank == 0 and cfg.checkpoint_every:
-                save_checkpoint(ckpt, model, optimizer, scheduler, result)
+            if cfg.checkpoint_every:
+                checkpoint()
     if live:
         live.update(result, force=True)
         live.close()
@@ -631,58 +691,3 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
         _show_final_plot(result)
     model.eval()
     return result
-
-
-def trainer_finetune(model, train_data: Sequence[dict], cfg: TrainConfig, *, pad_id: int | None = None,
-                     output_dir: str | None = None) -> TrainResult:
-    """The same run with ``transformers.Trainer`` (the library's engine), for comparison with :func:`train`.
-
-    Trainer gets the examples in exactly :func:`step_indices`' order (a sequential sampler over the pre-ordered
-    list), the same AdamW, schedule, clipping and accumulation, so on the same model the two loss curves should
-    agree closely. It writes nothing to disk (``save_strategy="no"``).
-    """
-    import tempfile
-
-    from torch.utils.data import SequentialSampler
-    from transformers import Trainer, TrainingArguments
-
-    cfg.validate(len(train_data))
-    amp = resolve_autocast(model, cfg)
-    upcast_trainable([p for p in model.parameters() if p.requires_grad])  # Trainer's fp16 needs fp32 masters
-    collate = SFTCollator(_pad_id(model, pad_id))
-    ordered = [train_data[i] for s in range(cfg.steps)
-               for i in step_indices(s, len(train_data), cfg.batch_size, cfg.seed)]
-
-    class InOrderTrainer(Trainer):
-        def _get_train_sampler(self, *args, **kwargs):
-            return SequentialSampler(self.train_dataset)
-
-    args = TrainingArguments(
-        output_dir=output_dir or tempfile.mkdtemp(prefix="trainer-"), max_steps=cfg.steps,
-        per_device_train_batch_size=cfg.batch_size // cfg.grad_accum, gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
-        lr_scheduler_type="constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule,
-        max_grad_norm=cfg.max_grad_norm or 0.0, activation_checkpointing=cfg.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False}, logging_steps=1, save_strategy="no",
-        report_to="none", use_cpu=_device(model).type == "cpu", seed=cfg.seed, disable_tqdm=not cfg.progress,
-        dataloader_pin_memory=False, bf16=amp == torch.bfloat16, fp16=amp == torch.float16)
-    trainer = InOrderTrainer(model=model, args=args, train_dataset=ordered,
-                             data_collator=lambda ex: {k: v for k, v in collate(ex).items() if k != "weight"})
-    if not cfg.progress:  # without a bar Trainer prints every log dict instead; the history is kept either way
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    t0 = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - t0
-    log = [h for h in trainer.state.log_history if "loss" in h and "train_runtime" not in h]
-    model.eval()
-    return TrainResult(losses=[h["loss"] for h in log], lrs=[h.get("learning_rate", 0.0) for h in log],
-                       step=trainer.state.global_step, seconds=seconds,
-                       tokens=_padded_tokens(ordered, cfg.batch_size // cfg.grad_accum))
-
-
-def _padded_tokens(ordered: Sequence[dict], micro: int) -> int:
-    """Tokens the model computed on (padding included), micro-batch by micro-batch, as :func:`train` counts."""
-    return sum(len(ordered[i:i + micro]) * max(len(e["input_ids"]) for e in ordered[i:i + micro])
-               for i in range(0, len(ordered), micro))

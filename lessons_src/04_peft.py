@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import torch
 from peft import LoraConfig, get_peft_model
 
-from course_utils import adapters, lora, memory, peft_methods, prefix, prompting, sft
+from course_utils import adapters, lora, memory, peft_methods, prefix, prompting, sft, trainer
 from course_utils.config import profile
 from course_utils.data import load_sentiment
 from course_utils.device import assert_close, autocast_dtype, encode, pick_dtype, set_seed
@@ -266,7 +266,7 @@ a = lora.inject_lora(copy.deepcopy(model), ("q_proj", "v_proj"), r=8, alpha=16)
 b = get_peft_model(copy.deepcopy(model), peft_cfg)
 lora.copy_lora_to_peft(a, b)  # the same random A in both
 ours_run = sft.train(a, train_data, parity)
-lib_run = sft.trainer_finetune(b, train_data, parity)
+lib_run = trainer.trainer_finetune(b, train_data, parity)
 plt.figure(figsize=(6, 3))
 plt.plot(ours_run.losses, "o-", label="course engine + our LoRA")
 plt.plot(lib_run.losses, "x--", label="transformers.Trainer + peft")

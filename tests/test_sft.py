@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from course_utils import sft
+from course_utils import sft, trainer
 from course_utils.finetune import build_model, load_pairs, main
 from course_utils.models import keeps_logits
 
@@ -199,15 +199,20 @@ def test_stop_and_resume_reaches_the_same_result(tiny_lm, tmp_path):
 def test_checkpoint_of_another_model_is_refused(tiny_lm, tmp_path):
     model, tok, data = tiny_lm
     m = copy.deepcopy(model)
-    sft.train(m, data, cfg(steps=2, output_dir=str(tmp_path), checkpoint_every=1), pad_id=tok.pad_token_id)
+    c = cfg(steps=2, output_dir=str(tmp_path), checkpoint_every=1)
+    sft.train(m, data, c, pad_id=tok.pad_token_id)
     other = copy.deepcopy(model)
     for name, p in other.named_parameters():
         p.requires_grad = "embed" in name
+    with pytest.raises(ValueError, match="written by another run: another model"):
+        sft.train(other, data, c, pad_id=tok.pad_token_id)
+    # a checkpoint of an older course version has no fingerprint: its weights are still checked
+    (tmp_path / "checkpoint-last" / "run.json").unlink()
     (tmp_path / "checkpoint-last" / "trainable.safetensors").unlink()
     from safetensors.torch import save_file
     save_file({"not.a.param": torch.zeros(1)}, tmp_path / "checkpoint-last" / "trainable.safetensors")
     with pytest.raises(ValueError, match="does not match this model"):
-        sft.train(other, data, cfg(steps=4, output_dir=str(tmp_path), checkpoint_every=1), pad_id=tok.pad_token_id)
+        sft.train(other, data, c, pad_id=tok.pad_token_id)
 
 
 @pytest.mark.parametrize("kw,msg", [(dict(lr=0.0), "learning rate is 0.0"), (dict(lr=float("nan")), "learning rate"),
@@ -261,7 +266,7 @@ def test_trainer_gives_the_same_losses(tiny_lm):
     a, b = copy.deepcopy(model), copy.deepcopy(model)
     c = cfg(steps=4, grad_accum=2, warmup_steps=1)
     ours = sft.train(a, data, c, pad_id=tok.pad_token_id)
-    lib = sft.trainer_finetune(b, data, c, pad_id=tok.pad_token_id)
+    lib = trainer.trainer_finetune(b, data, c, pad_id=tok.pad_token_id)
     assert lib.losses == pytest.approx(ours.losses, rel=1e-3)  # Trainer logs rounded losses
     assert max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters())) < 1e-5
 

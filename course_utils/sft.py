@@ -77,8 +77,13 @@ def tokenize_pair(tok, prompt: str, response: str, max_len: int, *, chat: bool =
     """
     if on_overflow not in OVERFLOW_POLICIES:
         raise ValueError(f"on_overflow must be one of {OVERFLOW_POLICIES}, not {on_overflow!r}.")
+    if not isinstance(prompt, str) or not isinstance(response, str):
+        raise TypeError(f"prompt and response must be strings, not {prompt!r:.40} and {response!r:.40}.")
     if not response:
         raise ValueError(f"Empty response for prompt {prompt[:60]!r}: an SFT example needs a target to learn.")
+    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"weight {weight!r} for prompt {prompt[:60]!r}: weights must be finite and >= 0 (a negative "
+                         "one trains the model away from the example).")
     prompt_ids = tok(format_prompt(tok, prompt, chat), add_special_tokens=not chat)["input_ids"]
     response_ids = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     n = len(prompt_ids) + len(response_ids)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
+from . import validate
 from .device import encode, model_device
 from .models import continuation_logits
 
@@ -32,6 +33,7 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 def words(text: str) -> list[str]:
     """Lower-cased words and punctuation marks: the unit the text-level metrics count by default."""
+    validate.a_str("text", text, "pass one text (a list of texts goes to distinct_n, repetition_rate, ...)")
     return _WORD.findall(text.lower())
 
 
@@ -40,6 +42,7 @@ def _units(x: str | Tokens) -> list:
 
 
 def _check_n(n: int) -> None:
+    validate.integer("n", n, "pass the n-gram size, e.g. n=2")
     if n < 1:
         raise ValueError(f"n-grams need n >= 1, not {n}.")
 
@@ -66,6 +69,8 @@ def distinct_n(texts: Sequence[str | Tokens], n: int) -> float:
     """
     if isinstance(texts, str):
         raise ValueError("distinct_n takes a list of texts; wrap a single text as [text].")
+    _check_n(n)
+    validate.non_empty("texts", texts, "distinct_n takes a non-empty list of texts; pass at least one")
     grams = [g for t in texts for g in ngrams(t, n)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
@@ -92,8 +97,7 @@ def repetition_rate(texts: Sequence[str | Tokens], n: int = 4) -> float:
 
 def rep_l(tokens: str | Tokens, window: int = 128) -> float:
     """rep/l (Welleck et al. 2020): the share of tokens that already occurred among the previous ``window``."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, not {window}.")
+    validate.positive_int("window", window, "pass e.g. window=128")
     t = _units(tokens)
     if len(t) < 2:
         return 0.0
@@ -115,6 +119,15 @@ class Loop:
         return round(self.period * self.repeats)
 
 
+def _check_loop_settings(min_repeats: float, max_period: int) -> None:
+    validate.finite_float("min_repeats", min_repeats, "pass e.g. min_repeats=3")
+    if min_repeats < 2:
+        raise ValueError(f"min_repeats must be >= 2 (a loop repeats), not {min_repeats}.")
+    validate.integer("max_period", max_period, "pass the longest repeated unit in tokens, e.g. max_period=64")
+    if max_period < 1:
+        raise ValueError(f"max_period must be >= 1, not {max_period}.")
+
+
 def find_loop(tokens: str | Tokens, min_repeats: float = 3.0, max_period: int = 64, min_length: int = 6) -> Loop | None:
     """The longest stretch where a unit of 1..``max_period`` tokens repeats back to back at least
     ``min_repeats`` times and covers at least ``min_length`` tokens (``a b c a b c a b c`` is period 3,
@@ -126,10 +139,8 @@ def find_loop(tokens: str | Tokens, min_repeats: float = 3.0, max_period: int = 
     Raises:
         ValueError: ``min_repeats < 2`` (one occurrence is not a repetition) or ``max_period < 1``.
     """
-    if min_repeats < 2:
-        raise ValueError(f"min_repeats must be >= 2 (a loop repeats), not {min_repeats}.")
-    if max_period < 1:
-        raise ValueError(f"max_period must be >= 1, not {max_period}.")
+    _check_loop_settings(min_repeats, max_period)
+    validate.non_negative_int("min_length", min_length, "pass the fewest tokens a loop covers, e.g. min_length=6")
     t = _units(tokens)
     best: Loop | None = None
     for p in range(1, min(max_period, len(t) // 2) + 1):
@@ -173,8 +184,8 @@ def repetitive_version(text: str, times: int = 2) -> str:
     Raises:
         ValueError: ``times < 1``.
     """
-    if times < 1:
-        raise ValueError(f"times must be >= 1, not {times}.")
+    validate.a_str("text", text, "pass the text whose sentences to repeat")
+    validate.positive_int("times", times, "pass e.g. times=2")
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
     return " ".join(" ".join([s] * times) for s in sentences)
 
@@ -189,6 +200,8 @@ class LoopStoppingCriteria(StoppingCriteria):
     """
 
     def __init__(self, prompt_length: int = 0, min_repeats: float = 3.0, max_period: int = 32):
+        validate.non_negative_int("prompt_length", prompt_length, "pass the prompt's length in tokens (0: none)")
+        _check_loop_settings(min_repeats, max_period)
         self.prompt_length, self.min_repeats, self.max_period = prompt_length, min_repeats, max_period
 
     def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
@@ -214,6 +227,9 @@ def self_reinforcement(model, tok, sentence: str, repeats: int = 8, prefix: str 
     Raises:
         ValueError: ``repeats < 2`` or an empty sentence.
     """
+    validate.a_str("sentence", sentence, "pass one sentence to repeat")
+    validate.a_str("prefix", prefix, "pass the text before the repeats, or '' for none")
+    validate.integer("repeats", repeats, "pass e.g. repeats=8")
     if repeats < 2:
         raise ValueError(f"repeats must be >= 2 to see a trend, not {repeats}.")
     piece = tok(" " + sentence.strip(), add_special_tokens=False)["input_ids"]
@@ -243,6 +259,24 @@ class DecodingSetting:
     name: str
     kwargs: Mapping = field(default_factory=dict)
 
+    def __post_init__(self):
+        validate.non_empty_str("name", self.name, "name the setting for the table, e.g. 'top-p 0.9'")
+        if not isinstance(self.kwargs, Mapping):
+            raise TypeError(f"kwargs must be a dict of generate() arguments, got {self.kwargs!r}: pass e.g. "
+                            "{'do_sample': True, 'top_p': 0.9}.")
+        # The generate() controls this module sweeps, checked here rather than deep inside generate().
+        k = self.kwargs
+        if "temperature" in k:
+            validate.positive_float("temperature", k["temperature"], "pass e.g. temperature=0.7 (greedy: no sampling)")
+        if "top_p" in k and not 0 < validate.finite_float("top_p", k["top_p"]) <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {k['top_p']!r}: pass e.g. top_p=0.9.")
+        if "top_k" in k:
+            validate.non_negative_int("top_k", k["top_k"], "pass e.g. top_k=50 (0 switches top-k off)")
+        if "repetition_penalty" in k:
+            validate.positive_float("repetition_penalty", k["repetition_penalty"], "pass e.g. 1.2 (1.0 is none)")
+        if "no_repeat_ngram_size" in k:
+            validate.non_negative_int("no_repeat_ngram_size", k["no_repeat_ngram_size"], "pass e.g. 3 (0 is none)")
+
 
 #: The controls the LLM Q&A names (§7: noise / sampling, temperature, post-processing) and generate's penalties.
 DECODING_SETTINGS: tuple[DecodingSetting, ...] = (
@@ -270,8 +304,11 @@ def continuation_perplexity(model, tok, prompts: Sequence[str], continuations: S
     """
     from .sft import format_prompt
 
+    validate.str_list("prompts", prompts, "pass a list of prompt texts", allow_empty=True)
+    validate.str_list("continuations", continuations, "pass a list of continuation texts", allow_empty=True)
     if len(prompts) != len(continuations):
-        raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations.")
+        raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations: pass one continuation "
+                         "per prompt.")
     total, count = 0.0, 0
     for p, c in zip(prompts, continuations):
         head = tok(format_prompt(tok, p, chat), add_special_tokens=not chat)["input_ids"]
@@ -290,6 +327,10 @@ def continuation_perplexity(model, tok, prompts: Sequence[str], continuations: S
 def text_stats(texts: Sequence[str], finished: Sequence[bool] | None = None) -> dict[str, float]:
     """Repetition and length of a set of generations: distinct-1/2, seq-rep-4, loop rate, mean words, and
     (given ``finished``) the end-of-sequence rate."""
+    validate.not_a_str("texts", texts, "pass a list of generated texts")
+    validate.non_empty("texts", texts, "pass at least one generated text")
+    if finished is not None:
+        validate.same_length("finished", finished, "texts", texts, "pass one end-of-sequence flag per text")
     stats = {"distinct-1": distinct_n(texts, 1), "distinct-2": distinct_n(texts, 2),
              "seq-rep-4": repetition_rate(texts, 4), "loop rate": loop_rate(texts),
              "words": sum(len(words(t)) for t in texts) / len(texts)}
@@ -317,6 +358,13 @@ def decoding_sweep(model, tok, prompts: Sequence[str], settings: Sequence[Decodi
 
     if not prompts or not settings:
         raise ValueError("decoding_sweep needs at least one prompt and one setting.")
+    validate.str_list("prompts", prompts, "pass a list of prompt texts")
+    bad = next((s for s in settings if not isinstance(s, DecodingSetting)), None)
+    if bad is not None:
+        raise TypeError(f"settings must be DecodingSetting objects, got {bad!r}: pass e.g. "
+                        "[DecodingSetting('greedy', {}), DecodingSetting('sample', {'do_sample': True})].")
+    validate.positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=96")
+    validate.positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     scorer, scorer_tok = (scorer, scorer_tok) if scorer is not None else (model, tok)
     rows = []
     for s in tqdm(settings, desc="decoding settings", disable=not progress):
@@ -330,6 +378,8 @@ def decoding_sweep(model, tok, prompts: Sequence[str], settings: Sequence[Decodi
 
 def format_sweep(rows: Sequence[Mapping]) -> str:
     """The sweep as a plain-text table (texts left out)."""
+    validate.not_a_str("rows", rows, "pass the rows decoding_sweep returns")
+    validate.non_empty("rows", rows, "pass the rows decoding_sweep returns")
     cols = [k for k in rows[0] if k not in ("setting", "texts")]
     head = f"{'setting':24}" + "".join(f"{c:>12}" for c in cols)
     lines = [head, "-" * len(head)]
@@ -341,6 +391,12 @@ def plot_sweep(rows: Sequence[Mapping], x: str = "seq-rep-4", y: str = "perplexi
     """Repetition (x) against quality (y), one labelled point per decoding setting. Returns the axes."""
     import matplotlib.pyplot as plt
 
+    validate.non_empty("rows", rows, "pass the rows decoding_sweep returns")
+    for key in (x, y):
+        missing = [r.get("setting", r) for r in rows if key not in r]
+        if missing:
+            raise ValueError(f"No {key!r} in the row of {missing[0]!r}: plot one of its columns, "
+                             f"{[k for k in rows[0] if k not in ('setting', 'texts')]}.")
     ax = ax or plt.subplots(figsize=(6.5, 4.2))[1]
     for i, r in enumerate(rows):
         ax.scatter(r[x], r[y], color=f"C{i % 10}", s=40)
@@ -362,6 +418,11 @@ def resolve_token_bias(tok, bias: Mapping[str, float]) -> dict[int, float]:
     Raises:
         ValueError: a text that is no single token in either spelling (say which, so it can be split or dropped).
     """
+    if not isinstance(bias, Mapping):
+        raise TypeError(f"bias must be a dict {{text: bias}}, got {type(bias).__name__}: pass e.g. {{'###': -5.0}}.")
+    for text, b in bias.items():
+        validate.non_empty_str("each biased text", text, "pass e.g. {'###': -5.0}")
+        validate.finite_float(f"the bias of {text!r}", b, "pass a finite number, e.g. -5.0")
     out: dict[int, float] = {}
     for text, b in bias.items():
         ids = {tuple(tok(v, add_special_tokens=False)["input_ids"]) for v in (text, " " + text)}
@@ -380,6 +441,9 @@ def product_of_experts(base_logits: torch.Tensor, rule_logits: torch.Tensor) -> 
     Since ``log_softmax(r) = r - logsumexp(r)`` only shifts each row by a constant, this equals adding the
     rules' scores to the base logits: the adapter is a bias on the logits, which is what a LogitsProcessor does.
     """
+    if base_logits.shape[-1] != rule_logits.shape[-1]:
+        raise ValueError(f"base_logits and rule_logits must score the same vocabulary, got {base_logits.shape[-1]} "
+                         f"and {rule_logits.shape[-1]} entries in the last dimension.")
     return (base_logits.log_softmax(-1) + rule_logits.log_softmax(-1)).log_softmax(-1)
 
 
@@ -403,6 +467,10 @@ class RuleBasedAdapter(LogitsProcessor):
 
     def __init__(self, tok, prompt_length: int, eos_boost: float = 8.0, ramp: int = 64,
                  repeat_penalty: float = 0.5, token_bias: Mapping[str, float] | None = None):
+        for name, value in (("eos_boost", eos_boost), ("repeat_penalty", repeat_penalty)):
+            validate.finite_float(name, value, "pass a finite number >= 0")
+        validate.integer("ramp", ramp, "pass the tokens over which the end boost grows, e.g. ramp=64")
+        validate.integer("prompt_length", prompt_length, "pass the prompt's length in tokens")
         if eos_boost < 0 or repeat_penalty < 0 or ramp < 1 or prompt_length < 0:
             raise ValueError("eos_boost, repeat_penalty and prompt_length must be >= 0 and ramp >= 1 "
                              f"(got {eos_boost}, {repeat_penalty}, {prompt_length}, {ramp}).")
@@ -441,6 +509,9 @@ def generate_with_rules(model, tok, prompts: Sequence[str], max_new_tokens: int 
 
     if not prompts:
         raise ValueError("generate_with_rules needs at least one prompt.")
+    validate.str_list("prompts", prompts, "pass a list of prompt texts")
+    validate.positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=96")
+    validate.positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     side, tok.padding_side = tok.padding_side, "left"
     texts, finished = [], []
     try:
@@ -463,17 +534,21 @@ def new_turn_rate(texts: Sequence[str], markers: Sequence[str] = ("### Instructi
                                                                    "\nUser:", "Human:")) -> float:
     """The share of answers in which the model starts a new turn itself (writes the next instruction): the
     base-model habit the adapter's third rule works against."""
-    if not texts:
-        raise ValueError("new_turn_rate needs at least one text.")
+    validate.str_list("texts", texts, "new_turn_rate needs at least one text")
+    validate.str_list("markers", markers, "pass the turn markers as a list, e.g. ['### Instruction']")
     return sum(any(m in t for m in markers) for t in texts) / len(texts)
 
 
 def word_counts(texts: Sequence[str]) -> list[int]:
     """Words per text (for the length histogram)."""
+    validate.not_a_str("texts", texts, "pass a list of texts")
     return [len(words(t)) for t in texts]
 
 
 def top_repeated(texts: Sequence[str], n: int = 4, k: int = 5) -> list[tuple[str, int]]:
     """The ``k`` most repeated ``n``-grams across the texts, as strings with their counts (counts >= 2)."""
+    validate.not_a_str("texts", texts, "pass a list of texts")
+    _check_n(n)
+    validate.positive_int("k", k, "pass how many n-grams to list, e.g. k=5")
     c = Counter(g for t in texts for g in ngrams(t, n))
     return [(" ".join(g), m) for g, m in c.most_common(k) if m >= 2]

@@ -23,6 +23,7 @@ of probes, run on the original and on the tuned model, shows both sides at once:
 from __future__ import annotations
 
 import json
+import numbers
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from importlib.resources import files
 import torch
 import torch.nn.functional as F
 
+from . import validate
 from .device import model_device
 
 #: metric name -> (label for tables, True when higher is better)
@@ -56,6 +58,12 @@ class EvalSizes:
     kl_tokens: int
     max_new_tokens: int = 16
 
+    def __post_init__(self):
+        for name in ("sentiment", "facts", "arithmetic", "max_new_tokens"):
+            validate.positive_int(name, getattr(self, name), f"every probe needs at least one item, e.g. {name}=8")
+        for name in ("ppl_tokens", "kl_tokens"):  # a next-token score needs two tokens
+            validate.int_at_least(name, getattr(self, name), 2, f"pass e.g. {name}=256")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Probe data
@@ -63,7 +71,13 @@ class EvalSizes:
 
 def load_facts(limit: int | None = None) -> list[dict]:
     """The course's factual questions (``course_utils/data/facts_qa.jsonl``): question, answer, aliases,
-    category, difficulty. Shuffled with a fixed seed so any prefix mixes categories and difficulties."""
+    category, difficulty. Shuffled with a fixed seed so any prefix mixes categories and difficulties.
+
+    Raises:
+        ValueError: ``limit`` below 1 (``None`` means all the questions).
+    """
+    if limit is not None:
+        validate.positive_int("limit", limit, "pass how many questions to keep, or limit=None for all of them")
     path = files("course_utils.data") / "facts_qa.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     random.Random(0).shuffle(rows)
@@ -73,6 +87,8 @@ def load_facts(limit: int | None = None) -> list[dict]:
 def arithmetic_questions(n: int, seed: int = 0, digits: int = 1) -> list[dict]:
     """``n`` questions ``What is a + b?`` / ``a - b`` (``a >= b``) with ``digits``-digit numbers, and their
     answers (fixed seed). One digit is what a 135M model gets partly right; two digits it mostly gets wrong."""
+    validate.positive_int("n", n, "pass how many questions to write, e.g. n=20")
+    validate.positive_int("digits", digits, "pass e.g. digits=1 for one-digit sums")
     rng = random.Random(seed)
     lo, hi = (2, 9) if digits == 1 else (10 ** (digits - 1), 10 ** digits - 1)
     out = []
@@ -89,6 +105,10 @@ def _normalize(text: str) -> str:
 
 def answer_matches(reply: str, answer: str, aliases: Sequence[str] = ()) -> bool:
     """Whether the reply contains the answer or an alias as whole words (case and punctuation ignored)."""
+    validate.a_str("reply", reply, "pass the model's reply text")
+    validate.a_str("answer", answer, "pass the expected answer text")
+    aliases = validate.str_list("aliases", aliases, "pass other accepted answers as a list, e.g. ['USA']",
+                                allow_empty=True)
     r = f" {_normalize(reply)} "
     return any(f" {_normalize(a)} " in r for a in (answer, *aliases) if _normalize(a))
 
@@ -96,6 +116,7 @@ def answer_matches(reply: str, answer: str, aliases: Sequence[str] = ()) -> bool
 def final_number(text: str) -> str | None:
     """The number a reply gives as its answer: the first one after the last ``=`` or "answer is", else the last
     number in the reply (``"5 + 3 = 8"`` -> ``"8"``, ``"1,024"`` -> ``"1024"``); ``None`` without digits."""
+    validate.a_str("text", text, "pass the model's reply text")
     low = text.lower()
     cut = max(low.rfind("="), low.rfind("answer is"))
     if cut >= 0:
@@ -112,9 +133,16 @@ def final_number(text: str) -> str | None:
 
 def next_token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
     """``[T-1, V]`` log-probabilities of each next token over a 1-D id sequence (one forward; float32)."""
+    _check_ids(ids)
     with torch.no_grad():
         logits = model(input_ids=ids[None].to(model_device(model))).logits[0, :-1].float()
     return F.log_softmax(logits, dim=-1).cpu()
+
+
+def _check_ids(ids: torch.Tensor) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or len(ids) < 2:
+        raise ValueError(f"ids must be a 1-D tensor of at least 2 token ids, got {getattr(ids, 'shape', ids)!r}: "
+                         "pass e.g. tok(text, return_tensors='pt').input_ids[0].")
 
 
 def kl_per_position(model, ids: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -126,6 +154,9 @@ def kl_per_position(model, ids: torch.Tensor, reference: torch.Tensor) -> torch.
     Raises:
         ValueError: a reference computed on other ids (or with another tokenizer).
     """
+    if not isinstance(reference, torch.Tensor):
+        raise TypeError(f"reference must be the original model's log-probs (a tensor), got {type(reference).__name__}"
+                        ": compute it with next_token_logprobs(original_model, ids).")
     logp = next_token_logprobs(model, ids)
     if logp.shape != reference.shape:
         raise ValueError(f"Reference log-probs have shape {tuple(reference.shape)}, the model gives "
@@ -143,6 +174,12 @@ def most_shifted(tok, ids: torch.Tensor, kl: torch.Tensor, k: int = 10, context:
 
     What they have in common says what fine-tuning changed (chapter 8 takes this further with URIAL's token
     shift)."""
+    validate.positive_int("k", k, "pass how many positions to show, e.g. k=10")
+    validate.positive_int("context", context, "pass how many tokens of text to show before each, e.g. context=6")
+    _check_ids(ids)
+    if not isinstance(kl, torch.Tensor) or kl.shape != (len(ids) - 1,):
+        raise ValueError(f"kl must have one value per next-token position of ids, shape ({len(ids) - 1},), got "
+                         f"{getattr(kl, 'shape', kl)!r}: pass kl_per_position(model, ids, reference) for the same ids.")
     top = torch.topk(kl, min(k, len(kl))).indices.tolist()
     return [(kl[i].item(), tok.decode(ids[max(0, i + 1 - context):i + 1]), tok.decode(ids[i + 1:i + 2]))
             for i in top]
@@ -173,6 +210,10 @@ class Harness:
         from .data import load_sentiment
         from .data.corpus import load_corpus
 
+        if not isinstance(self.sizes, EvalSizes):
+            raise TypeError(f"sizes must be an EvalSizes, got {type(self.sizes).__name__}: pass "
+                            "config.sizes('evaluation') or EvalSizes(sentiment=..., ...).")
+        validate.not_a_str("instructions", self.instructions, "pass a list of {instruction, input, output} dicts")
         ids = self.tok(load_corpus("test"), return_tensors="pt").input_ids[0]
         if len(ids) < self.sizes.ppl_tokens:
             raise ValueError(f"The general text has {len(ids)} tokens; ppl_tokens={self.sizes.ppl_tokens} is too many.")
@@ -237,6 +278,9 @@ class Harness:
         """
         from tqdm.auto import tqdm
 
+        validate.a_str("name", name, "name the model for the results table, e.g. 'original'")
+        if isinstance(probes, str):
+            raise TypeError(f"probes must be a list of probe names, got the str {probes!r}: pass [{probes!r}].")
         probes = list(probes) if probes is not None else [
             m for m in METRICS if (m != "kl" or self.reference is not None) and (m != "instructions" or
                                                                                  self.instructions)]
@@ -275,13 +319,29 @@ def standard_error(accuracy: float, n: int) -> float:
     Raises:
         ValueError: ``n < 1`` or an accuracy outside [0, 1].
     """
+    validate.integer("n", n, "pass the number of items the accuracy was measured on")
+    validate.finite_float("accuracy", accuracy, "pass a share of correct answers in [0, 1]")
     if n < 1 or not 0 <= accuracy <= 1:
         raise ValueError(f"Need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}.")
     return (accuracy * (1 - accuracy) / n) ** 0.5
 
 
+def _check_rows(rows: Sequence[Mapping]) -> None:
+    """Result rows as :meth:`Harness.evaluate` returns them: dicts with a ``model`` name and numeric metrics."""
+    validate.not_a_str("rows", rows, "pass a list of results from Harness.evaluate")
+    validate.non_empty("rows", rows, "pass at least one result from Harness.evaluate")
+    for r in rows:
+        if not isinstance(r, Mapping) or "model" not in r:
+            raise ValueError(f"Each row must be a dict with a 'model' name, as Harness.evaluate returns, got {r!r}.")
+        bad = [m for m in METRICS if m in r and (isinstance(r[m], bool) or not isinstance(r[m], numbers.Real))]
+        if bad:
+            raise TypeError(f"Row {r['model']!r} has a metric that is not a number: {bad[0]}={r[bad[0]]!r}; "
+                            "store each metric as a float, as Harness.evaluate does.")
+
+
 def format_results(rows: Sequence[Mapping]) -> str:
     """A plain-text table, one row per evaluated model, one column per metric that any row has."""
+    _check_rows(rows)
     cols = [m for m in METRICS if any(m in r for r in rows)]
     head = f"{'model':24}" + "".join(f"{m:>13}" for m in cols)
     lines = [head, "-" * len(head)]
@@ -295,6 +355,11 @@ def plot_results(rows: Sequence[Mapping], baseline: int = 0):
     """One small bar chart per metric, the ``baseline`` row's value as a dashed line; arrows say which way is
     better. Returns the figure."""
     import matplotlib.pyplot as plt
+
+    _check_rows(rows)
+    validate.integer("baseline", baseline, "pass the index of the reference row, e.g. baseline=0")
+    if not 0 <= baseline < len(rows):
+        raise ValueError(f"baseline={baseline} is not a row index of the {len(rows)} rows: pass 0..{len(rows) - 1}.")
 
     cols = [m for m in METRICS if any(m in r for r in rows)]
     fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 3.2), squeeze=False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course_utils import validate
 from course_utils.positions import ntk_base
 from course_utils.tinygpt import POSITIONS, GPTConfig, TinyGPT, perplexity_by_length, train_lm
 
@@ -43,6 +44,19 @@ class ExtrapolationSetup:
     extend_eval_every: int = 10
     model_kwargs: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name in ("seq_len", "n_layer", "n_head", "n_embd", "steps", "batch_size", "extend_factor", "extend_steps",
+                     "extend_batch", "extend_eval_every"):
+            validate.positive_int(name, getattr(self, name), f"pass a whole number >= 1 for {name}")
+        validate.int_at_least("seq_len", self.seq_len, 2, "a window needs 2 tokens, e.g. seq_len=64")
+        for name in ("lr", "extend_lr"):
+            validate.positive_float(name, getattr(self, name), f"pass a learning rate, e.g. {name}=1e-3")
+        if isinstance(self.factors, (int, str)) or not self.factors:
+            raise ValueError(f"factors must be a non-empty tuple of whole numbers, got {self.factors!r}: "
+                             "pass e.g. factors=(1, 2, 4, 8).")
+        for f in self.factors:
+            validate.positive_int("each factor", f, "pass e.g. factors=(1, 2, 4, 8)")
+
     def config(self, position: str) -> GPTConfig:
         """The :class:`GPTConfig` of one variant."""
         return GPTConfig(block_size=self.seq_len, n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
@@ -57,6 +71,9 @@ class ExtrapolationSetup:
 def train_variants(setup: ExtrapolationSetup, train_ids: torch.Tensor, positions=POSITIONS, *, seed: int = 0,
                    device: str | torch.device = "cpu", progress: bool = True) -> dict[str, tuple[TinyGPT, object]]:
     """One TinyGPT per position encoding, same seed, data and steps; returns ``{position: (model, result)}``."""
+    validate.str_list("positions", positions, f"pass position encodings from {POSITIONS}, e.g. ['rope', 'alibi']")
+    for pos in positions:
+        validate.one_of("position encoding", pos, POSITIONS)
     out = {}
     for pos in positions:
         model = TinyGPT(setup.config(pos), seed=seed).to(device)
@@ -72,8 +89,16 @@ def length_table(models: dict[str, TinyGPT], val_ids: torch.Tensor, setup: Extra
     return {name: perplexity_by_length(m, val_ids, setup.lengths, n_tokens) for name, m in models.items()}
 
 
+def _check_table(table: dict[str, dict[int, float]], seq_len: int) -> None:
+    if not isinstance(table, dict) or not table or not all(isinstance(r, dict) and r for r in table.values()):
+        raise ValueError(f"table must be a non-empty {{encoding: {{length: perplexity}}}} dict, got {table!r}: "
+                         "pass the result of length_table(...).")
+    validate.positive_int("seq_len", seq_len, "pass the training length L, e.g. setup.seq_len")
+
+
 def format_length_table(table: dict[str, dict[int, float]], seq_len: int) -> str:
     """The table as aligned text: one row per encoding, one column per length (``n/a`` = cannot run)."""
+    _check_table(table, seq_len)
     lengths = sorted(next(iter(table.values())))
     head = f"{'position':12}" + "".join(f"{f'{n // seq_len}x L={n}':>14}" for n in lengths)
     rows = [head]
@@ -87,6 +112,7 @@ def plot_length_table(table: dict[str, dict[int, float]], seq_len: int, ax=None)
     """Perplexity vs evaluation length (log-scaled), one line per encoding, the training length marked."""
     import matplotlib.pyplot as plt
 
+    _check_table(table, seq_len)
     ax = ax or plt.subplots(figsize=(6.5, 4))[1]
     for name, row in table.items():
         xs = [n for n in sorted(row) if row[n] == row[n]]
@@ -112,6 +138,7 @@ def extended(model: TinyGPT, method: str, factor: float) -> TinyGPT:
         raise ValueError(f"Context extension here rescales RoPE; this model uses {model.config.position!r}.")
     if method not in EXTENSION_METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of {EXTENSION_METHODS}.")
+    factor = validate.float_at_least("factor", factor, 1, "factor is the extension ratio L'/L, e.g. factor=4")
     m = copy.deepcopy(model)  # the attention layers share m.config, so changing it changes them all
     head_dim = m.config.n_embd // m.config.n_head
     if method == "interpolation":
@@ -133,6 +160,9 @@ def extension_experiment(model: TinyGPT, train_ids: torch.Tensor, val_ids: torch
     from course_utils import sft
     from course_utils.tinygpt import lm_examples
 
+    validate.str_list("methods", methods, f"pass methods from {EXTENSION_METHODS}, e.g. ['ntk']")
+    for method in methods:
+        validate.one_of("method", method, EXTENSION_METHODS)
     long_len = setup.extend_factor * setup.seq_len
     out = {"trained at L": [(0, perplexity_by_length(model, val_ids, [setup.seq_len])[setup.seq_len])]}
     data = lm_examples(train_ids, long_len, setup.extend_steps * setup.extend_batch, seed=seed + 1)

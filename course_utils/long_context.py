@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import validate
 from .device import model_device
 
 
@@ -61,8 +62,15 @@ def sliding_window_perplexity(model, ids: torch.Tensor, window: int, stride: int
     Raises:
         ValueError: bad window / stride, or a document shorter than two tokens.
     """
-    ids = torch.as_tensor(ids).flatten()
-    stride = window if stride is None else stride
+    ids = torch.as_tensor(ids)
+    if ids.dim() > 2 or (ids.dim() == 2 and len(ids) != 1):
+        raise ValueError(f"ids must be one document, 1-D (or [1, T]), got shape {tuple(ids.shape)}: score each row "
+                         "of a batch separately.")
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be integer token ids, got dtype {ids.dtype}: pass tok(text).input_ids.")
+    ids = ids.flatten()
+    validate.integer("window", window, "pass the window in tokens, e.g. window=512")
+    stride = window if stride is None else validate.integer("stride", stride, "pass e.g. stride=window // 2")
     if window < 2 or not 1 <= stride <= window:
         raise ValueError(f"Need window >= 2 and 1 <= stride <= window, got window={window}, stride={stride}.")
     if len(ids) < 2:
@@ -98,6 +106,8 @@ def chunked_perplexity(model, ids: torch.Tensor, window: int) -> WindowedPerplex
 def stride_sweep(model, ids: torch.Tensor, window: int, strides: list[int],
                  progress: bool = True) -> list[WindowedPerplexity]:
     """:func:`sliding_window_perplexity` for several strides: the context-vs-compute trade-off."""
+    if isinstance(strides, (int, str)) or not strides:
+        raise ValueError(f"strides must be a non-empty list of strides, got {strides!r}: pass e.g. [64, 128, 256].")
     return [sliding_window_perplexity(model, ids, window, s) for s in tqdm(strides, desc="strides",
                                                                               disable=not progress)]
 
@@ -106,6 +116,7 @@ def plot_stride_sweep(results: list[WindowedPerplexity], ax=None):
     """Perplexity (left axis) and compute (right axis: tokens read per token scored) vs stride."""
     import matplotlib.pyplot as plt
 
+    validate.non_empty("results", results, "pass the list that stride_sweep returns")
     ax = ax or plt.subplots(figsize=(6.5, 4))[1]
     strides = [r.stride for r in results]
     ax.plot(strides, [r.perplexity for r in results], "o-", color="C0")

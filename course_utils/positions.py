@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from . import validate
+
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3", "ntk")
 
 
@@ -31,7 +33,7 @@ ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3", "ntk")
 # ---------------------------------------------------------------------------------------------------------------
 
 def _check_heads(num_heads: int) -> None:
-    if not isinstance(num_heads, int) or num_heads < 1:
+    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
         raise ValueError(f"num_heads must be a positive integer, not {num_heads!r}: ALiBi gives one slope per head.")
 
 
@@ -64,7 +66,8 @@ def alibi_bias(num_heads: int, q_len: int, k_len: int | None = None, *, causal: 
     When ``k_len > q_len`` (a KV cache) the queries are the *last* ``q_len`` positions.
     """
     _check_heads(num_heads)
-    k_len = q_len if k_len is None else k_len
+    validate.integer("q_len", q_len, "pass the number of query positions, e.g. q_len=8")
+    k_len = q_len if k_len is None else validate.integer("k_len", k_len, "pass the number of key positions")
     if q_len < 1 or k_len < q_len:
         raise ValueError(f"Need 1 <= q_len <= k_len, got q_len={q_len}, k_len={k_len}.")
     i = torch.arange(k_len - q_len, k_len).view(-1, 1)
@@ -86,8 +89,11 @@ def sinusoidal_positions(n_positions: int, dim: int, base: float = 10000.0) -> t
     ``PE[m, 2i] = sin(m / base^(2i/d))`` and ``PE[m, 2i+1] = cos(m / base^(2i/d))``. Defined for any ``m``:
     nothing stops a model from being run past its training length, which is exactly what chapter 5 tests.
     """
+    validate.positive_int("n_positions", n_positions, "pass how many positions to encode, e.g. n_positions=64")
+    validate.integer("dim", dim, "pass an even model width, e.g. dim=128")
     if dim < 2 or dim % 2:
         raise ValueError(f"dim must be even and >= 2 (sin and cos pairs), not {dim}.")
+    _check_base(base)
     pos = torch.arange(n_positions, dtype=torch.float32).unsqueeze(1)
     inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)
     pe = torch.zeros(n_positions, dim)
@@ -100,8 +106,12 @@ def sinusoidal_positions(n_positions: int, dim: int, base: float = 10000.0) -> t
 # RoPE
 # ---------------------------------------------------------------------------------------------------------------
 
+def _check_base(base: float) -> None:
+    validate.float_above("base", base, 1, "pass the position base, e.g. base=10000.0")
+
+
 def _check_head_dim(head_dim: int) -> None:
-    if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim < 2 or head_dim % 2:
         raise ValueError(f"RoPE rotates pairs of dimensions, so head_dim must be even and >= 2, not {head_dim!r}.")
 
 
@@ -112,8 +122,8 @@ def rope_inv_freq(head_dim: int, base: float = 10000.0, scale: float = 1.0) -> t
     dividing every position by it.
     """
     _check_head_dim(head_dim)
-    if not (scale > 0 and base > 1):
-        raise ValueError(f"Need scale > 0 and base > 1, got scale={scale}, base={base}.")
+    validate.positive_float("scale", scale, "pass the interpolation factor L'/L, e.g. scale=1.0 for none")
+    _check_base(base)
     return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)) / scale
 
 
@@ -131,18 +141,33 @@ def ntk_base(base: float, scale: float, head_dim: int) -> float:
     _check_head_dim(head_dim)
     if head_dim == 2:
         raise ValueError("NTK scaling needs head_dim > 2 (the exponent is d / (d - 2)).")
+    _check_base(base)
+    validate.float_at_least("scale", scale, 1, "scale is the extension ratio L'/L, e.g. scale=4.0 for 4x the "
+                            "context (scale < 1 would shrink it)")
     return float(base * scale ** (head_dim / (head_dim - 2)))
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     """``[x1, x2] -> [-x2, x1]`` on the last dimension: pairs dimension ``i`` with ``i + d/2``."""
+    if x.dim() == 0 or x.shape[-1] % 2:
+        raise ValueError(f"rotate_half pairs dimension i with i + d/2, so the last dimension must be even, got "
+                         f"shape {tuple(x.shape)}: pass queries or keys of an even head_dim.")
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)
+
+
+def _check_positions(positions: torch.Tensor) -> None:
+    if not isinstance(positions, torch.Tensor):
+        raise TypeError(f"positions must be a tensor, got {type(positions).__name__}: pass e.g. torch.arange(seq).")
+    # Integer positions (the model's own) are always finite; only fractional ones are checked, once per call.
+    if positions.is_floating_point() and not torch.isfinite(positions).all():
+        raise ValueError("positions holds nan or inf: pass finite positions, e.g. torch.arange(seq) / scale.")
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, base: float = 10000.0,
                  scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``cos`` and ``sin`` of the angles ``m * theta_i`` (fp32), shape ``positions.shape + (head_dim,)``."""
+    _check_positions(positions)
     freqs = positions.float().unsqueeze(-1) * rope_inv_freq(head_dim, base, scale).to(positions.device)
     emb = torch.cat((freqs, freqs), dim=-1)  # the same angle for dimension i and i + d/2
     return emb.cos(), emb.sin()
@@ -161,10 +186,14 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     Returns:
         ``x * cos + rotate_half(x) * sin`` in ``x``'s dtype (the transformers formula).
     """
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise ValueError(f"x must be a tensor [..., seq, head_dim], got {getattr(x, 'shape', type(x).__name__)}: "
+                         "pass e.g. queries of shape [batch, heads, seq, head_dim].")
     _check_head_dim(x.shape[-1])
     seq = x.shape[-2]
     if positions is None:
         positions = torch.arange(seq, device=x.device)
+    _check_positions(positions)
     if positions.shape[-1] != seq:
         raise ValueError(f"positions has {positions.shape[-1]} entries but x has {seq} positions (dim -2).")
     cos, sin = rope_cos_sin(positions, x.shape[-1], base, scale)
@@ -187,8 +216,13 @@ def rope_parameters(rope_type: str, factor: float = 1.0, *, base: float, head_di
     """
     if rope_type not in ROPE_TYPES:
         raise ValueError(f"Unknown rope_type {rope_type!r}; choose one of {ROPE_TYPES}.")
+    validate.finite_float("factor", factor, "factor is L'/L, the extension ratio, e.g. factor=4.0")
     if not factor >= 1:
         raise ValueError(f"factor is L'/L, the extension ratio; it must be >= 1, not {factor}.")
+    _check_base(base)
+    if original_max_position_embeddings is not None:
+        validate.positive_int("original_max_position_embeddings", original_max_position_embeddings,
+                              "pass the context length the model was trained at, e.g. 2048")
     if rope_type == "default":
         return {"rope_type": "default", "rope_theta": base}
     if rope_type == "ntk":

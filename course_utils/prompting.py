@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import validate
 from .device import model_device
 from .models import check_fits, keeps_logits
 
 X_SLOT, Z_SLOT = "[X]", "[Z]"
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al.'s content-free inputs
+AGGREGATIONS = ("sum", "mean", "max", "first")  # how several words of one label combine (Verbalizer.aggregate)
 
 # LLM-TAP's example (§5.1): "[X] 我感到 [Z]", Z = {太好了, 好, 一般, 不好, 糟糕}.
 SEED_TEMPLATE = "[X] I feel [Z]."
@@ -63,6 +65,7 @@ class Template:
     text: str
 
     def __post_init__(self):
+        validate.a_str("Template text", self.text, "write it with both slots, e.g. Template('[X] I feel [Z].')")
         for slot, role in ((X_SLOT, "input"), (Z_SLOT, "answer")):
             n = self.text.count(slot)
             if n != 1:
@@ -71,10 +74,12 @@ class Template:
 
     def fill(self, x: str) -> str:
         """``x' = f_prompt(x)``: the input placed in its slot, the answer slot left open."""
+        validate.a_str("The input text x", x, "pass one text, e.g. template.fill('I missed the bus.')")
         return self.text.replace(X_SLOT, x)
 
     def fill_answer(self, x: str, z: str) -> str:
         """``f_fill(x', z)``: the prompt with the answer ``z`` in its slot."""
+        validate.a_str("The answer z", z, "pass one answer word, e.g. 'great'")
         return self.fill(x).replace(Z_SLOT, z)
 
     def split(self, x: str) -> tuple[str, str, str]:
@@ -97,11 +102,24 @@ class Verbalizer:
     """
 
     def __init__(self, label_words: dict[str, Sequence[str] | str]):
+        if isinstance(label_words, str):
+            raise TypeError(f"Verbalizer takes a dict {{label: words}}, got the str {label_words!r}: use "
+                            "Verbalizer.from_string(...) to parse 'label: word, word; label: word'.")
+        if not isinstance(label_words, Mapping):
+            raise TypeError(f"Verbalizer takes a dict {{label: words}}, got {type(label_words).__name__}: "
+                            "write e.g. Verbalizer({'positive': ['great'], 'negative': ['bad']}).")
         if not label_words:
             raise ValueError("A Verbalizer needs at least one label, e.g. {'positive': ['great']}.")
         self.label_words = {y: [w] if isinstance(w, str) else list(w) for y, w in label_words.items()}
         owner: dict[str, str] = {}
         for label, words in self.label_words.items():
+            if not isinstance(label, str):
+                raise TypeError(f"Label names must be str, got {label!r}: name it, e.g. 'positive'.")
+            if not label.strip():
+                raise ValueError(f"Label names must be non-empty, got {label!r}: name it, e.g. 'positive'.")
+            if any(not isinstance(w, str) for w in words):
+                raise TypeError(f"Label {label!r} has a word that is not a str ({words!r}): give its words as str, "
+                                "e.g. ['great', 'good'].")
             if not words or any(not w.strip() for w in words):
                 raise ValueError(f"Label {label!r} has no (or an empty) label word; give it at least one word.")
             for w in words:
@@ -149,6 +167,9 @@ class Verbalizer:
         ``how``: ``"sum"`` adds the words' probabilities (logsumexp), ``"mean"`` averages their log-probs
         (OpenPrompt's default), ``"max"`` keeps the best word, ``"first"`` uses each label's first word only.
         """
+        if answer_logprobs.dim() != 2 or answer_logprobs.shape[1] != len(self.answers):
+            raise ValueError(f"answer_logprobs must be [N, {len(self.answers)}] (one column per answer {self.answers}),"
+                             f" got shape {tuple(answer_logprobs.shape)}: score these answers with answer_search.")
         cols = []
         for label in self.labels:
             idx = [self.answers.index(w) for w in self.label_words[label]]
@@ -162,7 +183,7 @@ class Verbalizer:
             elif how == "first":
                 cols.append(s[:, 0])
             else:
-                raise ValueError(f"Unknown aggregation {how!r}; use 'sum', 'mean', 'max' or 'first'.")
+                raise ValueError(f"Unknown aggregation {how!r}; use {' / '.join(map(repr, AGGREGATIONS))}.")
         return torch.stack(cols, dim=1)
 
 
@@ -181,6 +202,25 @@ def _continuation_ids(tok, continuation: str) -> list[int]:
     return tok(continuation, add_special_tokens=False).input_ids
 
 
+def _as_template(template: Template | str) -> Template:
+    if isinstance(template, str):
+        return Template(template)
+    if not isinstance(template, Template):
+        raise TypeError(f"template must be a Template or its text, got {type(template).__name__}: pass e.g. "
+                        "Template('[X] I feel [Z].') or '[X] I feel [Z].'.")
+    return template
+
+
+def _check_search(template: Template | str, texts: Sequence[str], answers: Sequence[str]) -> Template:
+    """The arguments every answer search shares, checked once at the boundary."""
+    validate.str_list("texts", texts, "pass a list of input texts, e.g. ['I missed the bus.']", allow_empty=True)
+    validate.str_list("answers", answers, "pass the answer words, e.g. ['great', 'bad']")
+    blank = [z for z in answers if not z.strip()]
+    if blank:
+        raise ValueError(f"answers holds an empty answer {blank[0]!r}: every answer needs at least one word.")
+    return _as_template(template)
+
+
 def _continuations(template: Template, x: str, answers: Sequence[str]) -> tuple[str, list[str]]:
     context, space, after = template.split(x)
     return context, [space + z + after for z in answers]
@@ -192,6 +232,7 @@ def answer_search_naive(model, tok, template: Template, texts: Sequence[str], an
 
     Readable and slow; :func:`answer_search` must give the same numbers (tested to 1e-4).
     """
+    template = _check_search(template, texts, answers)
     out = torch.empty(len(texts), len(answers))
     dev = model_device(model)
     pre = tok(shared_prefix).input_ids if shared_prefix else []
@@ -219,6 +260,15 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
     tokens in a second forward. The shared prompt is read once, not ``|Z|`` times. A ``shared_prefix`` (the
     demonstrations of in-context learning) is run once for all contexts and its cache reused the same way.
     """
+    validate.str_list("contexts", contexts, "pass one context text per row")
+    validate.not_a_str("continuations", continuations, "pass one list of continuations per context")
+    validate.same_length("contexts", contexts, "continuations", continuations)
+    for row in continuations:
+        validate.str_list("each row of continuations", row, "pass e.g. [[' great.', ' bad.']] for one context")
+    if len({len(row) for row in continuations}) > 1:
+        raise ValueError(f"Every context needs the same number of continuations, got {[len(r) for r in continuations]}"
+                         ": pass the same answer list for each context.")
+    batch_size = validate.positive_int("batch_size", batch_size, "pass e.g. batch_size=16")
     n, m = len(contexts), len(continuations[0])
     out = torch.empty(n, m)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -236,6 +286,10 @@ def continuation_logprobs(model, tok, contexts: Sequence[str], continuations: Se
         rows = range(s, min(s + batch_size, n))
         ctx = [held + _context_ids(tok, contexts[i], special=not pre_ids) for i in rows]
         conts = [_continuation_ids(tok, c) for i in rows for c in continuations[i]]  # row-major: text, answer
+        if not all(conts):
+            empty = next(c for i in rows for c in continuations[i] if not _continuation_ids(tok, c))
+            raise ValueError(f"The continuation {empty!r} has no tokens for this tokenizer, so there is nothing to "
+                             "score: give every answer at least one token.")
         L = max(map(len, ctx))
         C = max(map(len, conts))  # from the lists: reading it off a GPU tensor would wait for the device
         lengths = torch.tensor([len(c) for c in conts], device=dev).view(len(rows), m)
@@ -279,6 +333,7 @@ def answer_search(model, tok, template: Template, texts: Sequence[str], answers:
         normalize: divide by the number of scored tokens (length normalisation), so long answers are not
             penalised for having more tokens.
     """
+    template = _check_search(template, texts, answers)
     if not texts:
         return torch.empty(0, len(answers))
     contexts, conts = zip(*(_continuations(template, x, answers) for x in texts))
@@ -292,7 +347,18 @@ def contextual_calibration(label_probs: torch.Tensor, p_cf: torch.Tensor) -> tor
 
     ``p_cf`` is the label distribution the prompt gives a content-free input ("N/A"); dividing by it removes
     the prompt's bias towards some labels, so a content-free input becomes uniform.
+
+    Raises:
+        ValueError: ``p_cf`` not a vector of one positive probability per label.
     """
+    if not isinstance(label_probs, torch.Tensor) or not isinstance(p_cf, torch.Tensor):
+        raise TypeError("label_probs and p_cf must be tensors, e.g. torch.tensor([0.5, 0.3, 0.2]).")
+    if p_cf.dim() != 1 or label_probs.dim() == 0 or len(p_cf) != label_probs.shape[-1]:
+        raise ValueError(f"p_cf must be a vector of one probability per label ({label_probs.shape[-1:]}), got "
+                         f"shape {tuple(p_cf.shape)}: compute it with the same verbalizer as label_probs.")
+    if not (torch.isfinite(p_cf).all() and (p_cf > 0).all()):
+        raise ValueError(f"p_cf must be positive and finite to divide by, got {p_cf.tolist()}: pass the label "
+                         "probabilities of a content-free input, not log-probabilities.")
     p_cf = p_cf / p_cf.sum()
     cal = label_probs / p_cf
     return cal / cal.sum(dim=-1, keepdim=True)
@@ -324,10 +390,11 @@ class PromptClassifier:
     batch_size: int = 16
 
     def __post_init__(self):
-        if isinstance(self.template, str):
-            self.template = Template(self.template)
-        if isinstance(self.verbalizer, dict):
-            self.verbalizer = Verbalizer(self.verbalizer)
+        self.template = _as_template(self.template)
+        self.verbalizer = _as_verbalizer(self.verbalizer)
+        validate.one_of("aggregation", self.aggregate, AGGREGATIONS)
+        validate.a_str("prefix", self.prefix, "pass the demonstrations as one text, or '' for none")
+        validate.positive_int("batch_size", self.batch_size, "pass e.g. batch_size=16")
         self._p_cf: torch.Tensor | None = None
 
     def _raw(self, texts: Sequence[str], prefixes: Sequence[str] | None = None) -> torch.Tensor:
@@ -350,6 +417,10 @@ class PromptClassifier:
 
         ``prefixes`` gives each text its own prefix (kNN demonstrations); default: :attr:`prefix` for all.
         """
+        validate.str_list("texts", texts, "pass the texts to classify, e.g. ['I missed the bus.']")
+        if prefixes is not None:
+            validate.str_list("prefixes", prefixes, "pass one prefix per text")
+            validate.same_length("prefixes", prefixes, "texts", texts, "pass one prefix per text")
         logp = self._raw(texts, prefixes)
         if self.calibrate:
             if prefixes is not None:
@@ -363,13 +434,46 @@ class PromptClassifier:
 
     def accuracy(self, texts: Sequence[str], labels: Sequence[str], prefixes: Sequence[str] | None = None) -> float:
         """Fraction of texts whose predicted label equals the gold one (gold labels must be known labels)."""
+        _check_labels(texts, labels, self.verbalizer)  # before scoring: a mistake costs no forward pass
         return accuracy(self.scores(texts, prefixes), labels, self.verbalizer)
 
 
 def accuracy(scores: torch.Tensor, labels: Sequence[str], verbalizer: Verbalizer) -> float:
-    """Accuracy of label scores ``[N, |Y|]`` (any monotone scale) against gold label names."""
+    """Accuracy of label scores ``[N, |Y|]`` (any monotone scale) against gold label names.
+
+    Raises:
+        ValueError: no labels, or scores whose shape is not one row per label and one column per verbalizer label.
+    """
+    verbalizer = _as_verbalizer(verbalizer)
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"scores must be a tensor [N, |Y|], got {type(scores).__name__}: pass clf.scores(texts).")
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be 2-D [N, |Y|], got shape {tuple(scores.shape)}: pass clf.scores(texts).")
+    _check_labels(scores, labels, verbalizer)
+    expected = (len(labels), len(verbalizer.labels))
+    if tuple(scores.shape) != expected:
+        raise ValueError(f"scores has shape {tuple(scores.shape)} but {len(labels)} gold labels and "
+                         f"{len(verbalizer.labels)} verbalizer labels need {expected}: score the same texts "
+                         "with the same verbalizer.")
     gold = torch.tensor([verbalizer.label_index(y) for y in labels])
     return (scores.argmax(-1) == gold).float().mean().item()
+
+
+def _as_verbalizer(verbalizer: Verbalizer | dict) -> Verbalizer:
+    if isinstance(verbalizer, Verbalizer):
+        return verbalizer
+    if isinstance(verbalizer, Mapping):
+        return Verbalizer(verbalizer)
+    raise TypeError(f"verbalizer must be a Verbalizer or its {{label: words}} dict, got {type(verbalizer).__name__}: "
+                    "pass e.g. {'positive': ['great'], 'negative': ['bad']}.")
+
+
+def _check_labels(items: Sized, labels: Sequence[str], verbalizer: Verbalizer) -> None:
+    """Gold labels: a non-empty list of known label names, one per scored item."""
+    validate.str_list("labels", labels, "pass one gold label name per text, e.g. ['positive', 'negative']")
+    validate.same_length("labels", labels, "the scored texts", items, "pass one gold label per text")
+    for y in labels:
+        verbalizer.label_index(y)
 
 
 def ensemble_scores(classifiers: Sequence[PromptClassifier], texts: Sequence[str]) -> torch.Tensor:
@@ -377,6 +481,7 @@ def ensemble_scores(classifiers: Sequence[PromptClassifier], texts: Sequence[str
 
     All classifiers must share the same labels, in the same order. Returns ``[N, |Y|]`` log-probabilities.
     """
+    validate.non_empty("classifiers", classifiers, "pass at least one PromptClassifier")
     labels = classifiers[0].verbalizer.labels
     if any(c.verbalizer.labels != labels for c in classifiers):
         raise ValueError("Every prompt in an ensemble needs the same labels in the same order.")
@@ -391,15 +496,30 @@ def search_label_words(clf: PromptClassifier, texts: Sequence[str], labels: Sequ
     Returns:
         the best :class:`Verbalizer` found and its accuracy on the given texts.
     """
+    if not isinstance(candidates, Mapping) or not candidates:
+        raise ValueError(f"candidates must be a non-empty dict {{label: candidate words}}, got {candidates!r}: "
+                         "pass e.g. {'positive': ['great', 'good'], 'negative': ['bad', 'awful']}.")
+    candidates = {y: [ws] if isinstance(ws, str) else list(ws) for y, ws in candidates.items()}
+    for y, ws in candidates.items():
+        if not ws:
+            raise ValueError(f"Label {y!r} has no candidate words: give it at least one, e.g. {{{y!r}: ['word']}}.")
+    validate.str_list("texts", texts, "pass the dev texts, e.g. [e.text for e in dev]")
+    validate.str_list("labels", labels, "pass one gold label name per text, e.g. [e.label for e in dev]")
+    validate.same_length("labels", labels, "texts", texts, "pass one gold label per text")
+    unknown = sorted(set(labels) - set(candidates))
+    if unknown:
+        raise ValueError(f"Gold label {unknown[0]!r} has no candidate words: candidates must cover every label, "
+                         f"got {list(candidates)}.")
     best = {y: [ws[0]] for y, ws in candidates.items()}
     best_acc = -1.0
     for label, words in candidates.items():
         for w in words:
             trial = {**best, label: [w]}
             try:
-                acc = dataclasses.replace(clf, verbalizer=Verbalizer(trial)).accuracy(texts, labels)
+                verbalizer = Verbalizer(trial)
             except ValueError:  # the word is already another label's
                 continue
+            acc = dataclasses.replace(clf, verbalizer=verbalizer).accuracy(texts, labels)
             if acc > best_acc:
                 best, best_acc = trial, acc
     return Verbalizer(best), best_acc
@@ -419,8 +539,8 @@ def prompt_pairs(template: Template | str, verbalizer: Verbalizer | dict,
     Raises:
         ValueError: an example whose label the verbalizer does not know.
     """
-    template = Template(template) if isinstance(template, str) else template
-    verbalizer = Verbalizer(verbalizer) if isinstance(verbalizer, dict) else verbalizer
+    template, verbalizer = _as_template(template), _as_verbalizer(verbalizer)
+    validate.not_a_str("examples", examples, "pass a list of Example(text, label)")
     pairs = []
     for ex in examples:
         verbalizer.label_index(ex.label)  # a clear error for an unknown label

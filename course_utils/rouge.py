@@ -33,6 +33,8 @@ from fractions import Fraction
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import validate
+
 # Unicode blocks whose characters are one token each. Chinese and Japanese have no spaces between words, so
 # a character is the only segmentation that needs no dictionary; Korean Hangul is split the same way so a
 # mixed pool is scored consistently.
@@ -365,8 +367,18 @@ _WORDS = ("a the an of to in for and with about on your my this that short long 
 _ZIPF = [1 / (i + 1) ** 0.8 for i in range(len(_WORDS))]  # function words first, so they recur as in real text
 
 
+def _check_rng(rng: random.Random) -> None:
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {rng!r}: pass e.g. random.Random(0).")
+
+
 def random_instruction(rng: random.Random, lo: int = 10, hi: int = 20) -> str:
     """A random instruction of lo to hi words, with a capital, punctuation and the odd digit."""
+    _check_rng(rng)
+    validate.positive_int("lo", lo, "pass the fewest words, e.g. lo=10")
+    validate.positive_int("hi", hi, "pass the most words, e.g. hi=20")
+    if hi < lo:
+        raise ValueError(f"hi={hi} is below lo={lo}: pass lo <= hi, e.g. lo=10, hi=20.")
     words = [rng.choice(_VERBS).capitalize()] + rng.choices(_WORDS, weights=_ZIPF, k=rng.randint(lo, hi) - 1)
     if rng.random() < 0.2:
         words.insert(rng.randint(1, len(words)), str(rng.randint(1, 99)))
@@ -375,6 +387,8 @@ def random_instruction(rng: random.Random, lo: int = 10, hi: int = 20) -> str:
 
 def perturb_instruction(rng: random.Random, text: str) -> str:
     """A near-duplicate: drop, replace or swap a few words (what a model re-proposing an instruction does)."""
+    _check_rng(rng)
+    validate.non_empty_str("text", text, "pass the instruction to perturb")
     words = text.split()
     for _ in range(rng.randint(0, 3)):
         op, i = rng.random(), rng.randrange(len(words))

@@ -25,6 +25,16 @@ from transformers.modeling_outputs import CausalLMOutput
 from course_utils.device import model_device
 from course_utils.models import ContextLengthError
 from course_utils.positions import alibi_bias, apply_rope, sinusoidal_positions
+from course_utils.validate import (
+    float_above,
+    int_at_least,
+    integer,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 POSITIONS = ("none", "learned", "sinusoidal", "rope", "alibi")
 
@@ -51,12 +61,18 @@ class GPTConfig:
         """Raise a clear ``ValueError`` for a shape that cannot be built."""
         if self.position not in POSITIONS:
             raise ValueError(f"Unknown position encoding {self.position!r}; choose one of {POSITIONS}.")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            integer(name, getattr(self, name), f"pass a whole number, e.g. {name}={getattr(GPTConfig, name)}")
         if self.n_head < 1 or self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must split evenly over n_head={self.n_head} heads.")
         if self.position == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"RoPE needs an even head dimension; n_embd / n_head = {self.n_embd // self.n_head}.")
-        if min(self.vocab_size, self.block_size, self.n_layer) < 1:
-            raise ValueError("vocab_size, block_size and n_layer must be positive.")
+        sizes = {n: getattr(self, n) for n in ("vocab_size", "block_size", "n_layer", "n_embd")}
+        if min(sizes.values()) < 1:
+            raise ValueError(f"vocab_size, block_size, n_layer and n_embd must be positive, got {sizes}.")
+        float_above("rope_base", self.rope_base, 1, "pass e.g. rope_base=10000.0")
+        positive_float("rope_scale", self.rope_scale, "pass 1.0 for plain RoPE, L'/L to interpolate")
+        probability("dropout", self.dropout, "pass a drop probability, e.g. dropout=0.1 (0.0 for none)")
 
 
 class CausalSelfAttention(nn.Module):
@@ -104,6 +120,9 @@ class TinyGPT(nn.Module):
 
     def __init__(self, cfg: GPTConfig, seed: int = 0):
         super().__init__()
+        if not isinstance(cfg, GPTConfig):
+            raise TypeError(f"TinyGPT takes a GPTConfig, got {type(cfg).__name__}: pass e.g. "
+                            "TinyGPT(GPTConfig(n_layer=2, position='rope')).")
         cfg.validate()
         self.config = cfg
         torch.manual_seed(seed)
@@ -144,6 +163,9 @@ class TinyGPT(nn.Module):
         ``attention_mask`` is accepted for the transformers convention and ignored: with causal attention,
         right padding (the course collator's) cannot influence the real tokens, whose labels are all that count.
         """
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}: add a batch "
+                             "dimension with input_ids[None].")
         T = input_ids.shape[1]
         x = self.wte(input_ids)
         pos = self.position_signal(T, input_ids.device)
@@ -172,19 +194,23 @@ class TinyGPT(nn.Module):
         if self.config.position != "rope":
             raise ValueError(f"set_rope needs a rope model, this one uses {self.config.position!r} positions.")
         if scale is not None:
-            if not scale > 0:
-                raise ValueError(f"scale must be positive, not {scale}.")
-            self.config.rope_scale = float(scale)
+            self.config.rope_scale = positive_float("scale", scale, "pass a positive factor, e.g. scale=4.0")
         if base is not None:
-            if not base > 1:
-                raise ValueError(f"base must be > 1, not {base}.")
-            self.config.rope_base = float(base)
+            self.config.rope_base = float_above("base", base, 1, "pass e.g. base=10000.0")
         return self
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  seed: int = 0) -> torch.Tensor:
-        """Sample a continuation (no KV cache: the whole sequence is re-read each step, fine at this size)."""
+        """Sample a continuation (no KV cache: the whole sequence is re-read each step, fine at this size).
+
+        ``temperature`` 0 is greedy (the most likely byte every step).
+        """
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be a [batch, seq] tensor, got {getattr(input_ids, 'shape', input_ids)!r}"
+                             ": pass e.g. torch.tensor([[72, 105]]).")
+        non_negative_int("max_new_tokens", max_new_tokens, "pass how many tokens to add, e.g. max_new_tokens=50")
+        non_negative_float("temperature", temperature, "pass e.g. temperature=1.0 (0 for greedy)")
         g = torch.Generator(device=input_ids.device).manual_seed(seed)
         ids = input_ids
         for _ in range(max_new_tokens):
@@ -203,6 +229,12 @@ class TinyGPT(nn.Module):
 # Training and per-length evaluation
 # ---------------------------------------------------------------------------------------------------------------
 
+def _check_stream(ids: torch.Tensor) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
+        raise ValueError(f"ids must be a 1-D tensor of token ids, got {getattr(ids, 'shape', type(ids).__name__)}: "
+                         "pass e.g. torch.tensor(encode_bytes(text)).")
+
+
 def lm_examples(ids: torch.Tensor, length: int, n: int, seed: int = 0) -> list[dict]:
     """``n`` training windows of ``length`` tokens at random offsets of the token stream ``ids``.
 
@@ -211,6 +243,9 @@ def lm_examples(ids: torch.Tensor, length: int, n: int, seed: int = 0) -> list[d
     Raises:
         ValueError: the stream is shorter than one window.
     """
+    _check_stream(ids)
+    int_at_least("length", length, 2, "a window needs 2 tokens to have a next-token target, e.g. length=64")
+    positive_int("n", n, "pass how many windows to cut, e.g. n=100")
     if len(ids) <= length:
         raise ValueError(f"The token stream has {len(ids)} tokens, too few for windows of {length}.")
     g = torch.Generator().manual_seed(seed)
@@ -228,6 +263,11 @@ def train_lm(model: nn.Module, ids: torch.Tensor, *, seq_len: int, steps: int, b
     """
     from course_utils import sft
 
+    positive_int("steps", steps, "pass e.g. steps=200")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=16")
+    positive_float("lr", lr, "pass a learning rate, e.g. lr=1e-3")
+    if warmup_steps is not None:
+        non_negative_int("warmup_steps", warmup_steps, "pass e.g. warmup_steps=10, or None for 5% of the steps")
     data = lm_examples(ids, seq_len, steps * batch_size, seed=seed)
     warmup = max(1, steps // 20) if warmup_steps is None else warmup_steps
     cfg = sft.TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, weight_decay=0.1,
@@ -249,6 +289,10 @@ def loss_by_position(model: nn.Module, ids: torch.Tensor, length: int, n_windows
         ValueError: the stream holds fewer than ``n_windows`` windows (the message says how many fit).
         ContextLengthError: from a learned-position model asked to read past its table.
     """
+    _check_stream(ids)
+    int_at_least("length", length, 2, "a window needs 2 tokens to score one, e.g. length=64")
+    positive_int("n_windows", n_windows, "pass e.g. n_windows=16")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     fit = len(ids) // length
     if fit < n_windows:
         raise ValueError(f"{len(ids)} tokens hold only {fit} windows of {length}; ask for n_windows <= {fit}.")
@@ -274,8 +318,14 @@ def perplexity_by_length(model: nn.Module, ids: torch.Tensor, lengths: list[int]
     ``ids`` holds), cut into windows of that length, so the lengths differ only in how much context each token
     gets. A learned-position model asked for a length past its table gets ``nan`` (it cannot run at all).
     """
+    _check_stream(ids)
+    if isinstance(lengths, (int, str)) or not lengths:
+        raise ValueError(f"lengths must be a non-empty list of window lengths, got {lengths!r}: pass e.g. [64, 128].")
+    for n in lengths:
+        int_at_least("each length", n, 2, "pass window lengths of 2 tokens or more, e.g. [64, 128]")
     longest = max(lengths)
-    n_tokens = (len(ids) // longest) * longest if n_tokens is None else n_tokens
+    n_tokens = (len(ids) // longest) * longest if n_tokens is None else integer(
+        "n_tokens", n_tokens, "pass a token count, or None for as many as fit")
     if n_tokens < longest or n_tokens > len(ids) or any(n_tokens % n for n in lengths):
         raise ValueError(f"n_tokens={n_tokens} must be a multiple of every length {lengths} and fit in the "
                          f"{len(ids)} tokens given.")

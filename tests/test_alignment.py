@@ -135,6 +135,25 @@ def test_token_shift_on_tiny_models(tiny):
         al.token_shift(tiny, tiny, tok, [], progress=False)
 
 
+def test_judge_score_is_the_expected_digit_by_hand(monkeypatch):
+    """The judge reads each (instruction, response) and returns sum_k k P(k) over the digits 1-5, renormalised."""
+    from course_utils import prompting
+
+    seen = []
+
+    def fake_logprobs(judge, tok, contexts, continuations, batch_size=16):
+        seen.extend(zip(contexts, continuations))
+        p = torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0],  # surely 4
+                          [0.1, 0.2, 0.3, 0.2, 0.2]])  # 0.1 + 0.4 + 0.9 + 0.8 + 1.0 = 3.2
+        return (p * 0.5).log()  # only half the mass on digits: renormalised
+
+    monkeypatch.setattr(prompting, "continuation_logprobs", fake_logprobs)
+    scores = al.judge_scores(None, None, ["Name a colour.", "Add 2 and 2."], ["Blue.", "5"], chat=False)
+    torch.testing.assert_close(scores, torch.tensor([4.0, 3.2]), atol=1e-6, rtol=0)
+    assert [c for _, c in seen] == [["1", "2", "3", "4", "5"]] * 2
+    assert "Name a colour." in seen[0][0] and "Response: Blue." in seen[0][0] and "Response: 5" in seen[1][0]
+
+
 def test_judge_and_best_of_n_errors():
     with pytest.raises(ValueError, match="as many responses"):
         al.judge_scores(None, None, ["a"], [])
@@ -154,6 +173,8 @@ def test_judges_real_model(real_model):
     judged = al.judge_scores(model, tok, ins, good).tolist()
     judged_off = al.judge_scores(model, tok, ins, bad["off-topic"]).tolist()
     assert all(1 <= s <= 5 for s in judged + judged_off)
+    # near chance, but a real judge: its scores differ from answer to answer (a constant one is at 0.5 too)
+    assert len({round(s, 4) for s in judged + judged_off}) > len(held), judged + judged_off
     assert 0.25 < al.auc(judged, judged_off) < 0.75
     rel = al.relevance_scores(model, tok, ins, good).tolist()
     assert al.auc(rel, al.relevance_scores(model, tok, ins, bad["off-topic"]).tolist()) > 0.9

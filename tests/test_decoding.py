@@ -156,6 +156,46 @@ def test_continuation_perplexity_errors(tiny):
         dc.continuation_perplexity(tiny, None, ["a"], [])
 
 
+class _WordTok:
+    """Token i is the word "w<i>" (pad 0, EOS 2): a text's words are its tokens, so n-grams of words are n-grams
+    of generated ids."""
+
+    pad_token_id, eos_token_id, padding_side = 0, 2, "right"
+
+    def __call__(self, texts, return_tensors=None, padding=False, add_special_tokens=True):
+        from transformers import BatchEncoding
+
+        rows = [[int(w[1:]) for w in t.split()] for t in ([texts] if isinstance(texts, str) else texts)]
+        if return_tensors is None:
+            return {"input_ids": rows[0] if isinstance(texts, str) else rows}
+        width = max(map(len, rows))
+
+        def pad(row):
+            fill = [0] * (width - len(row))
+            return fill + row if self.padding_side == "left" else row + fill
+
+        return BatchEncoding({"input_ids": torch.tensor([pad(r) for r in rows]),
+                              "attention_mask": torch.tensor([pad([1] * len(r)) for r in rows])})
+
+    def batch_decode(self, rows, skip_special_tokens=True):
+        return [" ".join(f"w{i}" for i in r.tolist() if not (skip_special_tokens and i in (0, 2))) for r in rows]
+
+
+def test_sweep_applies_the_no_repeat_ban(tiny):
+    """The chapter's no-repeat settings reach generate: greedy decoding of the tiny model repeats 3-grams, the
+    no-repeat 3-gram setting writes none, the 5-gram one no repeated 5-gram (on the same prompts)."""
+    names = ("greedy", "no-repeat 3-gram", "no-repeat 5-gram")
+    settings = [s for s in dc.DECODING_SETTINGS if s.name in names]
+    assert [s.name for s in settings] == list(names)
+    rows = dc.decoding_sweep(tiny, _WordTok(), ["w5 w6 w7 w8", "w9 w10"], settings, max_new_tokens=40, chat=False,
+                             progress=False)
+    greedy, ban3, ban5 = ({r["setting"]: r["texts"] for r in rows}[n] for n in names)
+    assert min(len(t.split()) for t in greedy + ban3 + ban5) > 30
+    assert all(dc.seq_rep_n(t, 3) > 0 for t in greedy)  # without a ban the tiny model repeats
+    assert all(dc.seq_rep_n(t, 3) == 0 for t in ban3), ban3
+    assert all(dc.seq_rep_n(t, 5) == 0 for t in ban5) and any(dc.seq_rep_n(t, 3) > 0 for t in ban5)
+
+
 def test_decoding_settings_are_generate_kwargs():
     names = [s.name for s in dc.DECODING_SETTINGS]
     assert names[0] == "greedy" and len(set(names)) == len(names)

@@ -50,9 +50,28 @@ def test_corrupt_labels_keeps_inputs_and_label_space():
     bad = icl.corrupt_labels(demos, VERB.labels, 1.0, seed=0)
     assert [e.text for e in bad] == [e.text for e in demos]
     assert {e.label for e in bad} <= set(VERB.labels)
+    assert bad == icl.corrupt_labels(demos, VERB.labels, 1.0, seed=0)  # seeded
     assert icl.corrupt_labels(demos, VERB.labels, 0.0) == demos
     with pytest.raises(ValueError, match="fraction"):
         icl.corrupt_labels(demos, VERB.labels, 1.5)
+
+
+def test_corrupt_labels_redraws_the_asked_fraction_uniformly():
+    """A redrawn label is uniform over the 3 labels, so it changes with probability 2/3: over 20 seeds of 30
+    demonstrations, fraction f changes about 2f/3 of the labels, and every label is drawn about equally often."""
+    changed = {1.0: 0, 0.5: 0}
+    drawn = dict.fromkeys(VERB.labels, 0)
+    for seed in range(20):
+        for fraction in changed:
+            bad = icl.corrupt_labels(POOL, VERB.labels, fraction, seed=seed)
+            changed[fraction] += sum(b.label != d.label for b, d in zip(bad, POOL))
+            if fraction == 1.0:
+                for e in bad:
+                    drawn[e.label] += 1
+    n = 20 * len(POOL)
+    assert changed[1.0] / n == pytest.approx(2 / 3, abs=0.06)  # a no-op changes none; all 600 draws: sd 0.02
+    assert changed[0.5] / n == pytest.approx(1 / 3, abs=0.06)  # half of them redrawn, not all
+    assert all(abs(c / n - 1 / 3) < 0.06 for c in drawn.values()), drawn
 
 
 def test_embed_with_the_shipped_encoder():

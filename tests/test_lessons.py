@@ -31,9 +31,17 @@ def test_notebook_has_no_outputs_and_starts_with_the_colab_cell(chapter):
     assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# Chapter")
 
 
-def test_colab_cell_does_nothing_off_colab():
+def test_colab_cell_does_nothing_off_colab(monkeypatch):
+    """Off Colab the cell installs nothing: neither in a plain interpreter nor in a local Jupyter kernel, whose
+    ``get_ipython()`` would run ``%pip`` as readily as Colab's."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    magics = []
+    shell = types.SimpleNamespace(user_ns={}, run_line_magic=lambda magic, line: magics.append(f"%{magic} {line}"))
     for ch in chapters.CHAPTERS:
-        exec(compile(lessons.colab_cell(ch), "colab_cell", "exec"), {})  # must not install anything here
+        for ns in ({}, {"get_ipython": lambda: shell}):
+            exec(compile(lessons.colab_cell(ch), "colab_cell", "exec"), ns)
+            assert "sys" in ns and "pip_install" not in ns, f"{ch.stem}: the Colab branch ran off Colab"
+    assert magics == []
 
 
 def _run_on_fake_colab(cell: str, monkeypatch, exit_code: int = 0) -> list[str]:

@@ -59,33 +59,68 @@ def test_peak_memory_column_orders_full_above_lora(setup):
     assert weights_mb < lora_row["peak MB"] < full["peak MB"]
 
 
+def _check_low_rank(model, tuned, factor: float) -> int:
+    """The middle layer's q_proj update: it is not zero, :func:`effective_rank` is the smallest k whose explicit
+    rank-k construction (truncated SVD, Eckart-Young: LoRA's B @ A at its best) keeps 90% of its energy, and that k
+    is under 1/factor of a random matrix's of the same shape. Returns k."""
+    import torch
+
+    from course_utils.lora import effective_rank, singular_values
+
+    i = len(model.model.layers) // 2
+    w0 = model.model.layers[i].self_attn.q_proj.weight.detach()
+    delta = tuned.model.layers[i].self_attn.q_proj.weight.detach() - w0
+    assert delta.norm() > 1e-4 * w0.norm(), "the weights did not move: nothing was trained"
+    k = effective_rank(singular_values(delta))
+    U, S, Vh = torch.linalg.svd(delta.double())
+
+    def kept(r):  # share of ||delta||^2 that the best rank-r matrix B @ A reproduces
+        B, A = U[:, :r] * S[:r], Vh[:r]
+        return 1 - float(((delta.double() - B @ A).norm() / delta.double().norm()) ** 2)
+
+    assert kept(k) >= 0.9 - 1e-6 and kept(k - 1) < 0.9, (k, kept(k - 1), kept(k))
+    noise = torch.randn(delta.shape, generator=torch.Generator().manual_seed(0))
+    assert 1 <= k < effective_rank(singular_values(noise)) / factor, (k, effective_rank(singular_values(noise)))
+    return k
+
+
+def test_full_update_is_low_rank_on_the_tiny_model(setup):
+    """Chapter 4 section 6 on the tiny model: 12 steps of full fine-tuning move q_proj by a matrix that a rank-k
+    product reproduces (90% of its energy), with k under a quarter of a random matrix's."""
+    model, tok, data, _ = setup
+    tuned = pm.METHODS["full fine-tuning"].build(model, tok)
+    sft.train(tuned, data, sft.TrainConfig(steps=12, batch_size=4, lr=5e-5, plot=None, progress=False))
+    _check_low_rank(model, tuned, factor=4)
+
+
 @pytest.mark.model
 def test_chapter4_lora_beats_prompting_on_the_full_test_split(real_model):
-    """The chapter's claim: 40 LoRA steps beat zero-shot and the best in-context result (0.62, chapter 3)."""
+    """The chapter's claim: 40 LoRA steps beat zero-shot and the best in-context result, chapter 3's kNN
+    demonstrations (k = 4), measured here with chapter 3's template, labels and separator."""
+    from course_utils import icl
+    from course_utils.prompting import PromptClassifier
+
     model, tok = real_model
-    test = load_sentiment("test")
+    test, pool = load_sentiment("test"), load_sentiment("train")
     X, Y = [e.text for e in test], [e.label for e in test]
     zero = pm.prompt_accuracy(model, tok, X, Y, SENTIMENT_TEMPLATE, SENTIMENT_WORDS)
+    clf = PromptClassifier(model, tok, SENTIMENT_TEMPLATE, SENTIMENT_WORDS, batch_size=32)
+    knn = icl.select_knn(pool, icl.embed([e.text for e in pool]), icl.embed(X), 4)
+    in_context = icl.icl_accuracy(clf, test, knn, "\n\n")
     tuned = pm.METHODS["LoRA r=4"].build(model, tok)
     data = sft.build_dataset(tok, load_pairs("sentiment"), 64)
     sft.train(tuned, data, sft.TrainConfig(steps=40, batch_size=8, lr=1e-3, warmup_steps=4, plot=None,
                                            progress=False))
     acc = pm.prompt_accuracy(tuned, tok, X, Y, SENTIMENT_TEMPLATE, SENTIMENT_WORDS)
-    assert acc > max(zero, 0.62) + 0.1, (zero, acc)
+    assert acc > max(zero, in_context) + 0.1, (zero, in_context, acc)
 
 
 @pytest.mark.model
 def test_full_fine_tuning_update_is_low_rank(real_model):
-    """Chapter 4 §6: a real update's energy sits in far fewer directions than a random matrix's."""
-    import torch
-
-    from course_utils.lora import effective_rank, singular_values
-
+    """Chapter 4 section 6 on the real model: after 12 steps of full fine-tuning, the update's energy sits in far
+    fewer directions than a random matrix's (checked against the explicit rank-k construction)."""
     model, tok = real_model
     tuned = pm.METHODS["full fine-tuning"].build(model, tok)
-    data = sft.build_dataset(tok, load_pairs("sentiment", limit=32), 64)
-    sft.train(tuned, data, sft.TrainConfig(steps=4, batch_size=4, lr=5e-5, plot=None, progress=False))
-    i = len(model.model.layers) // 2
-    delta = (tuned.model.layers[i].self_attn.q_proj.weight - model.model.layers[i].self_attn.q_proj.weight).detach()
-    noise = torch.randn(delta.shape, generator=torch.Generator().manual_seed(0))
-    assert effective_rank(singular_values(delta)) < effective_rank(singular_values(noise)) / 4
+    data = sft.build_dataset(tok, load_pairs("sentiment", limit=48), 64)
+    sft.train(tuned, data, sft.TrainConfig(steps=12, batch_size=4, lr=5e-5, plot=None, progress=False))
+    _check_low_rank(model, tuned, factor=4)

@@ -1,5 +1,7 @@
 """SliCK: the category rules, prompts, exact teacher-forced scoring checked against generation on the real model."""
 
+import types
+
 import pytest
 import torch
 
@@ -49,6 +51,60 @@ def test_a_question_is_never_its_own_exemplar():
     other = next(f for f in facts if f not in ex)
     assert SK.without(ex, other, facts) == ex  # not in the set: unchanged
     assert SK.without(ex, own, facts) == swapped  # seeded
+
+
+# A hand-built case for the exact probabilities. Tokens: 0 pad, 1 "\n" and 2 EOS (the stop tokens), 3 "A",
+# 4 "B". The "model" is a bigram table: the next-token distribution depends on the last token only.
+_NEXT = {3: [0.05, 0.30, 0.20, 0.25, 0.20],  # after "A": stops with 0.30 + 0.20, "\n" the likeliest token
+         4: [0.05, 0.10, 0.05, 0.60, 0.20]}  # after "B": "A" the likeliest token
+_STOP = torch.tensor([False, True, True, False, False])
+
+
+class _Bigram(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        table = torch.full((5, 5), 0.2)
+        for token, row in _NEXT.items():
+            table[token] = torch.tensor(row)
+        self.logp = torch.nn.Parameter(table.log())
+
+    def forward(self, input_ids, **kw):
+        return types.SimpleNamespace(logits=self.logp[input_ids])
+
+
+class _DigitTok:
+    pad_token_id = 0
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [int(c) for c in text]}
+
+
+def _p(dist, token, temperature):
+    """p_T(token) from a hand distribution: p ** (1/T), renormalised."""
+    w = [q ** (1 / temperature) for q in dist]
+    return w[token] / sum(w)
+
+
+def _p_stop(dist, temperature):
+    return _p(dist, 1, temperature) + _p(dist, 2, temperature)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_exact_sample_probability_by_hand(temperature):
+    """P(a sample writes exactly the answer, then stops) = prod_j p_T(answer_j | before) * p_T(stop | answer),
+    summed over the accepted answers; against the same product computed by hand from the table, to 1e-6."""
+    t = temperature
+    prompts, variants = ["34", "3"], [[[3], [4, 3]], [[4]]]  # prompt 1 ends with "B": "A" or "BA" then stop
+    scores = SK.score_answers(_Bigram(), _DigitTok(), prompts, variants, (t,), stop_mask=_STOP)
+    a, b = _NEXT[3], _NEXT[4]
+    p_a = _p(b, 3, t) * _p_stop(a, t)  # "A" after "B", then stop
+    p_ba = _p(b, 4, t) * _p(b, 3, t) * _p_stop(a, t)  # "B", "A", stop
+    assert scores[0].p_sample[t] == pytest.approx(p_a + p_ba, abs=1e-6)
+    assert scores[1].p_sample[t] == pytest.approx(_p(a, 4, t) * _p_stop(b, t), abs=1e-6)  # "B" after "A"
+    # greedy writes "A" after "B" and then "\n": a hit; after "A" it writes "\n" at once, not "B"
+    assert [s.greedy for s in scores] == [True, False]
+    logits = _Bigram().logp.detach()[torch.tensor([4, 3])]
+    assert float(SK.sample_probability(logits, torch.tensor([3]), _STOP, t)) == pytest.approx(p_a, abs=1e-6)
 
 
 def _own_exemplars(f, pool):

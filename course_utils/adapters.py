@@ -22,8 +22,20 @@ import torch
 from torch import nn
 
 from .lora import match_linear_modules
+from .validate import positive_int
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+def _check_sizes(hidden_size, bottleneck, activation: str = "gelu") -> None:
+    positive_int("hidden_size", hidden_size, "pass the model's hidden size, e.g. hidden_size=576")
+    fix = "pass e.g. bottleneck=16 (Houlsby et al. use 8 to 256)"
+    if isinstance(bottleneck, bool) or not isinstance(bottleneck, int):  # True is an int, but not a size
+        raise TypeError(f"bottleneck must be >= 1 and an integer, got {bottleneck!r}: {fix}.")
+    if bottleneck < 1:
+        raise ValueError(f"bottleneck must be >= 1, got {bottleneck!r}: {fix}.")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
 
 
 class BottleneckAdapter(nn.Module):
@@ -35,10 +47,7 @@ class BottleneckAdapter(nn.Module):
 
     def __init__(self, hidden_size: int, bottleneck: int = 16, activation: str = "gelu"):
         super().__init__()
-        if hidden_size < 1 or bottleneck < 1:
-            raise ValueError(f"hidden_size and bottleneck must be >= 1, got {hidden_size} and {bottleneck}.")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"Unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+        _check_sizes(hidden_size, bottleneck, activation)
         self.down = nn.Linear(hidden_size, bottleneck)
         self.act = ACTIVATIONS[activation]()
         self.up = nn.Linear(bottleneck, hidden_size)
@@ -86,6 +95,7 @@ def inject_adapters(model: nn.Module, bottleneck: int = 16,
     Raises:
         ValueError: no Linear matches ``target_modules`` (the message lists the names that exist).
     """
+    _check_sizes(1, bottleneck, activation)  # before the model is changed
     names = match_linear_modules(model, target_modules)
     model.requires_grad_(False)
     for name in names:
@@ -95,4 +105,6 @@ def inject_adapters(model: nn.Module, bottleneck: int = 16,
 
 def adapter_parameter_count(hidden_size: int, bottleneck: int, num_adapters: int) -> int:
     """Trainable parameters of ``num_adapters`` bottleneck adapters: ``n * (2*h*b + b + h)``."""
+    _check_sizes(hidden_size, bottleneck)
+    num_adapters = positive_int("num_adapters", num_adapters, "pass e.g. num_adapters=2 * num_layers (Houlsby)")
     return num_adapters * (2 * hidden_size * bottleneck + bottleneck + hidden_size)

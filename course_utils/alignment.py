@@ -29,6 +29,7 @@ import torch
 from .device import encode, model_device
 from .instructions import PROMPT_NO_INPUT, alpaca_prompt, validate_example
 from .models import continuation_logits
+from .validate import non_empty, non_empty_str, not_a_str, one_of, positive_float, positive_int, str_list
 
 SHIFT_KINDS = ("unshifted", "marginal", "shifted")
 CURATED_FILE = "curated_instructions.jsonl"
@@ -93,6 +94,7 @@ def response_pairs(rows: Sequence[Mapping]) -> list[tuple[str, str]]:
 def half_sentence_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
     """Questions from raw text (Lee GenAI §1): each text's first half (by words) as the "question"; its second
     half is what a teacher's continuation would replace. Texts of fewer than 4 words are skipped."""
+    not_a_str("texts", texts)
     out = []
     for t in texts:
         w = t.split()
@@ -108,6 +110,11 @@ def half_sentence_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
 def token_ranks(logits: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     """Rank of each chosen token under ``logits`` (``[T, V]``, ``[T]``): 1 + the number of tokens the model
     prefers strictly (ties count in the chosen token's favour)."""
+    if not isinstance(logits, torch.Tensor) or not isinstance(chosen, torch.Tensor):
+        raise TypeError(f"token_ranks takes two tensors, got {type(logits).__name__} and {type(chosen).__name__}.")
+    if logits.ndim != 2 or chosen.ndim != 1 or len(chosen) != len(logits):
+        raise ValueError(f"token_ranks needs logits [T, V] and chosen ids [T], got {tuple(logits.shape)} and "
+                         f"{tuple(chosen.shape)}: one row of logits per chosen token.")
     picked = logits.gather(-1, chosen[:, None])
     return (logits > picked).sum(-1) + 1
 
@@ -118,6 +125,8 @@ def shift_kind(rank: int) -> str:
     Raises:
         ValueError: a rank below 1.
     """
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        raise TypeError(f"A rank is an int (1 = the base's top token), got {rank!r}: pass token_ranks(...).tolist().")
     if rank < 1:
         raise ValueError(f"Ranks start at 1, got {rank}.")
     return "unshifted" if rank == 1 else "marginal" if rank <= 3 else "shifted"
@@ -159,6 +168,11 @@ class TokenShift:
 
     responses: list[ShiftedResponse]
 
+    def _check_index(self, i) -> None:
+        n = len(self.responses)
+        if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+            raise IndexError(f"No response {i!r}: there are {n}, pass i in 0..{n - 1}.")
+
     def _all(self) -> list[tuple[str, str, int]]:
         return [(t, k, i) for r in self.responses for i, (t, k) in enumerate(zip(r.tokens, r.kinds))]
 
@@ -170,6 +184,8 @@ class TokenShift:
 
     def top(self, kind: str = "shifted", k: int = 15) -> list[tuple[str, int]]:
         """The most frequent tokens of one class, as decoded strings with counts."""
+        one_of("kind", kind, SHIFT_KINDS)
+        positive_int("k", k, "pass e.g. k=15")
         return Counter(t for t, kk, _ in self._all() if kk == kind).most_common(k)
 
     def kinds_of_words(self) -> dict[str, dict[str, float]]:
@@ -185,6 +201,7 @@ class TokenShift:
 
     def by_position(self, bin_size: int = 8) -> list[tuple[int, float, int]]:
         """(first position of the bin, share of shifted tokens, tokens in the bin): URIAL finds shifts early."""
+        positive_int("bin_size", bin_size, "pass e.g. bin_size=8 (tokens per bin)")
         bins: dict[int, list[bool]] = {}
         for _, k, i in self._all():
             bins.setdefault(i // bin_size, []).append(k == "shifted")
@@ -192,6 +209,7 @@ class TokenShift:
 
     def html(self, i: int = 0) -> str:
         """Response ``i`` as HTML: marginal tokens on yellow, shifted tokens on red (hover shows the rank)."""
+        self._check_index(i)
         colour = {"unshifted": "", "marginal": "#ffe58a", "shifted": "#ff9b9b"}
         r = self.responses[i]
         spans = []
@@ -204,6 +222,7 @@ class TokenShift:
 
     def text(self, i: int = 0) -> str:
         """Response ``i`` as plain text with marginal tokens in ``[...]`` and shifted ones in ``[[...]]``."""
+        self._check_index(i)
         r = self.responses[i]
         wrap = {"unshifted": "{}", "marginal": "[{}]", "shifted": "[[{}]]"}
         return "".join(wrap[k].format(t) for t, k in zip(r.tokens, r.kinds))
@@ -232,8 +251,12 @@ def token_shift(base, tuned, tok, contexts: Sequence[str], max_new_tokens: int =
     """
     from tqdm.auto import tqdm
 
+    not_a_str("contexts", contexts)
     if not contexts:
         raise ValueError("token_shift needs at least one context.")
+    str_list("contexts", contexts)
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=64")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     _same_vocabulary(base, tuned)
     side, tok.padding_side = tok.padding_side, "left"
     outs = []
@@ -288,6 +311,17 @@ JUDGE_PROMPT = ("Rate how well the response answers the instruction, from 1 (use
                 "Reply with one digit from 1 to 5.")
 
 
+def _check_pairs(instructions, responses) -> None:
+    """Two lists of texts that pair up one to one (a bare str would be read character by character)."""
+    not_a_str("instructions", instructions)
+    not_a_str("responses", responses)
+    if len(instructions) != len(responses) or not instructions:
+        raise ValueError(f"Need as many responses as instructions (got {len(instructions)}, {len(responses)}): "
+                         "give one response per instruction, and at least one.")
+    str_list("instructions", instructions)
+    str_list("responses", responses)
+
+
 def judge_scores(judge, tok, instructions: Sequence[str], responses: Sequence[str], batch_size: int = 8,
                  chat: bool = True) -> torch.Tensor:
     """LLM-as-judge (AlpaGasus-style filtering, G-Eval-style scoring): the expected score
@@ -300,8 +334,8 @@ def judge_scores(judge, tok, instructions: Sequence[str], responses: Sequence[st
     from .prompting import continuation_logprobs
     from .sft import format_prompt
 
-    if len(instructions) != len(responses) or not instructions:
-        raise ValueError(f"Need as many responses as instructions (got {len(instructions)}, {len(responses)}).")
+    _check_pairs(instructions, responses)
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     contexts = [format_prompt(tok, JUDGE_PROMPT.format(instruction=i, response=r), chat)
                 for i, r in zip(instructions, responses)]
     digits = [str(k) for k in range(1, 6)]
@@ -322,17 +356,28 @@ def relevance_scores(model, tok, instructions: Sequence[str], responses: Sequenc
     from .sample_optimization import example_losses
     from .sft import build_dataset
 
-    if len(instructions) != len(responses) or not instructions:
-        raise ValueError(f"Need as many responses as instructions (got {len(instructions)}, {len(responses)}).")
+    _check_pairs(instructions, responses)
+    positive_int("max_len", max_len, "pass e.g. max_len=512")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     rows = [{"instruction": i, "input": "", "output": r or "."} for i, r in zip(instructions, responses)]
     with_x = example_losses(model, build_dataset(tok, instruction_pairs(rows), max_len), batch_size, tok.pad_token_id)
     without = example_losses(model, build_dataset(tok, response_pairs(rows), max_len), batch_size, tok.pad_token_id)
     return without - with_x
 
 
+def _check_outputs(rows) -> None:
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass instruction rows, e.g. load_curated('heldout')")
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping) or not isinstance(r.get("output"), str):
+            raise TypeError(f"Row {i} needs a text 'output', got {r!r:.80}: rows are dicts "
+                            "{'instruction', 'input', 'output'} (load_curated()).")
+
+
 def corrupt_responses(rows: Sequence[Mapping], seed: int = 0) -> dict[str, list[str]]:
     """Known-bad versions of each row's response, to test a judge: ``off-topic`` (another row's answer),
     ``truncated`` (the first 20% of the words), ``repeated`` (the first sentence four times)."""
+    _check_outputs(rows)
     rng = random.Random(seed)
     outs = [r["output"] for r in rows]
     shift = list(range(len(outs)))
@@ -351,7 +396,9 @@ def auc(good: Sequence[float], bad: Sequence[float]) -> float:
     Raises:
         ValueError: an empty list.
     """
-    if not good or not bad:
+    not_a_str("good", good)
+    not_a_str("bad", bad)
+    if not len(good) or not len(bad):
         raise ValueError("auc needs at least one good and one bad score.")
     wins = sum((g > b) + 0.5 * (g == b) for g in good for b in bad)
     return wins / (len(good) * len(bad))
@@ -369,6 +416,8 @@ TEACHER_SYSTEM = ("You are a careful, honest and helpful assistant. Answer the u
 def teacher_messages(instruction: str, shots: Sequence[Mapping] = (), system: str = TEACHER_SYSTEM) -> list[dict]:
     """The teacher's chat: a strong system prompt, few-shot turns from ``shots`` (curated examples), then the
     instruction. A better-prompted model is the offline stand-in for a larger, aligned teacher."""
+    non_empty_str("instruction", instruction, "pass the user's request")
+    not_a_str("shots", shots, "pass a list of curated rows, e.g. load_curated('train')[:2]")
     msgs = [{"role": "system", "content": system}] if system else []
     for s in shots:
         msgs += [{"role": "user", "content": instruction_text(s)}, {"role": "assistant", "content": s["output"]}]
@@ -400,6 +449,9 @@ def response_words(row: Mapping) -> int:
 
 
 def _check_k(rows: Sequence, k: int) -> None:
+    not_a_str("rows", rows)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k is a number of examples (an int), got {k!r}: pass e.g. k={max(1, len(rows) // 2)}.")
     if not 1 <= k <= len(rows):
         raise ValueError(f"Cannot select {k} of {len(rows)} examples: choose 1 <= k <= {len(rows)}.")
 
@@ -448,6 +500,10 @@ def answer(model, tok, rows: Sequence[Mapping], max_new_tokens: int = 64, rules:
     from .decoding import generate_with_rules
     from .models import generate_batch
 
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass held-out rows, e.g. load_curated('heldout')")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=64")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     prompts = [prompt_of(r) for r in rows]
     if rules is not None:
         return generate_with_rules(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
@@ -465,6 +521,10 @@ def evaluate_answers(model, tok, rows: Sequence[Mapping], name: str, max_new_tok
     from .decoding import new_turn_rate, repetition_rate, words
     from .rouge import rouge_l
 
+    non_empty_str("name", name, "pass the model's label for the table, e.g. name='base'")
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass held-out rows, e.g. load_curated('heldout')")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=64")
     texts, finished = answer(model, tok, rows, max_new_tokens, rules)
     return {"model": name, "ref loss": reference_loss(model, tok, rows),
             "ROUGE-L": sum(rouge_l(r["output"], t) for r, t in zip(rows, texts)) / len(rows),
@@ -477,6 +537,8 @@ def evaluate_answers(model, tok, rows: Sequence[Mapping], name: str, max_new_tok
 
 def format_table(rows: Sequence[Mapping], skip: Sequence[str] = ("answers", "texts")) -> str:
     """A plain-text table of result rows: the first column is the name, the others numbers."""
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass result rows, e.g. [evaluate_answers(...), ...]")
     name = next(iter(rows[0]))
     cols = [c for c in rows[0] if c != name and c not in skip]
     head = f"{name:24}" + "".join(f"{c:>11}" for c in cols)
@@ -498,11 +560,17 @@ def best_of_n(model, tok, rows: Sequence[Mapping], n: int = 4, temperature: floa
     from .device import set_seed
     from .models import generate_batch
 
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"best_of_n needs n >= 2 samples to choose from (an int), not {n!r}: pass e.g. n=4.")
     if n < 2:
         raise ValueError(f"best_of_n needs n >= 2 samples to choose from, not {n}.")
     scorers = {"relevance": relevance_scores, "judge": judge_scores}
     if score not in scorers:
         raise ValueError(f"score must be one of {sorted(scorers)}, not {score!r}.")
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass instruction rows, e.g. load_curated('heldout')")
+    positive_float("temperature", temperature, "pass e.g. temperature=0.8 (sampling needs T > 0)")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=64")
     set_seed(seed)
     prompts = [instruction_text(r) for r in rows for _ in range(n)]
     samples = generate_batch(model, tok, prompts, max_new_tokens=max_new_tokens, do_sample=True,
@@ -521,9 +589,13 @@ def tune(model, tok, pairs: Sequence[tuple[str, str]], steps: int, lr: float = 1
     """A LoRA fine-tune (r = 8 on q, v; chapter 4) of a *copy* of ``model`` on (prompt, response) pairs, with
     the chapter's fixed budget; the original stays untouched so every variant starts from the same weights.
     ``chat`` wraps the prompts in the chat template (for a chat model), else they are raw text (a base model)."""
-    from .sample_optimization import lora_run
+    from .sample_optimization import _check_run, lora_run
     from .sft import build_dataset
 
+    not_a_str("pairs", pairs, "pass a list of (prompt, response) pairs")
+    non_empty("pairs", pairs, "pass e.g. instruction_pairs(rows)")
+    positive_int("max_len", max_len, "pass e.g. max_len=256")
+    _check_run(steps, lr, batch_size)
     return lora_run(model, tok, build_dataset(tok, pairs, max_len, chat=chat), steps, lr=lr, batch_size=batch_size,
                     seed=seed)
 
@@ -541,6 +613,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """
     from math import comb
 
+    for name, v in (("n", n), ("c", c), ("k", k)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"pass_at_k counts samples: {name} must be an int, got {v!r}.")
     if not (0 <= c <= n and 1 <= k <= n):
         raise ValueError(f"Need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}.")
     return 1.0 - comb(n - c, k) / comb(n, k)
@@ -559,8 +634,11 @@ def sample_correctness(model, tok, questions: Sequence[Mapping], n: int = 8, tem
     from .evaluation import final_number
     from .models import generate_batch
 
-    if n < 1 or not questions:
-        raise ValueError("sample_correctness needs n >= 1 and at least one question.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or not questions:
+        raise ValueError(f"sample_correctness needs n >= 1 and at least one question (got n={n!r}, "
+                         f"{len(questions)} questions): pass e.g. n=8 and evaluation.arithmetic_questions(...).")
+    positive_float("temperature", temperature, "pass e.g. temperature=0.8 (sampling needs T > 0)")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=24")
     prompts = [q["question"] + " Answer with the number only." for q in questions]
     greedy = generate_batch(model, tok, prompts, max_new_tokens=max_new_tokens)
     set_seed(seed)

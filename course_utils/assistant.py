@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
-from .config import DEFAULT_MODEL, sizes
+from .config import DEFAULT_MODEL, PROFILE_NAMES, sizes
 from .device import to_model
+from .validate import non_empty, not_a_str, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ class AssistantSetup:
     rank: int = 8
     alpha: float = 16.0
     answer_tokens: int = 64
+
+    def __post_init__(self):
+        if self.profile not in PROFILE_NAMES:
+            raise ValueError(f"Unknown profile {self.profile!r}: choose one of {PROFILE_NAMES} (or build the setup "
+                             "with config.sizes('assistant')).")
+        for name in ("steps", "batch_size", "max_len", "rank", "answer_tokens"):
+            positive_int(name, getattr(self, name), "config.SIZES['assistant'] has working values")
+        positive_float("lr", self.lr, "pass e.g. lr=3e-4")
+        positive_float("alpha", self.alpha, f"pass e.g. alpha={2 * self.rank} (twice the rank)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -93,6 +103,9 @@ def data_path(out_dir: str | Path) -> Path:
 def finetune_args(out_dir: str | Path, setup: AssistantSetup, model_name: str = DEFAULT_MODEL) -> list[str]:
     """The command-line arguments of ``course_utils.finetune`` for this run: LoRA on the Self-Instruct data, the
     peft adapter written to ``out_dir/lora``."""
+    if not isinstance(setup, AssistantSetup):
+        raise TypeError(f"setup must be an AssistantSetup, got {type(setup).__name__}: pass "
+                        "config.sizes('assistant').")
     return ["--model", model_name, "--data", str(data_path(out_dir)), "--method", "lora", "--rank", str(setup.rank),
             "--alpha", str(setup.alpha), "--steps", str(setup.steps), "--batch-size", str(setup.batch_size),
             "--lr", str(setup.lr), "--max-len", str(setup.max_len), "--output-dir", str(adapter_dir(out_dir))]
@@ -105,6 +118,9 @@ def launch_command(args: Sequence[str], launcher: str = "python", processes: int
     Raises:
         ValueError: an unknown launcher, or several processes with plain ``python``.
     """
+    not_a_str("args", args, "pass a list of arguments, e.g. finetune_args(out, setup)")
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        raise TypeError(f"processes must be a whole number >= 1, not {processes!r}: pass e.g. processes=2.")
     if processes < 1:
         raise ValueError(f"processes must be >= 1, not {processes}.")
     if launcher == "python":
@@ -160,6 +176,8 @@ def evaluate(base, tuned, tok, heldout: Sequence[Mapping], profile_name: str,
     held-out seed tasks as the instruction probe. Returns the two result rows."""
     from .evaluation import Harness
 
+    not_a_str("heldout", heldout)
+    non_empty("heldout", heldout, "pass the held-out tasks, e.g. split_tasks(setup)[1]")
     harness = Harness(tok, sizes("evaluation", profile_name), instructions=list(heldout))
     harness.set_reference(base)
     return [harness.evaluate(base, "base model", probes), harness.evaluate(tuned, "assistant (LoRA)", probes)]
@@ -192,10 +210,25 @@ def alpaca_conversation(history: Sequence[Mapping], message: str) -> str:
     ``### Instruction`` / ``### Response`` blocks, then the new message awaiting its response."""
     from .instructions import PROMPT_NO_INPUT
 
+    _check_history(list(history) if isinstance(history, (list, tuple)) else history)
+    if not isinstance(message, str):
+        raise TypeError(f"The message must be a str, got {type(message).__name__}: pass what the user says.")
     head = PROMPT_NO_INPUT.split("### Instruction:")[0]
     turns = "".join(f"### Instruction:\n{u['content']}\n\n### Response:\n{a['content']}\n\n"
                     for u, a in zip(history[0::2], history[1::2]))
     return f"{head}{turns}### Instruction:\n{message}\n\n### Response:\n"
+
+
+def _check_history(history) -> None:
+    """The conversation so far: a list (it is extended in place) of {'role', 'content'} messages."""
+    if not isinstance(history, list):
+        raise TypeError(f"history must be a list of messages (it grows with each turn), got "
+                        f"{type(history).__name__}: start with history = [].")
+    bad = next((m for m in history if not (isinstance(m, Mapping) and m.get("role") in ("system", "user", "assistant")
+                                           and isinstance(m.get("content"), str))), None)
+    if bad is not None:
+        raise ValueError(f"history holds {bad!r:.80}; each message is {{'role': 'user' | 'assistant', 'content': "
+                         "str}: start with history = [] and let chat_reply fill it.")
 
 
 def chat_reply(model, tok, history: list[dict], message: str, max_new_tokens: int = 96,
@@ -210,10 +243,14 @@ def chat_reply(model, tok, history: list[dict], message: str, max_new_tokens: in
     """
     from .models import generate_text
 
+    if not isinstance(message, str):
+        raise TypeError(f"The message must be a str, got {type(message).__name__}: pass what the user says.")
     if not message.strip():
         raise ValueError("Say something: the message is empty.")
     if template not in ("alpaca", "chat"):
         raise ValueError(f"template must be 'alpaca' or 'chat', not {template!r}.")
+    _check_history(history)
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=96")
     message = message.strip()
     if template == "alpaca":
         reply = generate_text(model, tok, alpaca_conversation(history, message), max_new_tokens=max_new_tokens,

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .sft import IGNORE_INDEX
+from .validate import not_a_str, positive_int, read_text_file
 
 #: SmolLM2-Instruct's chat template (ChatML with a default system prompt), with generation markers around each
 #: assistant reply and its end-of-turn token: what ``return_assistant_tokens_mask`` and TRL's
@@ -66,6 +67,9 @@ def check_conversation(messages: Sequence[Mapping], where: str = "a conversation
     Raises:
         ValueError: naming the message and the fix.
     """
+    if messages is None or isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
+        raise TypeError(f"{where} must be a list of messages, got {type(messages).__name__} {messages!r:.80}: pass "
+                        "e.g. [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello!'}].")
     if not messages:
         raise ValueError(f"{where} has no messages: a row needs {{'messages': [{{'role': 'user', ...}}, ...]}}.")
     for i, m in enumerate(messages):
@@ -89,6 +93,10 @@ def tokenize_conversation(tok, messages: Sequence[Mapping], max_len: int, templa
             assistant token.
     """
     check_conversation(messages)
+    positive_int("max_len", max_len, "pass the token budget per example, e.g. max_len=256")
+    if template is not None and not isinstance(template, str):
+        raise TypeError(f"template must be a chat template (a Jinja str), got {type(template).__name__}: pass e.g. "
+                        "chat.SMOLLM2_TRAINING_TEMPLATE, or None for the tokenizer's.")
     template = template or training_template(tok)
     if "{% generation %}" not in template:
         raise ValueError("The chat template has no {% generation %} markers, so the assistant's tokens cannot be "
@@ -115,8 +123,10 @@ def build_chat_dataset(tok, conversations: Sequence[Sequence[Mapping]], max_len:
     """
     import warnings
 
+    not_a_str("conversations", conversations, "pass a list of conversations (each a list of messages)")
     if len(conversations) == 0:
         raise ValueError("The dataset is empty: pass at least one conversation.")
+    positive_int("max_len", max_len, "pass the token budget per example, e.g. max_len=256")
     data = []
     for i, conv in enumerate(conversations):
         try:
@@ -152,6 +162,8 @@ def pack(examples: Sequence[dict], max_len: int) -> list[dict]:
     Raises:
         ValueError: an example longer than ``max_len``, or per-example loss weights (a packed row has one).
     """
+    not_a_str("examples", examples, "pass build_chat_dataset(...)'s examples")
+    positive_int("max_len", max_len, "pass the token budget per packed row, e.g. max_len=512")
     if any(float(e.get("weight", 1.0)) != 1.0 for e in examples):
         raise ValueError("pack() puts several examples in one row, which has one loss weight: pack examples "
                          "without sample weights, or train them unpacked.")
@@ -182,35 +194,62 @@ def load_conversations(path: str | Path, limit: int | None = None) -> list[list[
     """The ``messages`` of each row of a JSONL file.
 
     Raises:
-        FileNotFoundError / ValueError: a missing file, or a row without ``messages`` (line number in the message).
+        FileNotFoundError / IsADirectoryError: a missing file, or a folder.
+        ValueError: a bad ``limit``, an empty file, a line that is not a JSON object or a row without ``messages``
+            (file and line number in the message).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No data file {str(path)!r}.")
+    if limit is not None:
+        positive_int("limit", limit, "pass e.g. limit=100, or limit=None for every conversation")
     convs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            row = json.loads(line)
-            if "messages" not in row:
-                raise ValueError(f"{path}:{n}: a chat row needs 'messages' (a list of {{'role', 'content'}}).")
-            check_conversation(row["messages"], f"{path}:{n}")
-            convs.append(row["messages"])
+    for where, row in _jsonl_rows(path):
+        if "messages" not in row:
+            raise ValueError(f"{where}: a chat row needs 'messages' (a list of {{'role', 'content'}}).")
+        check_conversation(row["messages"], where)
+        convs.append(row["messages"])
+    if not convs:
+        raise ValueError(f"{path} holds no conversation: write one JSON object per line, e.g. "
+                         '{"messages": [{"role": "user", "content": "Hi"}, '
+                         '{"role": "assistant", "content": "Hello!"}]}.')
     return convs[:limit] if limit else convs
+
+
+def _jsonl_rows(path: str | Path):
+    """``(file:line, row)`` for each non-blank line of a JSONL file, every line a JSON object."""
+    text = read_text_file("data file", path, "pass a JSONL file (one JSON object per line)")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            hint = (" The file looks like one JSON array; JSONL has one object per line."
+                    if line.lstrip().startswith("[") else "")
+            raise ValueError(f"{where}: not valid JSON ({err.msg}, column {err.colno}).{hint}") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: {row!r:.60} is not a JSON object; each line must be one, e.g. "
+                             '{"messages": [...]}.')
+        yield where, row
 
 
 def is_chat_file(path: str | Path) -> bool:
     """Whether a JSONL file's first row is a chat row (has ``messages``)."""
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            return "messages" in json.loads(line)
+    for _, row in _jsonl_rows(path):
+        return "messages" in row
     return False
 
 
 def conversations_from_pairs(pairs: Sequence[tuple[str, str]], turns: int = 2) -> list[list[dict]]:
     """Multi-turn conversations from (instruction, answer) pairs: ``turns`` consecutive pairs become one
     conversation of ``turns`` user/assistant exchanges (the chapter's data, in the chat format)."""
-    if turns < 1:
-        raise ValueError(f"turns must be >= 1, not {turns}.")
+    positive_int("turns", turns, "pass e.g. turns=2 (exchanges per conversation)")
+    not_a_str("pairs", pairs, "pass a list of (instruction, answer) pairs")
+    for i, p in enumerate(pairs):
+        if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(x, str) for x in p)):
+            raise TypeError(f"pair {i} is {p!r:.80}; each pair is (instruction, answer), two str.")
+    if len(pairs) < turns:
+        raise ValueError(f"{len(pairs)} pairs cannot make one conversation of turns={turns} exchanges: pass at "
+                         f"least {turns} pairs, or fewer turns.")
     convs = []
     for i in range(0, len(pairs) - turns + 1, turns):
         convs.append([m for q, a in pairs[i:i + turns]
@@ -236,6 +275,12 @@ def trl_finetune(model, tok, rows: Sequence[Mapping], cfg, *, template: str | No
     Raises:
         ValueError: ``cfg.grad_accum != 1`` (the comparison is one micro-batch per step).
     """
+    not_a_str("rows", rows, "pass a list of {'prompt', 'completion'} or {'messages'} rows")
+    if not rows or not all(isinstance(r, Mapping) for r in rows):
+        raise ValueError(f"trl_finetune needs a non-empty list of dict rows ({{'prompt', 'completion'}} or "
+                         f"{{'messages'}}), got {type(rows).__name__} of {len(rows)}.")
+    if max_len is not None:
+        positive_int("max_len", max_len, "pass e.g. max_len=256, or None for TRL's default")
     if cfg.grad_accum != 1:
         raise ValueError("trl_finetune compares one micro-batch per step: use grad_accum=1.")
     import copy

@@ -74,6 +74,9 @@ def profile_name(name: str | None = None) -> str:
         ValueError: for a name that is not ``smoke``, ``cpu``, ``gpu`` or ``auto``.
     """
     raw = name if name is not None else os.environ.get(PROFILE_ENV, "auto")
+    if not isinstance(raw, str):
+        raise TypeError(f"A profile is named by a str, got {raw!r} ({type(raw).__name__}): choose one of "
+                        f"{', '.join(PROFILE_NAMES)} or 'auto'.")
     key = raw.strip().lower()
     if key in ("", "auto"):
         return "gpu" if _cuda_available() else "cpu"
@@ -240,7 +243,7 @@ def sizes(section: str, name: str | None = None) -> Any:
     Raises:
         ValueError: an unknown section or profile, naming the known ones.
     """
-    if section not in SIZES:
+    if not isinstance(section, str) or section not in SIZES:
         raise ValueError(f"Unknown size section {section!r}; choose one of {', '.join(SIZES)} "
                          "(or add it to SIZES in course_utils/config.py).")
     name = profile_name(name)

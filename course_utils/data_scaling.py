@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from course_utils.tinygpt import GPTConfig, TinyGPT, loss_by_position
+from course_utils.validate import finite_float, positive_float, positive_int
 
 R_STAR = 15.4  # Muennighoff et al.'s fitted half-life-like constant for repeated data (R*_D)
 
@@ -39,6 +40,17 @@ class DataScalingSetup:
     n_evals: int = 8  # validation points along each run
     val_windows: int = 64
 
+    def __post_init__(self):
+        for name in ("seq_len", "n_layer", "n_head", "n_embd", "budget_tokens", "batch_size", "n_evals",
+                     "val_windows"):
+            positive_int(name, getattr(self, name), "config.SIZES['data_scaling'] has working values")
+        positive_float("lr", self.lr, "pass e.g. lr=2e-3")
+        _check_repetitions(self.repetitions)
+        if self.steps < 1:
+            raise ValueError(f"budget_tokens={self.budget_tokens} is less than one batch ({self.batch_size} windows "
+                             f"of {self.seq_len} tokens): raise budget_tokens to at least "
+                             f"{self.batch_size * self.seq_len}.")
+
     def config(self) -> GPTConfig:
         """The :class:`GPTConfig` every run uses (RoPE, as chapter 5's best in-window model)."""
         return GPTConfig(block_size=self.seq_len, n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
@@ -56,12 +68,15 @@ class DataScalingSetup:
 
 
 def _check_repetitions(repetitions: Sequence[int]) -> None:
+    if isinstance(repetitions, (str, bytes)) or not isinstance(repetitions, Sequence):
+        raise TypeError(f"repetitions must be a list of counts, got {repetitions!r}: pass e.g. (1, 2, 4, 8, 16).")
     if not repetitions:
         raise ValueError("Give at least one repetition count, e.g. (1, 2, 4, 8, 16).")
-    bad = [r for r in repetitions if not isinstance(r, int) or r < 1]
+    # True is an int in Python, but not a number of epochs
+    bad = [r for r in repetitions if isinstance(r, bool) or not isinstance(r, int) or r < 1]
     if bad:
         raise ValueError(f"Repetition counts must be integers >= 1 (1 = every token unique), got {bad}; zero "
-                         "repetitions would mean no training data at all.")
+                         "repetitions would mean no training data at all. Pass e.g. (1, 2, 4, 8, 16).")
 
 
 def unique_windows(ids: torch.Tensor, seq_len: int, n: int, seed: int = 0) -> list[dict]:
@@ -73,8 +88,14 @@ def unique_windows(ids: torch.Tensor, seq_len: int, n: int, seed: int = 0) -> li
     Raises:
         ValueError: the stream holds fewer than ``n`` windows.
     """
+    if not isinstance(ids, torch.Tensor) or ids.ndim != 1:
+        raise TypeError(f"ids must be a 1-D tensor of token ids, got {type(ids).__name__}"
+                        f"{'' if not isinstance(ids, torch.Tensor) else f' of shape {tuple(ids.shape)}'}: pass "
+                        "e.g. encode_bytes(load_corpus('train')).")
+    positive_int("seq_len", seq_len, "pass e.g. seq_len=64")
+    positive_int("n", n, "pass the number of windows wanted, e.g. n=16")
     fit = len(ids) // seq_len
-    if n < 1 or n > fit:
+    if n > fit:
         raise ValueError(f"The corpus holds {fit} windows of {seq_len} tokens; asked for {n}. Lower budget_tokens "
                          "(or the largest unique share), or use a longer corpus (load_corpus(path=...)).")
     order = torch.randperm(fit, generator=torch.Generator().manual_seed(seed))[:n].tolist()
@@ -108,8 +129,12 @@ def effective_data(unique_tokens: float, repetitions: float, r_star: float = R_S
     Raises:
         ValueError: repetitions < 1 or a non-positive ``r_star``.
     """
-    if repetitions < 1 or r_star <= 0:
-        raise ValueError(f"Need repetitions >= 1 and r_star > 0, got {repetitions}, {r_star}.")
+    if finite_float("unique_tokens", unique_tokens, "pass a token count, e.g. 1e6") < 0:
+        raise ValueError(f"unique_tokens must be >= 0, got {unique_tokens!r}: pass a token count, e.g. 1e6.")
+    if finite_float("repetitions", repetitions, "pass e.g. repetitions=4") < 1:
+        raise ValueError(f"Need repetitions >= 1 (1 = every token read once), got {repetitions!r}: pass e.g. "
+                         "repetitions=4.")
+    positive_float("r_star", r_star, f"keep the paper's r_star={R_STAR}")
     r = repetitions - 1
     return unique_tokens + unique_tokens * r_star * (1 - math.exp(-r / r_star))
 

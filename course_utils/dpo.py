@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .device import model_device
+from .validate import non_empty, not_a_str, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ class DPOSetup:
     lr: float = 1e-4
     beta: float = 0.1
 
+    def __post_init__(self):
+        for name in ("n_pairs", "steps", "batch", "seeds", "heldout", "new_tokens", "max_len"):
+            positive_int(name, getattr(self, name), "config.SIZES['dpo'] has working values")
+        positive_float("lr", self.lr, "pass e.g. lr=1e-4")
+        _check_beta(self.beta)
+
+
+def _check_beta(beta) -> float:
+    return positive_float("beta", beta, "it sets how far the policy may move from the reference; pass e.g. "
+                                        "beta=0.1")
+
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
@@ -62,8 +74,11 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     Raises:
         ValueError: ``beta <= 0`` or tensors of different shapes.
     """
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0 (how far the policy may move from the reference), not {beta}.")
+    _check_beta(beta)
+    tensors = (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError(f"dpo_loss takes four tensors of sequence log-probabilities, got "
+                        f"{[type(t).__name__ for t in tensors]}: pass e.g. the two halves of sequence_logps(...).")
     shapes = {tuple(t.shape) for t in (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
                                        ref_rejected_logps)}
     if len(shapes) != 1:
@@ -84,9 +99,18 @@ def check_rows(rows: Sequence[Mapping]) -> None:
     Raises:
         ValueError: naming the row and the fix.
     """
+    if isinstance(rows, (str, bytes, Mapping)):
+        raise TypeError(f"Expected a list of preference rows, got one {type(rows).__name__}: wrap it as [row].")
     if not rows:
         raise ValueError("No preference pairs: pass rows of {'prompt', 'chosen', 'rejected'}.")
     for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise TypeError(f"Pair {i} is a {type(r).__name__} ({r!r:.60}); each row is a dict "
+                            "{'prompt': ..., 'chosen': ..., 'rejected': ...}.")
+        wrong = [k for k in ("prompt", "chosen", "rejected") if k in r and not isinstance(r[k], str)]
+        if wrong:
+            raise TypeError(f"Pair {i}: {wrong[0]!r} must be a str, got {r[wrong[0]]!r} "
+                            f"({type(r[wrong[0]]).__name__}): write the text.")
         missing = [k for k in ("prompt", "chosen", "rejected") if not isinstance(r.get(k), str) or not r.get(k)]
         if missing:
             raise ValueError(f"Pair {i} has no text for {missing}: each row needs 'prompt', 'chosen', 'rejected'.")
@@ -109,6 +133,7 @@ def tokenize_pairs(tok, rows: Sequence[Mapping], max_len: int, chat: bool = True
     from .sft import tokenize_pair
 
     check_rows(rows)
+    positive_int("max_len", max_len, "pass the token budget of prompt + answer, e.g. max_len=192")
     data = []
     for r in rows:
         try:
@@ -139,6 +164,25 @@ def _collate(examples: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return SFTCollator(pad_id)([e["chosen"] for e in examples] + [e["rejected"] for e in examples])
 
 
+def _check_data(data) -> None:
+    """Tokenized pairs: a non-empty list of {'chosen', 'rejected'} examples (tokenize_pairs' output)."""
+    not_a_str("data", data, "pass tokenize_pairs(tok, rows, max_len)")
+    non_empty("data", data, "pass tokenize_pairs(tok, rows, max_len)")
+    if not all(isinstance(d, Mapping) and all(isinstance(d.get(k), Mapping) for k in ("chosen", "rejected"))
+               for d in data):
+        raise TypeError("data must be tokenized pairs {'chosen', 'rejected'}: pass tokenize_pairs(tok, rows, max_len), "
+                        "not the text rows.")
+
+
+def _check_reference(reference_logps, n: int) -> None:
+    if reference_logps is None:
+        return
+    if (not isinstance(reference_logps, (tuple, list)) or len(reference_logps) != 2
+            or any(not isinstance(t, torch.Tensor) or t.shape != (n,) for t in reference_logps)):
+        raise ValueError(f"reference_logps must be two tensors of shape ({n},), one value per pair: pass "
+                         "pair_logps(model, data, pad_id) of the same data.")
+
+
 def _reference(model):
     """The reference policy: the same model with its LoRA adapter switched off (a peft model), so no second
     copy of the weights is needed."""
@@ -153,6 +197,8 @@ def pair_logps(model, data: Sequence[dict], pad_id: int, batch_size: int = 8,
                reference: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``log pi(y_w | x)`` and ``log pi(y_l | x)`` of every pair (on the CPU), of the policy or, with
     ``reference=True``, of the reference (the peft model's adapter switched off)."""
+    _check_data(data)
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     was_training = model.training
     model.eval()
     chosen, rejected = [], []
@@ -171,6 +217,9 @@ def preference_stats(model, data: Sequence[dict], pad_id: int, beta: float = 0.1
     ``r_w - r_l``, the share of pairs with a positive margin (``"positive margin"``: the chosen answer gained on
     the rejected one since the reference; not that the policy now gives it more probability), and how far the
     chosen and rejected answers' log-probabilities moved (nats per answer)."""
+    _check_beta(beta)
+    _check_data(data)
+    _check_reference(reference_logps, len(data))
     pc, pr = pair_logps(model, data, pad_id, batch_size)
     rc, rr = reference_logps or pair_logps(model, data, pad_id, batch_size, reference=True)
     margin = beta * ((pc - rc) - (pr - rr))
@@ -210,9 +259,14 @@ def train_dpo(model, data: Sequence[dict], pad_id: int, steps: int, batch_size: 
 
     from .sft import TrainingDivergedError, step_indices
 
-    if not data or steps < 1 or batch_size < 1:
-        raise ValueError(f"Need pairs, steps >= 1 and batch_size >= 1 (got {len(data)} pairs, steps={steps}, "
-                         f"batch_size={batch_size}).")
+    _check_data(data)
+    positive_int("steps", steps, "pass e.g. steps=100")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=4")
+    positive_float("lr", lr, "pass e.g. lr=1e-4")
+    _check_beta(beta)
+    if max_grad_norm is not None:
+        positive_float("max_grad_norm", max_grad_norm, "pass e.g. max_grad_norm=1.0, or None for no clipping")
+    _check_reference(reference_logps, len(data))
     ref_c, ref_r = reference_logps or pair_logps(model, data, pad_id, reference=True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -261,6 +315,8 @@ def corrupted_pairs(rows: Sequence[Mapping], kinds: Sequence[str] = ("repeated",
     pairs mix the kinds), prompt = the instruction."""
     from .alignment import corrupt_responses, instruction_text
 
+    not_a_str("kinds", kinds, f"pass a list, e.g. kinds=[{kinds!r}]")
+    non_empty("kinds", kinds, "pass e.g. kinds=('repeated', 'truncated')")
     bad = corrupt_responses(rows, seed)
     unknown = set(kinds) - set(bad)
     if unknown:
@@ -276,6 +332,9 @@ def answer_stats(model, tok, rows: Sequence[Mapping], max_new_tokens: int) -> di
     from .decoding import repetition_rate
     from .models import generate_batch
 
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass held-out instruction rows, e.g. instruction_rows()[:20]")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=64")
     texts, finished = generate_batch(model, tok, [instruction_text(r) for r in rows], max_new_tokens=max_new_tokens,
                                      return_finished=True)
     return {"texts": texts, "EOS rate": sum(finished) / len(finished), "seq-rep-4": repetition_rate(texts)}
@@ -290,6 +349,12 @@ def judge_scores(judge, tok, rows: Sequence[Mapping], answers: Sequence[str]) ->
 
 def win_rate(scores: torch.Tensor, baseline: torch.Tensor) -> float:
     """The share of instructions on which ``scores`` beat the ``baseline``'s (ties count half)."""
+    if not isinstance(scores, torch.Tensor) or not isinstance(baseline, torch.Tensor):
+        raise TypeError(f"win_rate takes two tensors of scores, got {type(scores).__name__} and "
+                        f"{type(baseline).__name__}: pass judge_scores(...) of each model.")
+    if scores.shape != baseline.shape or scores.numel() == 0:
+        raise ValueError(f"scores {tuple(scores.shape)} and baseline {tuple(baseline.shape)} need one shape with at "
+                         "least one instruction: score both models' answers to the same instructions.")
     return ((scores > baseline).float() + 0.5 * (scores == baseline).float()).mean().item()
 
 
@@ -328,6 +393,11 @@ def run_seeds(model, tok, train: Sequence[dict], held_pairs: Sequence[dict], hel
 
 def mean_and_se(runs: Sequence[Mapping], key: str) -> tuple[float, float]:
     """The mean of ``key`` over seeds and its standard error (``std / sqrt(n)``; 0 for one seed)."""
+    not_a_str("runs", runs)
+    non_empty("runs", runs, "pass run_seeds(...)'s runs")
+    missing = [i for i, r in enumerate(runs) if key not in r]
+    if missing:
+        raise KeyError(f"Run {missing[0]} has no {key!r}; choose one of {sorted(runs[missing[0]])}.")
     values = torch.tensor([float(r[key]) for r in runs])
     se = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return values.mean().item(), se

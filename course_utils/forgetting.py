@@ -25,6 +25,15 @@ import torch
 from torch import nn
 
 from .device import to_model
+from .validate import (
+    finite_float,
+    non_empty,
+    non_empty_str,
+    non_negative_float,
+    not_a_str,
+    positive_float,
+    positive_int,
+)
 
 
 def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -42,8 +51,7 @@ class L2SP:
     """
 
     def __init__(self, model: nn.Module, alpha: float):
-        if not alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, not {alpha}.")
+        non_negative_float("alpha", alpha, "pass e.g. alpha=1.0 (0 turns the penalty off)")
         self.alpha = alpha
         self.anchor = {n: p.detach().clone() for n, p in _trainable(model).items()}
 
@@ -73,8 +81,11 @@ def fisher_diagonal(model: nn.Module, data: Sequence[dict], batch_size: int = 4,
     """
     from .sft import SFTCollator, token_loss_sum
 
+    not_a_str("data", data, "pass tokenized examples (sft.build_dataset)")
     if not data:
         raise ValueError("The Fisher information needs some general-data examples.")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=4")
+    positive_int("max_batches", max_batches, "pass e.g. max_batches=8")
     params = _trainable(model)
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     collate, n_batches = SFTCollator(pad_id), 0
@@ -120,8 +131,12 @@ def mix_data(task: Sequence, general: Sequence, general_fraction: float, seed: i
     Raises:
         ValueError: a fraction outside [0, 1), or general data needed but none given.
     """
-    if not 0 <= general_fraction < 1:
-        raise ValueError(f"general_fraction must be in [0, 1), not {general_fraction}.")
+    if not 0 <= finite_float("general_fraction", general_fraction, "pass e.g. general_fraction=0.5") < 1:
+        raise ValueError(f"general_fraction must be in [0, 1), not {general_fraction}: pass e.g. 0.5 (half the "
+                         "result general data).")
+    not_a_str("task", task)
+    not_a_str("general", general)
+    non_empty("task", task, "pass the task's examples; mixing adds general ones to them")
     n_general = round(len(task) * general_fraction / (1 - general_fraction))
     if n_general and not general:
         raise ValueError("Mixing needs general data: pass some general examples.")
@@ -150,6 +165,12 @@ class Mitigation:
     weight_decay: float = 0.0  # AdamW's: pulls towards zero, not towards the pretrained weights (unlike L2-SP)
 
     def __post_init__(self):
+        non_empty_str("name", self.name, "name the mitigation, e.g. Mitigation('smaller lr', lr=1e-5)")
+        positive_float("lr", self.lr, "pass e.g. lr=1e-4")
+        if not 0 <= finite_float("general_fraction", self.general_fraction) < 1:
+            raise ValueError(f"general_fraction must be in [0, 1), not {self.general_fraction}: pass e.g. 0.5.")
+        non_negative_float("alpha", self.alpha, "pass e.g. alpha=1.0")
+        non_negative_float("weight_decay", self.weight_decay, "pass e.g. weight_decay=0.1")
         if self.method not in ("full", "lora"):
             raise ValueError(f"method must be 'full' or 'lora', not {self.method!r}.")
         if self.penalty not in (None, "l2sp", "ewc"):
@@ -168,6 +189,14 @@ MITIGATIONS = (
 )
 
 
+def _check_budget(m, steps, batch_size) -> None:
+    if not isinstance(m, Mitigation):
+        raise TypeError(f"Expected a Mitigation, got {type(m).__name__}: pass e.g. MITIGATIONS[0] or "
+                        "Mitigation('full fine-tune', lr=1e-4).")
+    positive_int("steps", steps, "pass e.g. steps=30")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
+
+
 def run_mitigation(model: nn.Module, m: Mitigation, task_data: Sequence[dict], general_data: Sequence[dict],
                    steps: int, batch_size: int = 8, seed: int = 0, pad_id: int | None = None):
     """Fine-tune a copy of ``model`` on the task the way ``m`` says; returns ``(tuned_copy, TrainResult)``.
@@ -177,6 +206,7 @@ def run_mitigation(model: nn.Module, m: Mitigation, task_data: Sequence[dict], g
     from .lora import inject_lora
     from .sft import TrainConfig, train
 
+    _check_budget(m, steps, batch_size)
     tuned = copy.deepcopy(model)
     if m.method == "lora":
         inject_lora(tuned, r=8, alpha=16)
@@ -202,6 +232,10 @@ def compare_mitigations(model: nn.Module, harness, task_data: Sequence[dict], ge
     ``train_s`` and the final training loss."""
     from tqdm.auto import tqdm
 
+    not_a_str("mitigations", mitigations)
+    non_empty("mitigations", mitigations, "pass e.g. MITIGATIONS")
+    for m in mitigations:
+        _check_budget(m, steps, batch_size)
     harness.set_reference(model)
     rows = [harness.evaluate(model, "original", probes)]
     for m in tqdm(mitigations, desc="mitigations", disable=not progress):
@@ -224,8 +258,8 @@ def training_curve(model: nn.Module, harness, m: Mitigation, task_data: Sequence
     from .lora import inject_lora
     from .sft import TrainConfig, train
 
-    if every < 1:
-        raise ValueError(f"every must be >= 1, not {every}.")
+    positive_int("every", every, "pass e.g. every=5 (steps between two evaluations)")
+    _check_budget(m, steps, batch_size)
     tuned = copy.deepcopy(model)
     if m.method == "lora":
         inject_lora(tuned, r=8, alpha=16)

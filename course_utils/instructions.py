@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 
+from .validate import existing_file, read_text_file
+
 FIELDS = ("instruction", "input", "output")
 
 # Alpaca's templates (train.py, PROMPT_DICT), with the newline after "### Response:" that alpaca-lora's template
@@ -87,16 +89,20 @@ def read_jsonl(path: str | Path, validate=None) -> tuple[list[dict], list[tuple[
         ``(rows, problems)``: the good rows, and ``(line_number, reason)`` for each skipped line (also warned).
 
     Raises:
-        FileNotFoundError: naming the path.
+        FileNotFoundError / IsADirectoryError: naming the path.
+        ValueError: a file that is not UTF-8, or one JSON array instead of one object per line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such JSONL file: {path}")
-    rows, problems = [], []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    path = existing_file("JSONL file", path)
+    rows, problems, first = [], [], True
+    with path.open(encoding="utf-8-sig") as f:  # -sig: a byte-order mark at the start is dropped, not a bad line
+        for n, line in _numbered_lines(f, path):
             if not line.strip():
                 continue
+            if first and line.lstrip().startswith("["):
+                raise ValueError(f"{path}: line {n} starts a JSON array, but JSONL has one JSON object per line. "
+                                 "Write one object per line, or (Alpaca's list format) give the file a .json name "
+                                 "and read it with load_instructions.")
+            first = False
             try:
                 row = json.loads(line)
                 rows.append(validate(row, f"{path.name}:{n}") if validate else row)
@@ -106,6 +112,16 @@ def read_jsonl(path: str | Path, validate=None) -> tuple[list[dict], list[tuple[
                 problems.append((n, str(err).split(": ", 1)[-1]))
     _warn_problems(path, problems)
     return rows, problems
+
+
+def _numbered_lines(f, path: Path):
+    """``(line_number, line)`` of an open text file; bytes that are not UTF-8 are named by line."""
+    n = 0
+    try:
+        for n, line in enumerate(f, 1):  # noqa: B007 (n is read after the loop, in the error)
+            yield n, line
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: line {n + 1} is not UTF-8 text ({err.reason}): save the file as UTF-8.") from None
 
 
 def write_jsonl(rows: Iterable[Mapping], path: str | Path, append: bool = False) -> Path:
@@ -129,20 +145,37 @@ def load_instructions(path: str | Path, limit: int | None = None) -> list[dict]:
     Bad lines are skipped with a warning naming their line numbers (see :func:`read_jsonl`).
 
     Raises:
-        FileNotFoundError: a missing file.
+        FileNotFoundError / IsADirectoryError: a missing file, or a folder.
         InstructionFormatError: a JSON-list file with an invalid element (its index is named).
+        ValueError: a bad ``limit``, a file that does not parse, or one without a single valid example.
     """
-    path = Path(path)
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise FileNotFoundError(f"No such JSON file: {path}")
-        data = json.loads(path.read_text(encoding="utf-8"))
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise (ValueError if isinstance(limit, int) and not isinstance(limit, bool) else TypeError)(
+            f"limit must be a positive int, got {limit!r}: pass e.g. limit=100, or limit=None for every example.")
+    path = Path(path) if isinstance(path, (str, Path)) else path
+    if isinstance(path, Path) and path.suffix == ".json":
+        text = read_text_file("JSON file", path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}). A .json "
+                             "file is read as one list of examples; for one object per line name it .jsonl.") from None
         if not isinstance(data, list):
             raise InstructionFormatError(f"{path}: expected a JSON list of examples (Alpaca's format).")
         rows = [validate_example(r, f"{path.name}[{i}]") for i, r in enumerate(data)]
     else:
-        rows, _ = read_jsonl(path, validate_example)
+        rows, problems = read_jsonl(path, validate_example)
+        if not rows:
+            why = f"none of its {len(problems)} line(s) is a valid example" if problems else "it is empty"
+            raise ValueError(f"{path} holds no instruction example ({why}): each line needs a JSON object with "
+                             "'instruction' and 'output'.")
     return rows[:limit] if limit else rows
+
+
+def _check_rows(rows) -> None:
+    # one example (a dict) or a str would be iterated key by key or character by character
+    if isinstance(rows, (Mapping, str, bytes)):
+        raise TypeError(f"Expected a list of examples, got one {type(rows).__name__}: wrap it as [example].")
 
 
 def save_instructions(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -151,12 +184,17 @@ def save_instructions(rows: Sequence[Mapping], path: str | Path) -> Path:
     Raises:
         InstructionFormatError: naming the index of the first invalid example (nothing is written).
     """
+    _check_rows(rows)
     checked = [validate_example(r, f"example {i}") for i, r in enumerate(rows)]
     return write_jsonl(checked, path)
 
 
 def alpaca_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 (the field's name)
     """The Alpaca prompt for one example: the with-input template when ``input`` is not empty, else the other."""
+    for name, value in (("instruction", instruction), ("input", input)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {value!r} ({type(value).__name__}): pass the text (an "
+                            "empty input is '').")
     if not instruction.strip():
         raise InstructionFormatError("Empty instruction: the prompt needs something to do.")
     if input.strip():
@@ -166,6 +204,7 @@ def alpaca_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 (the 
 
 def to_pairs(rows: Iterable[Mapping]) -> list[tuple[str, str]]:
     """``(alpaca_prompt, output)`` pairs for the fine-tuning engine (``sft.build_dataset``)."""
+    _check_rows(rows)
     pairs = []
     for i, r in enumerate(rows):
         r = validate_example(r, f"example {i}")

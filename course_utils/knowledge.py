@@ -34,6 +34,7 @@ import torch
 
 from course_utils.device import model_device
 from course_utils.tinygpt import GPTConfig, TinyGPT
+from course_utils.validate import finite_float, non_empty, not_a_str, positive_float, positive_int
 
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "employer")
 
@@ -127,8 +128,10 @@ def make_people(n: int, seed: int = 0) -> list[Person]:
     Raises:
         ValueError: ``n < 1`` or more people than there are distinct names (:func:`max_people`).
     """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n is a number of people (an int), got {n!r}: ask for at least one person, e.g. n=200.")
     if n < 1:
-        raise ValueError(f"Ask for at least one person, not {n}.")
+        raise ValueError(f"Ask for at least one person, not {n}: pass e.g. n=200.")
     if n > max_people():
         raise ValueError(f"Only {max_people():,} distinct names exist (first x middle x last name pools); ask for "
                          f"n <= {max_people():,} or add names to knowledge.FIRST_NAMES / MIDDLE_NAMES / LAST_NAMES.")
@@ -153,6 +156,9 @@ def split_people(people: Sequence[Person], fraction: float = 0.5) -> tuple[list[
     Raises:
         ValueError: a fraction that leaves either side empty.
     """
+    not_a_str("people", people, "pass make_people(n)")
+    if not 0 < finite_float("fraction", fraction, "pass e.g. fraction=0.5") < 1:
+        raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}: pass e.g. fraction=0.5.")
     k = int(len(people) * fraction)
     if not 0 < k < len(people):
         raise ValueError(f"fraction={fraction} of {len(people)} people leaves one side empty; use 0 < fraction < 1 "
@@ -161,6 +167,7 @@ def split_people(people: Sequence[Person], fraction: float = 0.5) -> tuple[list[
 
 
 def _check_attributes(attributes: Sequence[str]) -> None:
+    not_a_str("attributes", attributes, f"pass a list, e.g. [{attributes!r}]")
     bad = [a for a in attributes if a not in ATTRIBUTES]
     if bad:
         raise ValueError(f"Unknown attribute(s) {bad}; choose from {ATTRIBUTES}.")
@@ -192,8 +199,11 @@ def bio_corpus(people: Sequence[Person], *, rewrites: int = 1, permute: bool = F
     Raises:
         ValueError: ``rewrites < 1``, a fraction outside [0, 1], or no people.
     """
+    if isinstance(rewrites, bool) or not isinstance(rewrites, int):
+        raise TypeError(f"rewrites must be an int >= 1 (1 = a single biography per person), not {rewrites!r}.")
     if rewrites < 1:
         raise ValueError(f"rewrites must be >= 1 (1 = a single biography per person), not {rewrites}.")
+    not_a_str("people", people, "pass make_people(n)")
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction (the share of people whose biography is rewritten) must be in [0, 1], "
                          f"not {fraction}.")
@@ -261,6 +271,8 @@ class WordTokenizer:
         Raises:
             ValueError: a word outside the vocabulary (the world of :func:`make_people` and the templates).
         """
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes a str, got {type(text).__name__}: pass the text of a biography or question.")
         out = []
         for w in _WORD.findall(text):
             if w not in self.stoi:
@@ -320,6 +332,16 @@ class BiosSetup:
     qa_evals: int = 5  # points on the QA fine-tuning curve
     rewrites: int = 5  # biographies per person in the augmented corpus
     block_size: int = 64
+
+    def __post_init__(self):
+        for name in ("n_people", "n_layer", "n_head", "n_embd", "steps", "batch_size", "qa_steps", "qa_batch",
+                     "qa_evals", "rewrites", "block_size"):
+            positive_int(name, getattr(self, name), "config.SIZES['knowledge'] has working values")
+        if self.n_people < 2:
+            raise ValueError(f"n_people={self.n_people}: the experiment trains QA on half the people and tests on "
+                             "the other half, so it needs at least 2; pass e.g. n_people=100.")
+        positive_float("lr", self.lr, "pass e.g. lr=3e-3")
+        positive_float("qa_lr", self.qa_lr, "pass e.g. qa_lr=1e-4")
 
     def config(self, vocab_size: int) -> GPTConfig:
         """The TinyGPT shape (RoPE positions)."""
@@ -382,6 +404,7 @@ def pretrain_bios(people: Sequence[Person], setup: BiosSetup, augmentation: str 
     """
     from course_utils import sft
 
+    positive_int("mix_copies", mix_copies, "pass e.g. mix_copies=2")
     tok = WordTokenizer()
     corpus = bio_corpus(people, **setup.augmentation(augmentation), seed=seed)
     texts = flatten(corpus)
@@ -412,6 +435,7 @@ def exact_match(model: TinyGPT, examples: Sequence[dict], batch_size: int = 128)
     """
     from course_utils.sft import IGNORE_INDEX, SFTCollator
 
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=128")
     dev = model_device(model)
     was_training = model.training
     model.eval()
@@ -431,8 +455,11 @@ def qa_accuracy(run: BioModel, people: Sequence[Person], attributes: Sequence[st
     Raises:
         ValueError: someone who was not in the pretraining biographies, or an unknown attribute.
     """
-    run.check_known(people)
+    not_a_str("people", people, "pass e.g. split_people(people)[1]")
+    non_empty("people", people, "pass the people to ask about, e.g. split_people(people)[1]")
     _check_attributes(attributes)
+    non_empty("attributes", attributes, f"pass e.g. {ATTRIBUTES}")
+    run.check_known(people)
     out = {a: sum(exact_match(run.model, qa_examples(run.tok, qa_pairs(people, [a])))) / len(people)
            for a in attributes}
     out["mean"] = sum(out[a] for a in attributes) / len(attributes)
@@ -446,6 +473,8 @@ def recall_accuracy(run: BioModel, people: Sequence[Person]) -> float:
     Raises:
         ValueError: someone who was not in the pretraining biographies.
     """
+    not_a_str("people", people)
+    non_empty("people", people, "pass the people to ask about, e.g. split_people(people)[1]")
     run.check_known(people)
     pairs = []
     for p in people:
@@ -462,6 +491,9 @@ def majority_baseline(train_people: Sequence[Person], test_people: Sequence[Pers
     learned the answer format but nothing about the held-out people would score."""
     from collections import Counter
 
+    for name, group in (("train_people", train_people), ("test_people", test_people)):
+        not_a_str(name, group)
+        non_empty(name, group, "pass both halves of split_people(people)")
     hits = 0
     for a in ATTRIBUTES:
         top = Counter(p.value(a) for p in train_people).most_common(1)[0][0]
@@ -479,6 +511,8 @@ def qa_finetune(run: BioModel, train_people: Sequence[Person], setup: BiosSetup,
     """
     from course_utils import sft
 
+    not_a_str("train_people", train_people)
+    non_empty("train_people", train_people, "pass split_people(people)[0]")
     run.check_known([*train_people, *test_people])
     tuned = dataclasses.replace(run, model=copy.deepcopy(run.model))
     train_ex = qa_examples(run.tok, qa_pairs(train_people))
@@ -534,6 +568,7 @@ def extraction_experiment(setup: BiosSetup, variants: Sequence[str] = ("single",
     Raises:
         ValueError: an unknown variant.
     """
+    not_a_str("variants", variants, f"pass a list, e.g. variants=[{variants!r}]")
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise ValueError(f"Unknown variant(s) {bad}; choose from {list(VARIANTS)}.")

@@ -20,7 +20,33 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .validate import finite_float, positive_float
+
 INITS = ("kaiming", "gaussian")
+
+
+def _check_lora_args(r, alpha, dropout, init) -> int:
+    """Refuse a bad rank, scale, dropout or init before any layer is touched; returns the rank as an int."""
+    fix = "pass e.g. r=8 (typical values: 4, 8, 16)"
+    if isinstance(r, bool) or not isinstance(r, int):  # True is an int in Python, but not a rank
+        raise TypeError(f"LoRA rank r must be an integer >= 1, got {r!r} ({type(r).__name__}): {fix}.")
+    if r < 1:
+        raise ValueError(f"LoRA rank r must be an integer >= 1, got {r!r}: {fix}.")
+    positive_float("LoRA alpha", alpha, f"pass e.g. alpha={2 * r} (a common choice is alpha = 2 * r)")
+    if not 0.0 <= finite_float("dropout", dropout, "pass e.g. dropout=0.05") < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}: pass e.g. dropout=0.05 (0 turns it off).")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}: pass init='kaiming' (peft's default).")
+    return r
+
+
+def _check_rank_fits(r: int, layer: nn.Linear, name: str = "the layer") -> None:
+    """A rank above min(in, out) adds parameters but no expressiveness: the update's rank cannot exceed it."""
+    limit = min(layer.in_features, layer.out_features)
+    if r > limit:
+        raise ValueError(f"LoRA rank r={r} is larger than {name} allows ({layer.in_features} inputs x "
+                         f"{layer.out_features} outputs: rank at most {limit}): pass r <= {limit}, e.g. "
+                         f"r={min(8, limit)}.")
 
 
 class LoRALinear(nn.Module):
@@ -41,14 +67,8 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}.")
-        if not isinstance(r, int) or r < 1:
-            raise ValueError(f"LoRA rank r must be an integer >= 1, got {r!r}. Typical values: 4, 8, 16.")
-        if not alpha > 0:
-            raise ValueError(f"LoRA alpha must be > 0, got {alpha!r}. A common choice is alpha = 2 * r.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}.")
+        r = _check_lora_args(r, alpha, dropout, init)
+        _check_rank_fits(r, base)
         self.base = base.requires_grad_(False)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
         # float32 on the frozen weight's device, whatever the base's dtype (peft does the same): a bf16 update
@@ -102,6 +122,9 @@ def match_linear_modules(model: nn.Module, target_modules: str | Iterable[str]) 
     Raises:
         ValueError: nothing matched; the message lists the Linear leaf names that exist.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Expected a torch model (nn.Module), got {type(model).__name__}: pass the loaded model.")
+    targets = _check_targets(target_modules)
     wrappers = [n for n, m in model.named_modules() if getattr(m, "wraps_linear", False)]
     linears = [(n, m) for n, m in model.named_modules()
                if isinstance(m, nn.Linear) and not any(n.startswith(w + ".") for w in wrappers)]
@@ -109,7 +132,6 @@ def match_linear_modules(model: nn.Module, target_modules: str | Iterable[str]) 
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         names = [n for n, m in linears if m is not head]
     else:
-        targets = (target_modules,) if isinstance(target_modules, str) else tuple(target_modules)
         names = [n for n, _ in linears if any(n == t or n.endswith("." + t) for t in targets)]
     if not names:
         available = sorted({n.rpartition(".")[2] for n, _ in linears})
@@ -117,6 +139,22 @@ def match_linear_modules(model: nn.Module, target_modules: str | Iterable[str]) 
         raise ValueError(f"No nn.Linear module matches target_modules={target_modules!r}. "
                          f"Linear names in this model: {available}.{hint}")
     return names
+
+
+def _check_targets(target_modules) -> tuple[str, ...]:
+    """``target_modules`` as a tuple of names: one str, or a non-empty list / tuple / set of str."""
+    if isinstance(target_modules, str):
+        return (target_modules,)
+    if target_modules is None or not isinstance(target_modules, Iterable):
+        raise TypeError(f"target_modules must be a name or a list of names, got {target_modules!r}: pass e.g. "
+                        "target_modules=('q_proj', 'v_proj') or 'all-linear'.")
+    targets = tuple(target_modules)
+    bad = [t for t in targets if not isinstance(t, str)]
+    if bad or not targets:
+        raise (TypeError if bad else ValueError)(
+            f"target_modules must hold layer names (str), got {target_modules!r}: pass e.g. "
+            "target_modules=('q_proj', 'v_proj') or 'all-linear'.")
+    return targets
 
 
 def inject_lora(model: nn.Module, target_modules: str | Iterable[str] = ("q_proj", "v_proj"), r: int = 8,
@@ -131,7 +169,10 @@ def inject_lora(model: nn.Module, target_modules: str | Iterable[str] = ("q_proj
     Returns:
         ``model`` itself, where only ``lora_A`` / ``lora_B`` require grad.
     """
+    r = _check_lora_args(r, alpha, dropout, init)
     names = match_linear_modules(model, target_modules)
+    for name in names:  # every layer checked before the model is changed
+        _check_rank_fits(r, model.get_submodule(name), name)
     model.requires_grad_(False)  # freeze first: the LoRA parameters created below are the only trainable ones
     for name in names:
         model.set_submodule(name, LoRALinear(model.get_submodule(name), r, alpha, dropout, init=init))
@@ -145,6 +186,8 @@ def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """Replace every :class:`LoRALinear` by its merged plain ``nn.Linear`` (in place); returns ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"merge_lora expects a torch model (nn.Module), got {type(model).__name__}.")
     layers = lora_layers(model)
     if not layers:
         raise ValueError("merge_lora found no LoRALinear in the model; call inject_lora first.")
@@ -155,6 +198,8 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> dict[str, int | float]:
     """``{"trainable", "total", "percent"}``: parameter counts (tied weights counted once) and 100*trainable/total."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"count_parameters expects a torch model (nn.Module), got {type(model).__name__}.")
     params = list(model.parameters())  # .parameters() de-duplicates shared tensors (tied embeddings)
     total = sum(p.numel() for p in params)
     if total == 0:
@@ -212,6 +257,9 @@ def copy_lora_to_peft(model: nn.Module, peft_model: nn.Module) -> None:
 
 def singular_values(delta: torch.Tensor) -> torch.Tensor:
     """Singular values of a 2-D matrix (e.g. ``LoRALinear.delta_weight()``), largest first, in float32."""
+    if not isinstance(delta, torch.Tensor):
+        raise TypeError(f"singular_values expects a 2-D torch.Tensor, got {type(delta).__name__}: pass e.g. "
+                        "layer.delta_weight().")
     if delta.ndim != 2:
         raise ValueError(f"singular_values expects a 2-D matrix, got shape {tuple(delta.shape)}.")
     return torch.linalg.svdvals(delta.detach().float())
@@ -223,8 +271,11 @@ def effective_rank(s: torch.Tensor, energy: float = 0.9) -> int:
     ``energy=0.9`` answers "how many directions carry 90% of the update?". A tiny tolerance keeps float noise
     in the tail (values ~1e-7 of an exactly rank-k matrix) from counting.
     """
-    if not 0.0 < energy <= 1.0:
-        raise ValueError(f"energy must be in (0, 1], got {energy!r}.")
+    if not 0.0 < finite_float("energy", energy, "pass e.g. energy=0.9") <= 1.0:
+        raise ValueError(f"energy must be in (0, 1], got {energy!r}: pass e.g. energy=0.9 (90% of the update).")
+    if not isinstance(s, torch.Tensor):
+        raise TypeError(f"effective_rank expects a 1-D torch.Tensor of singular values, got {type(s).__name__}: "
+                        "pass singular_values(delta).")
     if s.ndim != 1:
         raise ValueError(f"effective_rank expects a 1-D vector of singular values, got shape {tuple(s.shape)}.")
     sq = s.detach().double().sort(descending=True).values ** 2

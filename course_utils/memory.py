@@ -28,6 +28,8 @@ from typing import TypeVar
 
 import torch
 
+from .validate import non_negative_int, not_a_str, one_of, positive_float, positive_int
+
 T = TypeVar("T")
 
 GIB = 2**30
@@ -117,8 +119,8 @@ def bytes_per_param(*, weight_bytes: float = 2, mixed_precision: bool = True,
     Raises:
         ValueError: unknown optimizer or master, or weight_bytes <= 0.
     """
-    _check_choice("optimizer", optimizer, OPTIMIZER_STATES)
-    _check_choice("master", master, MASTER_WEIGHTS)
+    one_of("optimizer", optimizer, OPTIMIZER_STATES)
+    one_of("master", master, MASTER_WEIGHTS)
     if weight_bytes <= 0:
         raise ValueError(f"weight_bytes must be > 0 (2 for bf16/fp16, 4 for fp32), got {weight_bytes}.")
     mixed = mixed_precision and weight_bytes < 4
@@ -214,18 +216,24 @@ def estimate_finetune_memory(n_params: int, *, mode: str = "full", trainable_par
     Raises:
         ValueError: unknown mode / optimizer, negative or inconsistent sizes; the message names the fix.
     """
-    _check_choice("mode", mode, MODES)
-    _check_choice("optimizer", optimizer, OPTIMIZER_STATES)
-    _check_choice("optimizer_impl", optimizer_impl, OPTIMIZER_IMPLS)
-    for name, v in (("n_params", n_params), ("batch_size", batch_size), ("seq_len", seq_len),
-                    ("weight_bytes", weight_bytes)):
-        _check_positive(name, v)
+    one_of("mode", mode, MODES)
+    one_of("optimizer", optimizer, OPTIMIZER_STATES)
+    one_of("optimizer_impl", optimizer_impl, OPTIMIZER_IMPLS)
+    for name, v in (("n_params", n_params), ("weight_bytes", weight_bytes)):
+        positive_float(name, v, _example(name))
+    positive_int("batch_size", batch_size)
+    positive_int("seq_len", seq_len)
     dims = {"hidden_size": hidden_size, "num_layers": num_layers, "intermediate_size": intermediate_size,
             "num_heads": num_heads, "vocab_size": vocab_size}
     missing = [k for k, v in dims.items() if v is None]
     if missing and len(missing) < len(dims):
         raise ValueError(f"Activations need all model sizes; missing {', '.join(missing)}. Pass them all, none "
                          "(weights and optimizer only), or use estimate_from_model(model).")
+    if not missing:
+        for k, v in dims.items():
+            positive_int(k, v)
+        _check_heads(hidden_size, num_heads, num_kv_heads, head_dim)
+    positive_int("lora_rank", lora_rank)
     shapes = None if missing else _linear_shapes(hidden_size, intermediate_size, num_heads, num_kv_heads, head_dim)
     per_param = bytes_per_param(weight_bytes=weight_bytes, mixed_precision=mixed_precision, optimizer=optimizer,
                                 master=master)
@@ -376,6 +384,10 @@ def memory_table(models: Sequence[str] = tuple(MODEL_SHAPES), modes: Sequence[st
     :func:`estimate_finetune_memory` (e.g. ``gradient_checkpointing=True``). Print with
     :func:`format_memory_table`, draw with :func:`plot_memory_table`.
     """
+    not_a_str("models", models, f"pass a list, e.g. models=[{models!r}]")
+    not_a_str("modes", modes, f"pass a list, e.g. modes=[{modes!r}]")
+    for mode in modes:
+        one_of("mode", mode, MODES)
     unknown = [m for m in models if m not in MODEL_SHAPES]
     if unknown:
         raise ValueError(f"Unknown model(s) {unknown}; choose from {list(MODEL_SHAPES)} or add a shape to "
@@ -529,11 +541,10 @@ def measure_training_step(model, batch_size: int = 4, seq_len: int = 128, *, opt
     Raises:
         ValueError: no parameter requires grad, bad sizes, or an unknown optimizer.
     """
-    _check_positive("batch_size", batch_size)
-    _check_positive("seq_len", seq_len)
-    _check_choice("optimizer", optimizer, ("adamw", "sgd"))
-    if time_steps < 0:
-        raise ValueError(f"time_steps must be >= 0, got {time_steps}.")
+    positive_int("batch_size", batch_size)
+    positive_int("seq_len", seq_len)
+    one_of("optimizer", optimizer, ("adamw", "sgd"))
+    non_negative_int("time_steps", time_steps, "pass e.g. time_steps=1 (0: measure memory only)")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("No parameter requires grad: for full fine-tuning call model.requires_grad_(True); "
@@ -593,10 +604,11 @@ def _activation_phases(batch_size: int, seq_len: int, *, hidden_size: int, num_l
     """
     for name, v in (("batch_size", batch_size), ("seq_len", seq_len), ("hidden_size", hidden_size),
                     ("num_layers", num_layers), ("intermediate_size", intermediate_size),
-                    ("num_heads", num_heads), ("vocab_size", vocab_size), ("lora_rank", lora_rank),
-                    ("activation_bytes", activation_bytes)):
-        _check_positive(name, v)
-    _check_choice("attn_implementation", attn_implementation, ATTENTION_IMPLS)
+                    ("num_heads", num_heads), ("vocab_size", vocab_size), ("lora_rank", lora_rank)):
+        positive_int(name, v)
+    positive_float("activation_bytes", activation_bytes, _example("activation_bytes"))
+    _check_heads(hidden_size, num_heads, num_kv_heads, head_dim)
+    one_of("attn_implementation", attn_implementation, ATTENTION_IMPLS)
     targets = set(lora_targets)
     _check_targets(targets)
     h, ffn, n, s, a = hidden_size, intermediate_size, num_heads, seq_len, activation_bytes
@@ -666,14 +678,18 @@ def _checkpointing_on(model) -> bool:
     return False
 
 
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}.")
+def _example(name: str) -> str:
+    return f"pass e.g. {name}={ {'n_params': '7e9'}.get(name, 2 if name.endswith('_bytes') else 1)}"
 
 
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+def _check_heads(hidden_size: int, num_heads: int, num_kv_heads, head_dim) -> None:
+    """The optional attention sizes: positive counts when given; without head_dim, the heads must split hidden."""
+    for name, v in (("num_kv_heads", num_kv_heads), ("head_dim", head_dim)):
+        if v is not None:
+            positive_int(name, v)
+    if head_dim is None and hidden_size % num_heads:
+        raise ValueError(f"hidden_size={hidden_size} does not split into num_heads={num_heads} heads: pass "
+                         "head_dim=... (the model config's) or sizes where num_heads divides hidden_size.")
 
 
 def _check_targets(targets: set[str]) -> None:

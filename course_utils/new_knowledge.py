@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from course_utils.slick import CATEGORIES, KNOWN, SliCKSizes, answer_variants, qa_line, score_answers, stop_token_mask
+from course_utils.validate import non_negative_int, not_a_str, positive_float, positive_int, probability
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,13 @@ class NewKnowledgeSetup:
             object.__setattr__(self, "slick", SliCKSizes(**self.slick))
         if self.method not in ("lora", "full"):
             raise ValueError(f"method must be 'lora' or 'full', not {self.method!r}.")
-        if self.eval_every < 1 or self.steps < 1:
-            raise ValueError("steps and eval_every must be >= 1.")
+        for name in ("n_facts", "n_train", "steps", "eval_every", "batch_size", "lora_r"):
+            positive_int(name, getattr(self, name), "config.SIZES['new_knowledge'] has working values")
+        non_negative_int("n_test_per_category", self.n_test_per_category, "pass e.g. n_test_per_category=12")
+        positive_float("lr", self.lr, "pass e.g. lr=1e-3")
+        not_a_str("unknown_fractions", self.unknown_fractions)
+        for f in self.unknown_fractions:
+            probability("unknown_fraction", f, "each share of Unknown facts is in [0, 1], e.g. (0.0, 1.0)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,8 +76,12 @@ def split_train_test(rows: Sequence[dict], n_test_per_category: int, categories:
         ValueError: rows without a ``slick`` category (run :func:`slick.slick_categories` first), an unknown
             category, or a negative ``n_test_per_category``.
     """
+    if isinstance(n_test_per_category, bool) or not isinstance(n_test_per_category, int):
+        raise TypeError(f"n_test_per_category must be an int >= 0 (0 = hold nothing out), not "
+                        f"{n_test_per_category!r}: pass e.g. 12.")
     if n_test_per_category < 0:
         raise ValueError(f"n_test_per_category must be >= 0 (0 = hold nothing out), not {n_test_per_category}.")
+    not_a_str("categories", categories, f"pass a list, e.g. categories=[{categories!r}]")
     if any("slick" not in r for r in rows):
         raise ValueError("Rows need a 'slick' category: sort them with slick.slick_categories(...) first.")
     bad = [c for c in categories if c not in CATEGORIES]
@@ -107,6 +117,13 @@ def _draw(pool: Sequence[dict], categories: Sequence[str], n: int, rng: random.R
     return out
 
 
+def _check_n(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"A training set needs a whole number of facts (n >= 1), not n={n!r}: pass e.g. n=32.")
+    if n < 1:
+        raise ValueError(f"A training set needs at least one fact (n >= 1), not n={n}.")
+
+
 def training_set(pool: Sequence[dict], n: int, unknown_fraction: float, seed: int = 0) -> list[dict]:
     """``n`` training facts, ``round(n * unknown_fraction)`` of them Unknown and the rest known (HighlyKnown,
     MaybeKnown and WeaklyKnown, as evenly as the pool allows), shuffled.
@@ -114,8 +131,7 @@ def training_set(pool: Sequence[dict], n: int, unknown_fraction: float, seed: in
     Raises:
         ValueError: ``n < 1``, a fraction outside [0, 1], or a pool too small for the request.
     """
-    if n < 1:
-        raise ValueError(f"A training set needs at least one fact (n >= 1), not n={n}.")
+    _check_n(n)
     if not 0 <= unknown_fraction <= 1:
         raise ValueError(f"unknown_fraction must be in [0, 1], not {unknown_fraction}.")
     rng = random.Random(seed)
@@ -133,8 +149,7 @@ def category_set(pool: Sequence[dict], category: str, n: int, seed: int = 0) -> 
     Raises:
         ValueError: an unknown category, ``n < 1`` or too few facts in it.
     """
-    if n < 1:
-        raise ValueError(f"A training set needs at least one fact (n >= 1), not n={n}.")
+    _check_n(n)
     if category not in CATEGORIES:
         raise ValueError(f"Unknown category {category!r}; choose one of {CATEGORIES}.")
     return _draw(pool, (category,), n, random.Random(seed), f"A {category}-only training set")
@@ -156,8 +171,10 @@ def accuracy_by_category(model, tok, facts: Sequence[dict], *, stop_mask=None, b
     Raises:
         ValueError: no facts, or facts without a ``slick`` category (sort them with slick.slick_categories).
     """
+    not_a_str("facts", facts)
     if not facts:
         raise ValueError("No facts to score: pass a non-empty list (e.g. the held-out test_facts).")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=16")
     if any("slick" not in f for f in facts):
         raise ValueError("Facts need a 'slick' category: sort them with slick.slick_categories(...) first.")
     prompts, variants = [qa_line(f["question"]) for f in facts], [answer_variants(tok, f) for f in facts]
@@ -187,6 +204,9 @@ def fine_tune_on_facts(model, tok, train_facts: Sequence[dict], test_facts: Sequ
     Raises:
         ValueError: no training facts or no test facts.
     """
+    if not isinstance(setup, NewKnowledgeSetup):
+        raise TypeError(f"setup must be a NewKnowledgeSetup, got {type(setup).__name__}: pass "
+                        "config.sizes('new_knowledge').")
     if not train_facts or not test_facts:
         raise ValueError(f"Need training and held-out facts, got {len(train_facts)} and {len(test_facts)}: build "
                          "them with split_train_test(...) and training_set(...).")

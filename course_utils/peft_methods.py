@@ -27,6 +27,9 @@ from course_utils.latency import compare_latency
 from course_utils.lora import count_parameters, inject_lora, merge_lora
 from course_utils.memory import measure_training_step
 from course_utils.prefix import prefix_tuning
+from course_utils.validate import non_empty, not_a_str, positive_float, positive_int, same_length
+
+KINDS = ("full", "lora", "adapter", "prefix")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class Method:
     kind: str
     size: int = 0
     lr: float = 1e-3
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown method kind {self.kind!r}; use 'full', 'lora', 'adapter' or 'prefix'.")
+        if self.kind != "full":
+            what = {"lora": "the LoRA rank", "adapter": "the adapter bottleneck", "prefix": "the prefix tokens"}
+            positive_int("size", self.size, f"size is {what[self.kind]}: pass e.g. Method({self.kind!r}, 16)")
+        positive_float("lr", self.lr, "pass e.g. lr=1e-3")
 
     def build(self, model: nn.Module, tok=None) -> nn.Module:
         """A fresh copy of ``model`` prepared for this method (only its parameters trainable). Prefix tuning
@@ -75,6 +86,10 @@ def prompt_accuracy(model: nn.Module, tok, texts: Sequence[str], labels: Sequenc
                     template: str, label_words: dict, plain: bool = False) -> float:
     """Chapter 2's zero-shot scoring on ``model``. ``plain=True`` uses one ordinary forward per (text, answer)
     (:func:`prompting.answer_search_naive`), needed for prefix tuning, whose prefix already is the KV cache."""
+    not_a_str("texts", texts)
+    not_a_str("labels", labels)
+    same_length("texts", texts, "labels", labels, "give one label per text")
+    non_empty("texts", texts, "pass the test texts")
     verbalizer = pr.Verbalizer(label_words)
     if not plain:
         return pr.PromptClassifier(model, tok, template, verbalizer, batch_size=32).accuracy(texts, labels)
@@ -91,6 +106,17 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
     Raises:
         ValueError: an unknown method kind, or empty data (from the engine).
     """
+    for name, value in (("train_data", train_data), ("texts", texts), ("labels", labels)):
+        not_a_str(name, value)
+        non_empty(name, value)
+    same_length("texts", texts, "labels", labels, "give one label per test text")
+    positive_int("steps", steps, "pass e.g. steps=60")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
+    positive_int("latency_tokens", latency_tokens, "pass e.g. latency_tokens=4")
+    if methods is not None and (not isinstance(methods, dict) or not methods
+                                or not all(isinstance(m, Method) for m in methods.values())):
+        raise TypeError(f"methods must be a non-empty dict {{name: Method}}, got {methods!r:.80}: pass e.g. "
+                        "{'LoRA r=8': Method('lora', 8)}, or None for METHODS.")
     methods = methods or METHODS
     rows, tuned = [], {}
     probe = torch.randint(100, 1000, (1, latency_tokens), generator=torch.Generator().manual_seed(seed))
@@ -121,6 +147,8 @@ def compare_methods(model: nn.Module, tok, train_data: Sequence[dict], texts: Se
 
 def format_rows(rows: Sequence[dict]) -> str:
     """The comparison as a fixed-width text table."""
+    not_a_str("rows", rows)
+    non_empty("rows", rows, "pass compare_methods(...)'s rows")
     cols = list(rows[0])
     fmt = {"trainable": "{:,}", "trainable %": "{:.3f}", "peak MB": "{:.0f}", "s / step": "{:.2f}",
            "final loss": "{:.3f}", "accuracy": "{:.3f}", "latency ms": "{:.1f}", "latency vs base": "{:.2f}x"}

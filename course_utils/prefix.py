@@ -29,6 +29,7 @@ from torch import nn
 
 from .device import model_device
 from .models import ContextLengthError, context_window
+from .validate import non_negative_int
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -77,10 +78,26 @@ class ContextGuard:
 
 def _check_n(model: nn.Module, num_virtual_tokens: int) -> int:
     window = context_window(model)
-    if not isinstance(num_virtual_tokens, int) or not 1 <= num_virtual_tokens < window:
-        raise ValueError(f"num_virtual_tokens must be an integer in [1, {window}) for a context window of "
-                         f"{window}, got {num_virtual_tokens!r}. Typical values: 8 to 100.")
+    message = (f"num_virtual_tokens must be an integer in [1, {window}) for a context window of {window}, got "
+               f"{num_virtual_tokens!r}: pass e.g. num_virtual_tokens=20 (typical values: 8 to 100).")
+    if isinstance(num_virtual_tokens, bool) or not isinstance(num_virtual_tokens, int):  # True is not a count
+        raise TypeError(message)
+    if not 1 <= num_virtual_tokens < window:
+        raise ValueError(message)
     return window
+
+
+def _check_init_text(init_text, tokenizer) -> None:
+    if init_text is None:
+        return
+    if not isinstance(init_text, str):
+        raise TypeError(f"init_text must be a str (words to start the virtual tokens from), got {init_text!r}: pass "
+                        "e.g. init_text='Classify the sentiment of the review.'")
+    if not init_text.strip():
+        raise ValueError("init_text is empty: pass words that describe the task, or init_text=None for a random "
+                         "start.")
+    if tokenizer is None:
+        raise ValueError("init_text needs the tokenizer: pass tokenizer=tok (the model's own).")
 
 
 def prefix_tuning(model: nn.Module, num_virtual_tokens: int = 20, prefix_projection: bool = False,
@@ -101,6 +118,12 @@ def prefix_tuning(model: nn.Module, num_virtual_tokens: int = 20, prefix_project
     from peft import PrefixTuningConfig
 
     window = _check_n(model, num_virtual_tokens)
+    if init_text is not None:
+        if prefix_projection:
+            raise ValueError("init_text sets the prefix table directly; use it with prefix_projection=False.")
+        if tokenizer is None:
+            raise ValueError("init_text needs the tokenizer: prefix_tuning(model, n, init_text=..., tokenizer=tok).")
+        _check_init_text(init_text, tokenizer)
     if _uses_checkpointing(model):
         raise ValueError("Prefix tuning does not work with gradient checkpointing: call "
                          "model.gradient_checkpointing_disable() first, or use LoRA.")
@@ -108,8 +131,6 @@ def prefix_tuning(model: nn.Module, num_virtual_tokens: int = 20, prefix_project
                                 prefix_projection=prefix_projection)
     peft_model = _get_peft_model(model, config)
     if init_text is not None:
-        if prefix_projection:
-            raise ValueError("init_text sets the prefix table directly; use it with prefix_projection=False.")
         init_prefix_from_text(peft_model, tokenizer, init_text)
     peft_model.register_forward_pre_hook(ContextGuard(num_virtual_tokens, window, prefix=True), with_kwargs=True)
     return peft_model
@@ -159,6 +180,7 @@ def soft_prompt(model: nn.Module, num_virtual_tokens: int = 8, init_text: str | 
     window = _check_n(model, num_virtual_tokens)
     if init_text is not None and tokenizer is None:
         raise ValueError("soft_prompt(init_text=...) needs the tokenizer too: soft_prompt(model, n, init_text, tok).")
+    _check_init_text(init_text, tokenizer)
     ids = None
     if init_text is not None:
         ids = list(tokenizer(init_text)["input_ids"])  # the same call peft makes, special tokens included
@@ -184,8 +206,12 @@ def soft_prompt(model: nn.Module, num_virtual_tokens: int = 8, init_text: str | 
 def remaining_context(model: nn.Module, num_virtual_tokens: int) -> int:
     """Tokens of real input that still fit: the context window minus the ``num_virtual_tokens`` it loses."""
     window = context_window(model)
+    if isinstance(num_virtual_tokens, bool) or not isinstance(num_virtual_tokens, int):
+        raise TypeError(f"num_virtual_tokens must be an integer >= 0, got {num_virtual_tokens!r}: pass the n given "
+                        "to prefix_tuning / soft_prompt, e.g. 20.")
     if num_virtual_tokens < 0:
-        raise ValueError(f"num_virtual_tokens must be >= 0, got {num_virtual_tokens}.")
+        raise ValueError(f"num_virtual_tokens must be >= 0, got {num_virtual_tokens}: pass the n given to "
+                         "prefix_tuning / soft_prompt, e.g. 20.")
     if num_virtual_tokens >= window:
         raise ValueError(f"{num_virtual_tokens} virtual tokens leave no room in a context window of {window}.")
     return window - num_virtual_tokens
@@ -196,6 +222,11 @@ def strip_virtual_tokens(logits: torch.Tensor, num_virtual_tokens: int) -> torch
 
     Needed before scoring by hand (log-probs of the real tokens); prefix-tuning logits are already ``(B, T, V)``.
     """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"Expected the logits tensor (model(...).logits), got {type(logits).__name__}.")
+    if isinstance(num_virtual_tokens, bool) or not isinstance(num_virtual_tokens, int):
+        raise TypeError(f"num_virtual_tokens must be an integer >= 0, got {num_virtual_tokens!r}: pass the n given "
+                        "to soft_prompt, e.g. 8.")
     if logits.ndim != 3:
         raise ValueError(f"Expected logits of shape (batch, n_virtual + T, vocab), got {tuple(logits.shape)}.")
     if not 0 <= num_virtual_tokens < logits.shape[1]:
@@ -210,6 +241,7 @@ def prefix_parameter_count(config, num_virtual_tokens: int) -> int:
     ``config`` is the model's ``PretrainedConfig``; with grouped-query attention the keys and values (hence the
     prefix) are ``num_attention_heads / num_key_value_heads`` times smaller than ``hidden_size``.
     """
+    non_negative_int("num_virtual_tokens", num_virtual_tokens, "pass the n given to prefix_tuning, e.g. 20")
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     return num_virtual_tokens * config.num_hidden_layers * 2 * kv_heads * head_dim

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from .device import to_model
+from .validate import finite_float, non_empty, not_a_str, positive_float, positive_int, str_list
 
 PARAPHRASE_PROMPT = "Rewrite the following text with different words, keeping its meaning and tone. Reply with " \
                     "the rewritten text only.\n\nText: {text}"
@@ -30,8 +31,10 @@ def example_losses(model, data: Sequence[dict], batch_size: int = 8, pad_id: int
     """
     from .sft import IGNORE_INDEX, SFTCollator, _pad_id, target_token_losses
 
+    not_a_str("data", data, "pass tokenized examples (sft.build_dataset)")
     if not data:
-        raise ValueError("No examples to score.")
+        raise ValueError("No examples to score: pass tokenized examples (sft.build_dataset).")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     collate = SFTCollator(_pad_id(model, pad_id))
     was_training = model.training
     model.eval()
@@ -52,10 +55,16 @@ def hard_example_weights(losses: torch.Tensor, top_fraction: float = 0.25, boost
     Raises:
         ValueError: a fraction outside (0, 1] or a boost below 1.
     """
-    if not 0 < top_fraction <= 1:
-        raise ValueError(f"top_fraction must be in (0, 1], not {top_fraction}.")
-    if boost < 1:
-        raise ValueError(f"boost must be >= 1 (it up-weights the hard examples), not {boost}.")
+    if not 0 < finite_float("top_fraction", top_fraction, "pass e.g. top_fraction=0.25") <= 1:
+        raise ValueError(f"top_fraction must be in (0, 1], not {top_fraction}: pass e.g. top_fraction=0.25.")
+    if finite_float("boost", boost, "pass e.g. boost=3.0") < 1:
+        raise ValueError(f"boost must be >= 1 (it up-weights the hard examples), not {boost}: pass e.g. boost=3.0.")
+    if not isinstance(losses, torch.Tensor) or losses.ndim != 1:
+        raise TypeError(f"losses must be a 1-D tensor, one loss per example, got {type(losses).__name__}: pass "
+                        "example_losses(model, data).")
+    if losses.numel() == 0 or not torch.isfinite(losses).all():
+        raise ValueError(f"losses must be one finite loss per example, got {losses.tolist()[:5]}: pass "
+                         "example_losses(model, data) of a non-empty dataset (nan: the model diverged).")
     k = max(1, round(top_fraction * len(losses)))
     w = torch.ones(len(losses))
     w[torch.topk(losses, k).indices] = boost
@@ -68,10 +77,13 @@ def with_weights(data: Sequence[dict], weights: Sequence[float]) -> list[dict]:
     Raises:
         ValueError: one weight per example is needed; weights must be >= 0.
     """
+    not_a_str("data", data, "pass tokenized examples (sft.build_dataset)")
     if len(weights) != len(data):
         raise ValueError(f"{len(weights)} weights for {len(data)} examples: give one weight per example.")
-    if any(w < 0 for w in weights):
-        raise ValueError("Weights must be >= 0 (a negative weight would train the model away from the example).")
+    for i, w in enumerate(weights):
+        if finite_float(f"weights[{i}]", w, "give each example a number >= 0") < 0:
+            raise ValueError(f"Weights must be >= 0 (a negative weight would train the model away from the "
+                             f"example), got weights[{i}]={w}.")
     return [{**d, "weight": float(w)} for d, w in zip(data, weights)]
 
 
@@ -83,6 +95,9 @@ def paraphrase(model, tok, texts: Sequence[str], max_new_tokens: int = 48, batch
     """
     from .models import generate_batch
 
+    str_list("texts", texts, "pass the texts to rewrite, e.g. [e.text for e in train]")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=48")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     torch.manual_seed(seed)
     outs = generate_batch(model, tok, [PARAPHRASE_PROMPT.format(text=t) for t in texts],
                           max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=True, temperature=0.7,
@@ -101,6 +116,7 @@ def augment_pairs(examples: Sequence, paraphrases: Sequence[str]) -> list:
     """
     from dataclasses import replace
 
+    not_a_str("paraphrases", paraphrases, "pass one paraphrase per example")
     if len(paraphrases) != len(examples):
         raise ValueError(f"{len(paraphrases)} paraphrases for {len(examples)} examples.")
     extra = [replace(e, text=p) for e, p in zip(examples, paraphrases) if p.strip() and p.strip() != e.text.strip()]
@@ -125,6 +141,13 @@ def dev_accuracy(model, tok, dev: Sequence) -> float:
                                                                                      [e.label for e in dev])
 
 
+def _check_run(steps, lr, batch_size) -> None:
+    """A training budget: steps and batch size (counts) and a learning rate."""
+    positive_int("steps", steps, "pass e.g. steps=30")
+    positive_float("lr", lr, "pass e.g. lr=1e-3")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
+
+
 def lora_run(model, tok, data: Sequence[dict], steps: int, lr: float = 1e-3, batch_size: int = 8, seed: int = 0,
              mine_after: int | None = None, mine_fraction: float = 0.25, boost: float = 3.0):
     """LoRA-tune a copy of ``model`` on tokenized ``data`` for ``steps``; with ``mine_after``, train that many
@@ -135,6 +158,15 @@ def lora_run(model, tok, data: Sequence[dict], steps: int, lr: float = 1e-3, bat
     from .lora import inject_lora
     from .sft import TrainConfig, train
 
+    _check_run(steps, lr, batch_size)
+    not_a_str("data", data, "pass tokenized examples (sft.build_dataset)")
+    non_empty("data", data, "pass tokenized examples (sft.build_dataset)")
+    if mine_after is not None:
+        positive_int("mine_after", mine_after, f"pass a step in 1..{steps - 1}, or None for no mining")
+        if mine_after >= steps:
+            raise ValueError(f"mine_after={mine_after} leaves no step to train on the re-weighted data (steps="
+                             f"{steps}): pass mine_after in 1..{steps - 1}, e.g. {max(1, steps // 2)}.")
+        hard_example_weights(torch.ones(1), mine_fraction, boost)  # checks both before any training
     tuned = inject_lora(copy.deepcopy(model), r=8, alpha=16)
     first = mine_after if mine_after else steps
     cfg = TrainConfig(steps=first, batch_size=batch_size, lr=lr, seed=seed, schedule="constant", plot=None,
@@ -159,6 +191,14 @@ def compare_sample_strategies(model, tok, train: Sequence, dev: Sequence, steps:
 
     from .sft import build_dataset
 
+    _check_run(steps, lr, batch_size)
+    if steps < 2:
+        raise ValueError(f"steps={steps}: hard-example mining re-weights after half the steps, so it needs at "
+                         "least 2; pass e.g. steps=30.")
+    for name, value in (("train", train), ("dev", dev)):
+        not_a_str(name, value)
+        non_empty(name, value, f"pass labelled examples, e.g. load_sentiment({name!r})")
+    positive_int("max_len", max_len, "pass e.g. max_len=64")
     plain = build_dataset(tok, _pairs(train), max_len)
     freq = Counter(e.label for e in train)
     label_w = [len(train) / (len(freq) * freq[e.label]) for e in train]

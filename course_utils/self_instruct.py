@@ -32,6 +32,7 @@ import torch
 
 from .instructions import read_jsonl, write_jsonl
 from .rouge import RougePool
+from .validate import int_at_least, non_negative_int, not_a_str, positive_float, positive_int, probability, same_length
 
 # Self-Instruct's blacklist (Wang et al. 2023) plus Alpaca's additions (Taori et al. 2023): tasks a text-only model
 # cannot do.
@@ -84,6 +85,14 @@ def load_seed_tasks(path: str | Path | None = None) -> list[dict]:
 # Step 1: new instructions
 # ---------------------------------------------------------------------------------------------------------------
 
+def _check_prompt_mix(n_prompt, n_machine) -> None:
+    positive_int("n_prompt", n_prompt, "pass e.g. n_prompt=8 (the reference's)")
+    non_negative_int("n_machine", n_machine, "pass e.g. n_machine=2 (the reference's)")
+    if n_machine > n_prompt:
+        raise ValueError(f"n_machine={n_machine} is more than the n_prompt={n_prompt} instructions a prompt shows: "
+                         "pass n_machine <= n_prompt, e.g. 2 of 8.")
+
+
 def sample_prompt_instructions(seed: Sequence[str], machine: Sequence[str], rng: random.Random,
                                n_prompt: int = 8, n_machine: int = 2) -> list[str]:
     """``n_machine`` instructions the model wrote (fewer while it has written fewer) and the rest human seeds,
@@ -92,6 +101,9 @@ def sample_prompt_instructions(seed: Sequence[str], machine: Sequence[str], rng:
     Raises:
         ValueError: too few seeds to fill the prompt.
     """
+    _check_prompt_mix(n_prompt, n_machine)
+    not_a_str("seed", seed)
+    not_a_str("machine", machine)
     k = min(n_machine, len(machine))
     if len(seed) < n_prompt - k:
         raise ValueError(f"Need at least {n_prompt - k} seed instructions for a prompt, have {len(seed)}.")
@@ -102,6 +114,7 @@ def sample_prompt_instructions(seed: Sequence[str], machine: Sequence[str], rng:
 
 def encode_prompt(instructions: Sequence[str], classification_only: bool = False) -> str:
     """The reference's prompt: a numbered list the model continues at the next number."""
+    not_a_str("instructions", instructions)
     head = ("Come up with a series of classification tasks. Try to specify the possible output labels when "
             "possible.\n" if classification_only else "Come up with a series of tasks:\n")
     body = "".join(f"{i}. {' '.join(t.split())}\n" for i, t in enumerate(instructions, 1))
@@ -171,6 +184,15 @@ class BootstrapConfig:
     n_machine: int = 2
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("target", "max_requests", "batch_size", "max_new_tokens"):
+            positive_int(name, getattr(self, name), f"pass e.g. {name}={getattr(BootstrapConfig, name)}")
+        positive_float("temperature", self.temperature, "pass e.g. temperature=0.7 (the reference's)")
+        if not 0 < positive_float("top_p", self.top_p, "pass e.g. top_p=0.5") <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}: pass e.g. top_p=0.5 (the reference's).")
+        positive_float("repetition_penalty", self.repetition_penalty, "pass e.g. repetition_penalty=1.2 (1: none)")
+        _check_prompt_mix(self.n_prompt, self.n_machine)
+
 
 def _continue(model, tok, prompts: list[str], max_new_tokens: int, seed: int,
               **kw) -> tuple[list[str], list[bool]]:
@@ -181,6 +203,15 @@ def _continue(model, tok, prompts: list[str], max_new_tokens: int, seed: int,
     torch.manual_seed(seed)  # per batch, so a resumed run samples exactly what an uninterrupted one would
     return generate_batch(model, tok, prompts, max_new_tokens=max_new_tokens, chat=False,
                           batch_size=len(prompts), return_finished=True, **kw)
+
+
+def _check_seed_tasks(seed_tasks, need: tuple[str, ...] = ("instruction",)) -> None:
+    """Seed tasks are dicts (load_seed_tasks()); a list of instruction strings is the usual slip."""
+    not_a_str("seed_tasks", seed_tasks, "pass load_seed_tasks()")
+    for i, t in enumerate(seed_tasks):
+        if not isinstance(t, Mapping) or any(k not in t for k in need):
+            raise TypeError(f"seed task {i} is {t!r}; seed tasks are dicts with {list(need)} as "
+                            "load_seed_tasks() returns them: pass load_seed_tasks().")
 
 
 def generate_instructions(model, tok, seed_tasks: Sequence[Mapping], out_path: str | Path,
@@ -196,6 +227,10 @@ def generate_instructions(model, tok, seed_tasks: Sequence[Mapping], out_path: s
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(cfg, BootstrapConfig):
+        raise TypeError(f"cfg must be a BootstrapConfig, got {type(cfg).__name__}: pass e.g. "
+                        "BootstrapConfig(target=20).")
+    _check_seed_tasks(seed_tasks)
     seeds = [t["instruction"] for t in seed_tasks]
     if not seeds:
         raise ValueError("The seed pool is empty: load_seed_tasks() first.")
@@ -261,6 +296,8 @@ def classification_shots(seed_tasks: Sequence[Mapping], n_shots: int = 16,
     Raises:
         ValueError: a pool without both kinds of task.
     """
+    int_at_least("n_shots", n_shots, 2, "pass e.g. n_shots=16 (half classification, half not)")
+    _check_seed_tasks(seed_tasks, ("instruction", "is_classification"))
     rng = random.Random(seed)
     yes = [t for t in seed_tasks if t["is_classification"]]
     no = [t for t in seed_tasks if not t["is_classification"]]
@@ -285,6 +322,8 @@ def classify_tasks(model, tok, instructions: Sequence[str], prefix: str, batch_s
     without parsing, and gives a score)."""
     from .prompting import continuation_logprobs
 
+    not_a_str("instructions", instructions)
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=8")
     contexts = [f"Task: {i}\nIs it classification?" for i in instructions]
     lp = continuation_logprobs(model, tok, contexts, [[" Yes", " No"]] * len(contexts), batch_size=batch_size,
                                shared_prefix=prefix)
@@ -297,6 +336,10 @@ def calibrate_threshold(p_yes: torch.Tensor, labels: Sequence[bool]) -> float:
     A small model's Yes/No probabilities lean one way (chapter 2's calibration problem); labelled seed tasks
     that are not among the shots tell us where to cut.
     """
+    if not isinstance(p_yes, torch.Tensor) or p_yes.ndim != 1:
+        raise TypeError(f"p_yes must be a 1-D tensor of probabilities (classify_tasks(...)), got "
+                        f"{type(p_yes).__name__}.")
+    same_length("p_yes", p_yes, "labels", labels, "give one label per scored task")
     y = torch.tensor(list(labels), dtype=torch.bool)
     if y.all() or not y.any():
         raise ValueError("Calibration needs labelled tasks of both kinds.")
@@ -318,6 +361,10 @@ def identify_classification(model, tok, instructions: Sequence[str], seed_tasks:
     threshold}``. Without a ``threshold``, it is calibrated on the seed tasks that are not shots."""
     from tqdm.auto import tqdm
 
+    not_a_str("instructions", instructions)
+    if threshold is not None:
+        probability("threshold", threshold, "pass e.g. threshold=0.5, or None to calibrate it on the seed tasks")
+    int_at_least("n_shots", n_shots, 2, "pass e.g. n_shots=16 (half classification, half not)")
     done, _ = read_jsonl(out_path) if Path(out_path).exists() else ([], [])
     result = {r["instruction"]: r["is_classification"] for r in done}
     todo = [i for i in dict.fromkeys(instructions) if i not in result]
@@ -404,6 +451,12 @@ def generate_instances(model, tok, tasks: Mapping[str, bool], seed_tasks: Sequen
 
     from .models import generate_batch
 
+    if not isinstance(tasks, Mapping):
+        raise TypeError(f"tasks must be a dict {{instruction: is_classification}} (identify_classification's "
+                        f"result), got {type(tasks).__name__}.")
+    _check_seed_tasks(seed_tasks, ("instruction", "instances", "is_classification"))
+    for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size), ("n_demos", n_demos)):
+        positive_int(name, value)
     done, _ = read_jsonl(out_path) if Path(out_path).exists() else ([], [])
     have = {r["instruction"] for r in done}
     todo = [(i, c) for i, c in tasks.items() if i not in have]
@@ -534,6 +587,11 @@ class SelfInstructSetup:
     max_len: int  # tokens per training example
     answer_tokens: int  # generated per held-out answer
 
+    def __post_init__(self):
+        for name in ("target", "max_requests", "batch_size", "sft_steps", "sft_batch", "max_len", "answer_tokens"):
+            positive_int(name, getattr(self, name), "config.SIZES['self_instruct'] has working values")
+        non_negative_int("n_heldout", self.n_heldout, "pass e.g. n_heldout=12")
+
     def bootstrap_config(self, seed: int = 0) -> BootstrapConfig:
         """Step 1's settings for this size."""
         return BootstrapConfig(target=self.target, max_requests=self.max_requests, batch_size=self.batch_size,
@@ -547,7 +605,9 @@ def split_seed_tasks(seed_tasks: Sequence[Mapping], n_heldout: int, seed: int = 
     Raises:
         ValueError: ``n_heldout`` that leaves fewer than 16 tasks in the pool.
     """
-    if n_heldout < 0 or len(seed_tasks) - n_heldout < 16:
+    non_negative_int("n_heldout", n_heldout, "pass e.g. n_heldout=12")
+    _check_seed_tasks(seed_tasks, ("instruction", "is_classification"))
+    if len(seed_tasks) - n_heldout < 16:
         raise ValueError(f"Holding out {n_heldout} of {len(seed_tasks)} seed tasks leaves too few to prompt with "
                          "(need 16); hold out fewer.")
     rng = random.Random(seed)
@@ -578,66 +638,6 @@ def bootstrap(model, tok, seed_tasks: Sequence[Mapping], out_dir: str | Path, se
     return data, FilterReport.from_runs(out / "step1_instructions.jsonl", removed, len(data))
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Diversity
-# ---------------------------------------------------------------------------------------------------------------
-
-_SKIP = set("a an the me us you your my our some this that these those following given each every any all one two "
-            "three few several short new simple list of to for in on with about and or it its their".split())
-
-
-def verb_object(instruction: str) -> tuple[str, str]:
-    """(verb, object) of an imperative instruction, by a heuristic: the first word, and the next word that is
-    not a determiner or pronoun. (The paper parses with the Berkeley Neural Parser; this needs no model and is
-    right for the common ``Verb [det] object ...`` shape; questions give ``("what", ...)``.)"""
-    words = re.findall(r"[a-z]+", instruction.lower())
-    if not words:
-        return "", ""
-    obj = next((w for w in words[1:] if w not in _SKIP), "")
-    return words[0], obj
-
-
-def plot_verb_object(instructions: Sequence[str], top_verbs: int = 10, top_objects: int = 3, ax=None,
-                     title: str = "Verbs (inner) and their objects (outer)"):
-    """The paper's Fig. 2 in miniature: a two-ring pie of the most common verbs and each verb's objects."""
-    import matplotlib.pyplot as plt
-
-    pairs = [verb_object(i) for i in instructions]
-    verbs = Counter(v for v, _ in pairs if v).most_common(top_verbs)
-    ax = ax or plt.subplots(figsize=(6, 6))[1]
-    inner, outer, outer_labels = [], [], []
-    for v, n in verbs:
-        inner.append(n)
-        objs = Counter(o for vv, o in pairs if vv == v and o).most_common(top_objects)
-        outer += [c for _, c in objs] + ([n - sum(c for _, c in objs)] if n > sum(c for _, c in objs) else [])
-        outer_labels += [o for o, _ in objs] + ([""] if n > sum(c for _, c in objs) else [])
-    cmap = plt.get_cmap("tab10")
-    ax.pie(inner, radius=0.65, labels=[v for v, _ in verbs], labeldistance=0.45,
-           colors=[cmap(i % 10) for i in range(len(verbs))], wedgeprops={"width": 0.4, "edgecolor": "w"},
-           textprops={"fontsize": 8})
-    ax.pie(outer, radius=1.0, labels=outer_labels, labeldistance=1.02, wedgeprops={"width": 0.35, "edgecolor": "w"},
-           colors=["#dddddd"] * len(outer), textprops={"fontsize": 7})
-    ax.set_title(title)
-    return ax
-
-
-def plot_similarity_histogram(generated: Sequence[str], seed: Sequence[str], ax=None, bins: int = 20):
-    """The paper's Fig. 3: each new instruction's highest ROUGE-L against the seed instructions. Mass near 0.7
-    would mean the model mostly paraphrases its prompts; the filter removes everything at 0.7 and above."""
-    import matplotlib.pyplot as plt
-
-    from .rouge import pairwise_max_similarity
-
-    sims = pairwise_max_similarity(list(generated), list(seed), progress=False)
-    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
-    ax.hist(sims, bins=bins, range=(0, 1), color="C0")
-    ax.axvline(SIMILARITY_THRESHOLD, color="C3", ls="--", label="filter threshold 0.7")
-    ax.set_xlabel("ROUGE-L to the most similar seed instruction")
-    ax.set_ylabel("new instructions")
-    ax.legend()
-    return ax
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m course_utils.self_instruct --out runs/si``: the four steps from the command line (resumable:
     run the same command again after a stop), then a summary of what each filter removed."""
@@ -655,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     P = profile(args.profile)
     setup = sizes("self_instruct", P.name)
-    if args.target:
+    if args.target is not None:  # --target 0 is refused by SelfInstructSetup, not ignored
         setup = SelfInstructSetup(**{**setup.__dict__, "target": args.target,
                                      "max_requests": max(setup.max_requests, 2 * args.target)})
     model, tok = load_model(args.model or P.model_name)

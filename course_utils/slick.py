@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .device import model_device
+from .validate import non_negative_int, not_a_str, positive_float, positive_int
 
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 KNOWN = ("HighlyKnown", "MaybeKnown")  # what the chapter calls "known facts" (greedy is sometimes right)
@@ -49,11 +50,13 @@ class SliCKSizes:
     batch_size: int = 32
 
     def __post_init__(self):
-        if self.n_sets < 1 or self.k_shot < 0 or self.n_samples < 1:
-            raise ValueError(f"Need n_sets >= 1, k_shot >= 0 and n_samples >= 1, got {self}.")
-        if not self.temperature > 0:
-            raise ValueError(f"The sampling temperature must be > 0 (T = 0 is the greedy answer), "
-                             f"not {self.temperature}.")
+        for name, value in (("n_sets", self.n_sets), ("k_shot", self.k_shot), ("n_samples", self.n_samples),
+                            ("batch_size", self.batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "k_shot" else 1):
+                raise ValueError(f"Need n_sets >= 1, k_shot >= 0, n_samples >= 1 and batch_size >= 1 (whole "
+                                 f"numbers), got {name}={value!r}: pass e.g. SliCKSizes(n_sets=10).")
+        positive_float("temperature", self.temperature, "T = 0 is the greedy answer, always computed; pass e.g. "
+                                                        "temperature=0.5")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -92,6 +95,9 @@ def exemplar_sets(pool: Sequence[dict], n_sets: int, k: int, seed: int = 0) -> l
     Raises:
         ValueError: a pool with ``k`` facts or fewer (one must be left to replace a question's own exemplar).
     """
+    positive_int("n_sets", n_sets, "pass e.g. n_sets=10 (the paper's)")
+    non_negative_int("k", k, "pass e.g. k=4 (the paper's 4-shot)")
+    not_a_str("pool", pool, "pass facts, e.g. evaluation.load_facts()")
     if len(pool) <= k:
         raise ValueError(f"A {k}-shot exemplar set needs more than {k} facts in the pool; it has {len(pool)}.")
     rng = random.Random(seed)
@@ -117,8 +123,14 @@ def accepted_answers(fact: dict) -> list[str]:
     """The replies that count as right: the answer and each alias, as written and with a capital first letter,
     duplicates dropped. Models start an answer with a capital ("Hydrogen" for "hydrogen"); without that variant
     exact match would file a known fact as Unknown for its capitalisation alone."""
+    aliases = fact.get("aliases", ())
+    answers = (fact.get("answer"), *([] if isinstance(aliases, str) else aliases))
+    wrong = [a for a in answers if not isinstance(a, str)] + ([aliases] if isinstance(aliases, str) else [])
+    if wrong:
+        raise TypeError(f"Fact {fact.get('id', fact.get('question'))!r}: 'answer' must be a str and 'aliases' a "
+                        f"list of str, got {wrong[0]!r}: write the answer as text, e.g. '1969'.")
     out = []
-    for text in (fact["answer"], *fact.get("aliases", ())):
+    for text in answers:
         text = text.strip()
         for form in (text, text[:1].upper() + text[1:]):
             if form and form not in out:
@@ -205,10 +217,16 @@ def score_answers(model, tok, prompts: Sequence[str], variants: Sequence[list[li
     """
     from tqdm.auto import tqdm
 
+    not_a_str("prompts", prompts)
     if len(prompts) != len(variants):
         raise ValueError(f"{len(prompts)} prompts but {len(variants)} answer lists: give one list per prompt.")
-    if any(not t > 0 for t in temperatures):
-        raise ValueError(f"Temperatures must be > 0, got {list(temperatures)} (greedy is always computed).")
+    if isinstance(temperatures, (int, float)):
+        raise TypeError(f"temperatures must be a list, got the single number {temperatures!r}: pass "
+                        f"temperatures=({temperatures!r},).")
+    for t in temperatures:
+        positive_float("temperature", t, f"temperatures must be > 0, got {list(temperatures)} (greedy is always "
+                                         "computed)")
+    positive_int("batch_size", batch_size, "pass e.g. batch_size=16")
     dev = model_device(model)
     stop = (stop_token_mask(tok) if stop_mask is None else stop_mask).to(dev)
     head = tok(prefix)["input_ids"] if prefix else []
@@ -279,6 +297,9 @@ def slick_categories(model, tok, facts: Sequence[dict], sizes: SliCKSizes, *, po
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(sizes, SliCKSizes):
+        raise TypeError(f"sizes must be a SliCKSizes, got {type(sizes).__name__}: pass e.g. SliCKSizes(n_sets=10).")
+    not_a_str("facts", facts, "pass evaluation.load_facts()")
     if not facts:
         raise ValueError("No facts to categorize: pass evaluation.load_facts() or a subset of it.")
     pool = list(facts) if pool is None else list(pool)
@@ -326,6 +347,9 @@ def sample_answers(model, tok, prompt: str, n: int, temperature: float, *, prefi
     """``n`` answers sampled by ``model.generate`` at ``temperature`` (plain softmax sampling: no top-k, no
     top-p), each cut at its first newline: the slow, literal way that :func:`score_answers`' exact probabilities
     replace. The model reads the same ids as there (:func:`prompt_ids`)."""
+    positive_int("n", n, "pass e.g. n=16 samples")
+    positive_float("temperature", temperature, "sampling needs a temperature > 0; pass e.g. temperature=0.5")
+    positive_int("max_new_tokens", max_new_tokens, "pass e.g. max_new_tokens=8")
     torch.manual_seed(seed)
     ids = torch.tensor([prompt_ids(tok, prefix, prompt)], device=model_device(model))
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,

@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from course_utils import instructions, rouge, self_instruct, sft
+from course_utils import diversity, instructions, rouge, self_instruct, sft
 from course_utils.config import profile, sizes
 from course_utils.device import set_seed
 from course_utils.lora import inject_lora
@@ -294,11 +294,11 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 6))
-self_instruct.plot_verb_object([t["instruction"] for t in seeds], ax=axes[0], title="seed tasks")
-self_instruct.plot_verb_object([d["instruction"] for d in data] or ["(none yet)"], ax=axes[1], title="generated")
+diversity.plot_verb_object([t["instruction"] for t in seeds], ax=axes[0], title="seed tasks")
+diversity.plot_verb_object([d["instruction"] for d in data] or ["(none yet)"], ax=axes[1], title="generated")
 plt.show()
 if data:
-    self_instruct.plot_similarity_histogram([d["instruction"] for d in data], [t["instruction"] for t in pool])
+    diversity.plot_similarity_histogram([d["instruction"] for d in data], [t["instruction"] for t in pool])
     plt.show()
 
 # %% [markdown]

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from course_utils import diversity
 from course_utils import self_instruct as si
 from course_utils.config import sizes
 
@@ -133,9 +134,9 @@ def test_filter_instances_counts_every_rule():
 
 
 def test_verb_object():
-    assert si.verb_object("Write a short poem about the sea.") == ("write", "poem")
-    assert si.verb_object("Give me three examples of mammals.") == ("give", "examples")
-    assert si.verb_object("!!!") == ("", "")
+    assert diversity.verb_object("Write a short poem about the sea.") == ("write", "poem")
+    assert diversity.verb_object("Give me three examples of mammals.") == ("give", "examples")
+    assert diversity.verb_object("!!!") == ("", "")
 
 
 def test_filter_report_and_plots(tmp_path, seeds):
@@ -151,7 +152,7 @@ def test_filter_report_and_plots(tmp_path, seeds):
     assert (report.proposed, report.kept_instructions) == (3, 1) and report.removed["empty output"] == 2
     assert "3 instructions proposed, 1 kept" in report.table()
     assert len(report.plot().patches) == 3
-    ax = si.plot_verb_object([t["instruction"] for t in seeds])
+    ax = diversity.plot_verb_object([t["instruction"] for t in seeds])
     assert len(ax.patches) > 10
 
 
@@ -235,7 +236,7 @@ def test_similarity_histogram(seeds):
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = si.plot_similarity_histogram(["Suggest a packing list for a hiking trip.", "Name a river."],
+    ax = diversity.plot_similarity_histogram(["Suggest a packing list for a hiking trip.", "Name a river."],
                                       [t["instruction"] for t in seeds])
     assert sum(p.get_height() for p in ax.patches) == 2
 

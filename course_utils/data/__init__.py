@@ -13,6 +13,9 @@ def load_lines(name: str) -> list[str]:
     Raises:
         FileNotFoundError: naming the files that do exist.
     """
+    if not isinstance(name, str) or not name.strip():
+        raise (ValueError if isinstance(name, str) else TypeError)(
+            f"load_lines takes a file name (str), got {name!r}: pass e.g. load_lines('probe_sentences.txt').")
     root = files(__name__)
     path = root / name
     if not path.is_file():
@@ -45,6 +48,8 @@ def load_sentiment(split: str = "test", source: str = "course", limit: int | Non
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+    if limit is not None:
+        _check_limit(limit)
     if source == "course":
         rows = [json.loads(line) for line in load_lines("sentiment3.jsonl")]
         data = [Example(r["text"], r["label"]) for r in rows if r["split"] == split]
@@ -55,9 +60,19 @@ def load_sentiment(split: str = "test", source: str = "course", limit: int | Non
     return balanced(data, limit) if limit is not None else data
 
 
+def _check_limit(limit, name: str = "limit") -> None:
+    # 0 or a negative number would silently give no examples at all; None means "all of them"
+    fix = f"pass e.g. {name}=16, or {name}=None for every example" if name == "limit" else f"pass e.g. {name}=16"
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"{name} must be a positive int, got {limit!r}: {fix}.")
+    if limit < 1:
+        raise ValueError(f"{name} must be a positive int (>= 1), got {limit!r}: {fix}.")
+
+
 def balanced(data: list[Example], n: int) -> list[Example]:
     """The first ``n`` examples taken round-robin over the labels (in order of first appearance), so a small
     subset has every label about equally often."""
+    _check_limit(n, "n")
     by_label: dict[str, list[Example]] = {}
     for ex in data:
         by_label.setdefault(ex.label, []).append(ex)

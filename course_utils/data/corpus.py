@@ -57,8 +57,11 @@ def load_corpus(split: str = "train", path: str | None = None) -> str:
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
     if path is not None:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        from course_utils.validate import read_text_file
+
+        text = read_text_file("path", path)
+        if not text.strip():
+            raise ValueError(f"The corpus file {str(path)!r} is empty: pass a text file with something in it.")
         a, b = int(0.9 * len(text)), int(0.95 * len(text))
         return {"train": text[:a], "val": text[a:b], "test": text[b:]}[split]
     raw = gzip.decompress((files(__package__) / CORPUS_FILE).read_bytes()).decode("utf-8")
@@ -75,6 +78,8 @@ def load_corpus(split: str = "train", path: str | None = None) -> str:
 
 def encode_bytes(text: str) -> torch.Tensor:
     """UTF-8 bytes of ``text`` as a ``long`` tensor (vocabulary 256: any language, no tokenizer)."""
+    if not isinstance(text, str):
+        raise TypeError(f"encode_bytes takes a str, got {type(text).__name__}: pass e.g. load_corpus('train').")
     return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
 
 

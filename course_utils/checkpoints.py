@@ -120,8 +120,8 @@ def save_checkpoint(path: str | Path, model, optimizer, scheduler, result: Any, 
         (tmp / FINGERPRINT).write_text(json.dumps(fingerprint, indent=1))
     (tmp / "trainer_state.json").write_text(json.dumps(asdict(result)))  # written last: it marks a whole folder
     old = _previous(path)
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
+    if path.exists():  # else a stopped save left the previous one aside: it stays until the new one is in place
+        shutil.rmtree(old, ignore_errors=True)
         path.rename(old)
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)

@@ -445,12 +445,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def resume_command(argv: Sequence[str] | None) -> str:
-    """The command that resumes a stopped run: the same one (minus ``--overwrite``, which would start afresh)."""
+def resume_command(argv: Sequence[str] | None, world: int = 1) -> str:
+    """The command that resumes a stopped run: the same one (minus ``--overwrite``, which would start afresh), under
+    ``torchrun`` with as many processes when it ran in several."""
     import shlex
 
     args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite"]
-    return shlex.join([sys.executable, "-m", "course_utils.finetune", *args])
+    launcher = ["torchrun", "--nproc_per_node", str(world)] if world > 1 else [sys.executable]
+    return shlex.join([*launcher, "-m", "course_utils.finetune", *args])
 
 
 def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
@@ -474,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
         if not args.overwrite:
             raise SystemExit(f"{out} already holds a finished run (result.json). Choose another --output-dir, or pass "
                              "--overwrite to replace it.")
-        (out / "result.json").unlink()
+        (out / "result.json").unlink(missing_ok=True)  # every process of a torchrun run gets here
     device = _setup_distributed()
     rank, world = sft.rank_and_world()
     set_seed(args.seed)
@@ -488,8 +490,10 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
         result = sft.train(model, data, cfg, pad_id=tok.pad_token_id, overwrite=args.overwrite)
     except TrainingStopped as stop:
         if rank == 0:
-            print(f"Not finished: stopped at step {stop.step} of {args.steps}. Resume with:\n  {resume_command(argv)}",
-                  file=sys.stderr)
+            print(f"Not finished: stopped at step {stop.step} of {args.steps}. Resume with:\n  "
+                  f"{resume_command(argv, world)}", file=sys.stderr)
+        if argv is not None:  # called from Python (chapter 10's kernel): the stop stays a KeyboardInterrupt
+            raise
         raise SystemExit(stop.exit_code) from None
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -602,7 +602,6 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
     cfg.validate(len(train_data))
     check_examples(model, train_data)
     rank, world = rank_and_world()
-    fingerprint = ckpt_io.run_fingerprint(model, train_data, cfg)  # before the GPU fit may change grad_accum
     cfg = _fit_to_gpu(model, cfg, train_data, rank, world)
     micro, pad_id, dev = cfg.batch_size // cfg.grad_accum, _pad_id(model, pad_id), _device(model)
     collate = SFTCollator(pad_id)
@@ -610,6 +609,8 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
     params = [p for p in model.parameters() if p.requires_grad]
     amp = resolve_autocast(model, cfg)  # read before upcasting: a bf16 model computes in bf16
     upcast_trainable(params)
+    # what identifies this run to its checkpoint (after upcasting: a resumed model's dtypes are the upcast ones)
+    fingerprint = ckpt_io.run_fingerprint(model, train_data, cfg) if cfg.output_dir else None
     # float16's range is small: scale the loss so gradients do not underflow, unscale before clipping
     scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
     optimizer = make_optimizer(params, cfg)
@@ -618,7 +619,7 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
     ckpt = Path(cfg.output_dir) / "checkpoint-last" if cfg.output_dir else None
     if ckpt is not None and overwrite and rank == 0:
         ckpt_io.delete_checkpoint(ckpt)
-    found = ckpt_io.find_checkpoint(ckpt) if ckpt is not None and resume else None
+    found = ckpt_io.find_checkpoint(ckpt) if ckpt is not None and resume and not overwrite else None
     if found is not None:
         ckpt_io.check_same_run(found, fingerprint)  # another run's checkpoint would mix two runs
         result = TrainResult(**ckpt_io.load_checkpoint(found, model, optimizer, scheduler))
@@ -670,7 +671,7 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
                 if live:
                     live.update(result)
                 # every process stops at the same step (a signal may reach them at different moments)
-                if all_reduce_sum(float(stops.signal is not None), dev) and result.step < cfg.steps:
+                if all_reduce_sum(float(stops.signal is not None), dev):
                     raise KeyboardInterrupt
                 if stop_after is not None and result.step >= stop_after and result.step < cfg.steps:
                     result.stopped = "stop_after"
@@ -680,15 +681,15 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
             raise ckpt_io.stop_error(result.step, stops.signal or "SIGINT", save, ckpt) from None
         finally:
             bar.close()
-        if result.stopped:  # stop_after: as if stopped, but returns (chapter 4 resumes in the next cell)
+    if result.stopped:  # stop_after: as if stopped, but returns (chapter 4 resumes in the next cell)
+        checkpoint()
+        print(f"Stopped at step {result.step}" + (f"; checkpoint saved to {ckpt}. Run train(...) again to resume."
+                                                  if ckpt else " (set output_dir to be able to resume)."))
+    elif result.step >= cfg.steps:  # the final eval runs with Ctrl-C back to normal: it stops it at once
+        if eval_data:
+            result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
+        if cfg.checkpoint_every:
             checkpoint()
-            print(f"Stopped at step {result.step}" + (f"; checkpoint saved to {ckpt}. Run train(...) again to resume."
-                                                      if ckpt else " (set output_dir to be able to resume)."))
-        elif result.step >= cfg.steps:
-            if eval_data:
-                result.eval_losses.append((result.step, evaluate_loss(model, eval_data, micro, pad_id)))
-            if cfg.checkpoint_every:
-                checkpoint()
     if live:
         live.update(result, force=True)
         live.close()

@@ -220,3 +220,21 @@ def test_the_command_refuses_another_run_into_a_folder(cli_runs, tmp_path):
     done = subprocess.run([sys.executable, "-m", "course_utils.finetune", *args], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "already holds a finished run" in done.stderr and "--overwrite" in done.stderr
+
+
+def test_the_command_called_from_python_stops_with_training_stopped(cli_runs, tmp_path, monkeypatch, capsys):
+    """Chapter 10 calls the command's main() in its kernel: a stop stays a KeyboardInterrupt (not SystemExit)."""
+    from course_utils import finetune
+
+    data, _ = cli_runs
+    real_step = sft.training_step
+
+    def step_then_ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the step: it finishes, then the run stops
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(sft, "training_step", step_then_ctrl_c)
+    with pytest.raises(checkpoints.TrainingStopped) as info:
+        finetune.main(_args(data, tmp_path / "run"))
+    assert info.value.step == 1 and "Resume with:" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "result.json").exists()

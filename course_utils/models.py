@@ -278,7 +278,9 @@ def _write_manifest(folder: Path, name: str, source: Path) -> None:
     """Record the size and sha256 of every file the build wrote."""
     files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)}
              for f in sorted(folder.iterdir()) if f.is_file() and f.name not in (_MANIFEST, _VERIFIED)}
-    manifest = {"format": _MANIFEST_FORMAT, "model": name, "source": str(source), "files": files}
+    manifest = {"format": _MANIFEST_FORMAT, "model": name, "source": str(source), "files": files,
+                # the sizes alone, as older course versions read them: a checkout of one shares the cache
+                "sizes": {f: v["size"] for f, v in files.items()}}
     (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 

@@ -27,7 +27,7 @@ import torch
 
 from .config import DEFAULT_MODEL, PROFILE_NAMES, sizes
 from .device import to_model
-from .validate import non_empty, not_a_str, positive_float, positive_int
+from .validate import cli_number, non_empty, not_a_str, positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -319,14 +319,15 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $COURSE_PROFILE or auto)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--launcher", default="python", choices=["python", "accelerate", "torchrun"])
-    ap.add_argument("--processes", type=int, default=1, help="processes (GPUs) for accelerate / torchrun")
+    ap.add_argument("--processes", type=cli_number(int, 1), default=1,
+                    help="processes (GPUs) for accelerate / torchrun")
     args = ap.parse_args(argv)
     setup = sizes("assistant", profile(args.profile).name)
     out = Path(args.out)
     model, tok = load_model(args.model)
     pool, held = split_tasks(setup)
     make_data(model, tok, out, setup, pool)
-    if not (adapter_dir(out) / "adapter_config.json").is_file():
+    if not (adapter_dir(out) / "result.json").is_file():  # written last: a stopped fine-tune resumes here
         run_finetune(finetune_args(out, setup, args.model), args.launcher, args.processes)
     tuned, _ = load_tuned(out)
     rows = evaluate(model, tuned, tok, held, setup.profile, probes=("perplexity", "instructions", "kl"))

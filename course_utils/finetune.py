@@ -34,6 +34,7 @@ import torch
 
 from course_utils import sft
 from course_utils.config import DEFAULT_MODEL
+from course_utils.validate import cli_number
 
 #: The attention projections LoRA adapts (the LoRA paper's choice, chapter 4).
 LORA_TARGETS = ("q_proj", "v_proj")
@@ -382,21 +383,8 @@ def _setup_distributed() -> torch.device:
     return device
 
 
-def _number(kind: type, low: float, *, inclusive: bool = True):
-    """An argparse type: a ``kind`` (int / float) >= ``low`` (> ``low`` when not ``inclusive``), finite."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n int' if kind is int else ' number'}") from None
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            raise argparse.ArgumentTypeError(f"{text} must be {'>=' if inclusive else '>'} {low:g}")
-        return value
-    return parse
-
-
 def _dropout(text: str) -> float:
-    value = _number(float, 0)(text)
+    value = cli_number(float, 0)(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
     return value
@@ -404,7 +392,7 @@ def _dropout(text: str) -> float:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring). Bad values stop here, with argparse's message (exit code 2)."""
-    positive, count, rate = _number(int, 1), _number(int, 0), _number(float, 0, inclusive=False)
+    positive, count, rate = cli_number(int, 1), cli_number(int, 0), cli_number(float, 0, inclusive=False)
     p = argparse.ArgumentParser(prog="python -m course_utils.finetune", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="offline name, hub id, or 'tiny'")
     p.add_argument("--data", default="sentiment",
@@ -420,7 +408,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grad-accum", type=positive, default=1)
     p.add_argument("--lr", type=rate, default=2e-4)
     p.add_argument("--warmup-steps", type=count, default=0)
-    p.add_argument("--max-len", type=_number(int, 2), default=64)
+    p.add_argument("--max-len", type=cli_number(int, 2), default=64)
     p.add_argument("--limit", type=positive, default=None, help="use only this many training examples")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--checkpoint-every", type=count, default=0,

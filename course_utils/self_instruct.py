@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from . import validate
 from .instructions import read_jsonl, write_jsonl
 from .rouge import RougePool
 from .validate import int_at_least, non_negative_int, not_a_str, positive_float, positive_int, probability, same_length
@@ -651,7 +652,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="model name (default: the profile's, offline SmolLM2)")
     ap.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $COURSE_PROFILE or auto)")
     ap.add_argument("--seed-tasks", default=None, help="a seed_tasks.jsonl (default: the course's 72)")
-    ap.add_argument("--target", type=int, default=None, help="new instructions to keep (default: the profile's)")
+    ap.add_argument("--target", type=validate.cli_number(int, 1), default=None,
+                    help="new instructions to keep (default: the profile's)")
     args = ap.parse_args(argv)
     P = profile(args.profile)
     setup = sizes("self_instruct", P.name)

@@ -8,6 +8,7 @@ Every check returns the value (a count as a plain ``int``, a number as a ``float
 
 from __future__ import annotations
 
+import argparse
 import math
 import operator
 from collections.abc import Sequence, Sized
@@ -188,3 +189,17 @@ def read_text_file(name: str, path, hint: str = "") -> str:
     except UnicodeDecodeError as err:
         raise ValueError(f"{name} {str(p)!r} is not UTF-8 text (byte {err.start}: {err.reason}): save it as UTF-8"
                          f"{'; ' + hint if hint else ''}.") from None
+
+
+def cli_number(kind: type, low: float, *, inclusive: bool = True):
+    """A command-line option's type (``add_argument(..., type=cli_number(int, 1))``): a finite ``kind`` (int /
+    float) >= ``low`` (> ``low`` when not ``inclusive``); argparse reports anything else with the value."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n int' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text} must be {'>=' if inclusive else '>'} {low:g}")
+        return value
+    return parse

@@ -98,7 +98,7 @@ print("or:          ", shlex.join(assistant.launch_command(args, "torchrun", 4))
 # Here, one process:
 
 # %%
-if not (assistant.adapter_dir(OUT) / "adapter_config.json").is_file():
+if not (assistant.adapter_dir(OUT) / "result.json").is_file():  # written last, when the run is complete
     assistant.run_finetune(args)
 summary = json.loads((assistant.adapter_dir(OUT) / "result.json").read_text())
 plt.figure(figsize=(6, 3))

@@ -128,3 +128,16 @@ def test_the_command_line_refuses_bad_values(args, words, capsys):
     with pytest.raises(SystemExit) as info:
         finetune.parse_args([*args, *out_dir])
     assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module,args,words", [
+    ("assistant", ["--out", "x", "--processes", "0"], "--processes: 0 must be >= 1"),
+    ("self_instruct", ["--out", "x", "--target", "-2"], "--target: -2 must be >= 1"),
+    ("course.grade", ["nb.ipynb", "--timeout", "0"], "--timeout: 0 must be >= 1")])
+def test_the_other_commands_refuse_bad_numbers(module, args, words, capsys):
+    import importlib
+
+    main = importlib.import_module(f"course_utils.{module}").main
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2 and words in capsys.readouterr().err

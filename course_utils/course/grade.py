@@ -36,6 +36,8 @@ from pathlib import Path
 
 import nbformat
 
+from course_utils.validate import cli_number
+
 #: The grades file's columns: ``passed`` is 1 or 0, ``hint`` says why an exercise did not pass.
 COLUMNS = ("student", "notebook", "chapter", "exercise", "tier", "passed", "hint")
 #: The summary's columns, one row per student: ``score`` is the percentage of exercises passed.
@@ -371,8 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("submissions", nargs="+", help="notebooks, folders of notebooks, or zip files")
     ap.add_argument("--out", default="grades.csv", help="the grades CSV (the summary goes beside it)")
     ap.add_argument("--profile", default="smoke", help="the sizes the notebooks run with (default smoke)")
-    ap.add_argument("--timeout", type=int, default=120, help="seconds per notebook cell (default 120)")
-    ap.add_argument("--check-timeout", type=int, default=60, help="seconds per checker (default 60)")
+    ap.add_argument("--timeout", type=cli_number(int, 1), default=120, help="seconds per notebook cell (default 120)")
+    ap.add_argument("--check-timeout", type=cli_number(int, 1), default=60, help="seconds per checker (default 60)")
     args = ap.parse_args(argv)
     try:
         grades = grade(args.submissions, args.out, args.profile, args.timeout, args.check_timeout)

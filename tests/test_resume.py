@@ -36,17 +36,22 @@ def _weights(model) -> dict:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_a_signal_finishes_the_step_saves_and_resumes_bit_for_bit(tiny_lora, tmp_path):
+def test_a_signal_finishes_the_step_saves_and_resumes_bit_for_bit(tiny_lora, tmp_path, monkeypatch):
     model, tok, data = tiny_lora
     straight = copy.deepcopy(model)
     r1 = sft.train(straight, data, cfg(), pad_id=tok.pad_token_id)
+    real_step, calls = sft.training_step, []
 
-    def press_stop(step, loss):  # the notebook's stop button (SIGINT) while step 3 runs... delivered now
-        if step == 3:
+    def step_with_stop_button(*args, **kwargs):  # the notebook's stop button (SIGINT) pressed inside step 3
+        calls.append(1)
+        if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
 
+    monkeypatch.setattr(sft, "training_step", step_with_stop_button)
     with pytest.raises(checkpoints.TrainingStopped) as info:
-        sft.train(copy.deepcopy(model), data, cfg(tmp_path), pad_id=tok.pad_token_id, on_step=press_stop)
+        sft.train(copy.deepcopy(model), data, cfg(tmp_path), pad_id=tok.pad_token_id)
+    monkeypatch.undo()
     stop = info.value
     assert isinstance(stop, KeyboardInterrupt) and stop.exit_code == 130 and stop.step == 3
     assert "Run the same training again to resume" in str(stop)

@@ -6,7 +6,7 @@
 #   make lint       ruff (pyproject.toml [tool.ruff]): pyflakes, pycodestyle, import order and one import style, over
 #                   the package, the lessons, the tests, bench/ and tools/ (CI runs it before make test)
 #   make test-fast  the quick loop for people editing the course: unit tests on tiny models, no notebooks, no
-#                   real-model or cpu-size claims (45 s on 2 cores; target: under 5 minutes)
+#                   real-model or cpu-size claims (85 s on 2 cores; target: under 5 minutes)
 #   make browser-test  only the browser test (tests/browser): JupyterLab on 127.0.0.1, chapter 2 in headless
 #                   chromium (Debian's `apt-get install chromium`; playwright drives it, no `playwright install`),
 #                   the playground run and clicked; screenshots in artifacts/browser/. Fails if chromium or

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from . import checkpoints as ckpt_io
 from .device import DTYPES, LOW_PRECISION, autocast_dtype, compute_dtype, model_device
 from .models import ContextLengthError, keeps_logits
+from .validate import integer
 
 IGNORE_INDEX = -100  # labels with this value add nothing to the loss (torch's cross_entropy ignore_index)
 OVERFLOW_POLICIES = ("truncate", "error")
@@ -242,9 +243,7 @@ class TrainConfig:
         if n_examples == 0:
             raise ValueError("The training set is empty: build it with build_dataset(tok, pairs, max_len).")
         for name in ("steps", "batch_size", "grad_accum", "warmup_steps", "eval_every", "checkpoint_every", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}.")
+            setattr(self, name, integer(name, getattr(self, name)))  # a numpy int becomes an int; True is refused
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, not {self.steps}.")
         for name in ("warmup_steps", "eval_every", "checkpoint_every"):

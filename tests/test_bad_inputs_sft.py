@@ -141,3 +141,11 @@ def test_the_other_commands_refuse_bad_numbers(module, args, words, capsys):
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_numpy_counts_are_accepted_as_ints():
+    import numpy as np
+
+    c = sft.TrainConfig(steps=np.int64(4), batch_size=np.int32(2), plot=None)
+    c.validate(1)
+    assert type(c.steps) is int and type(c.batch_size) is int  # the checkpoint's fingerprint stores plain ints

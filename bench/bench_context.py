@@ -1,4 +1,4 @@
-"""Sliding-window perplexity: quality against compute (chapter 5): printed, not asserted.
+"""Sliding-window perplexity: quality against compute (chapter 6): printed, not asserted.
 
 A document longer than the window is scored window by window. With stride = window each chunk starts from
 nothing; a smaller stride gives every scored token more context at the cost of more forward passes. Expected:
@@ -14,7 +14,7 @@ import sys
 
 from common import Row, standalone  # bench/ is on sys.path when run as a script
 
-CHAPTER = "05"
+CHAPTER = "06"
 
 
 def run(quick: bool = False) -> dict:

@@ -25,7 +25,7 @@ import torch
 from common import Row, standalone, timed  # bench/ is on sys.path when run as a script
 
 PROMPTS = ["What is the capital of France?", "Name three primary colours.", "Tell me a short story about a dragon."]
-#: plain vs course: questions of the kind chapters 6, 8 and 10 generate answers to
+#: plain vs course: questions of the kind chapters 7, 9 and 11 generate answers to
 QUESTIONS = ["Explain what a language model is in two sentences.", "Give three tips for staying healthy.",
              "Write a haiku about the sea.", "Why is the sky blue?", "How do I make a cup of tea?",
              "What is photosynthesis?", "Name a famous painter and one of their works.", "What does a CPU do?"]

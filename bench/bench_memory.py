@@ -1,4 +1,4 @@
-"""Fine-tuning memory benchmark (chapter 4): estimate vs measured peak, printed, not asserted.
+"""Fine-tuning memory benchmark (chapter 5): estimate vs measured peak, printed, not asserted.
 
 For the real SmolLM2-135M (fp32, CPU) it runs real AdamW steps (lr=0) for full fine-tuning and LoRA (r=8 on
 q_proj, v_proj), with and without gradient checkpointing, and compares the measured peak (parameters +
@@ -31,7 +31,7 @@ def lora(model):
         return get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
 
 
-CHAPTER = "04"
+CHAPTER = "05"
 
 
 def run(quick: bool = False, shapes: str = "4x64,8x128", threads: int | None = None, repeat: int = 2) -> dict:

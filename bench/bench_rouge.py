@@ -1,4 +1,4 @@
-"""Self-Instruct novelty filter benchmark (chapter 6): printed, not asserted.
+"""Self-Instruct novelty filter benchmark (chapter 7): printed, not asserted.
 
 Times the highest ROUGE-L of a candidate instruction against pools of 100, 1,000 and 5,000 random 10-20-word
 instructions, 20 queries each (half fresh, half near-duplicates of a pool text), fixed seed:
@@ -19,7 +19,7 @@ import sys
 
 from common import Row, standalone, timed  # bench/ is on sys.path when run as a script
 
-CHAPTER = "06"
+CHAPTER = "07"
 
 
 def run(quick: bool = False) -> dict:

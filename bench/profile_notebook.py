@@ -1,6 +1,6 @@
 """Where a notebook's time goes: execute it in a fresh kernel and list its slowest cells.
 
-    python bench/profile_notebook.py notebooks/08_alignment_and_decoding.ipynb --profile smoke --top 8
+    python bench/profile_notebook.py notebooks/09_alignment_and_decoding.ipynb --profile smoke --top 8
 
 Each cell's seconds come from the kernel's own timestamps (nbclient's ``record_timing``), so kernel start-up and
 imports are counted in the first cells that pay for them. The table is printed and saved to

@@ -9,7 +9,7 @@ LLM-as-judge, data selection and self-alignment.
   the longest responses (Zhao et al. 2024), a small curated set (LIMA); **self-alignment**: sample several
   answers, let the model score them, keep the best.
 
-The base model's prompt format is Alpaca's (chapter 6): the same text for the base, the tuned model and the
+The base model's prompt format is Alpaca's (chapter 7): the same text for the base, the tuned model and the
 judge's references, so every comparison sees the same context.
 """
 

@@ -1,9 +1,9 @@
 """The capstone: build your own assistant from the course's pieces, end to end.
 
-    data, report = make_data(model, tok, out, setup)    # chapter 6: Self-Instruct -> instruction_data.jsonl
+    data, report = make_data(model, tok, out, setup)    # chapter 7: Self-Instruct -> instruction_data.jsonl
     run_finetune(finetune_args(out, setup))             # chapter 4: LoRA SFT, the same script as `accelerate launch`
     tuned, tok = load_tuned(out)                        # the peft adapter on a fresh copy of the model
-    rows = evaluate(model, tuned, tok, heldout, setup)  # chapter 7: the harness, before and after
+    rows = evaluate(model, tuned, tok, heldout, setup)  # chapter 8: the harness, before and after
     merged = merge_and_save(tuned, tok, out / "merged") # LoRA folded into the weights, saved as safetensors
     chat_widget(merged_model, tok)                      # talk to it
 
@@ -61,7 +61,7 @@ class AssistantSetup:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 1. Data (chapter 6)
+# 1. Data (chapter 7)
 # ---------------------------------------------------------------------------------------------------------------
 
 def split_tasks(setup: AssistantSetup) -> tuple[list[dict], list[dict]]:
@@ -167,12 +167,12 @@ def load_tuned(out_dir: str | Path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 3. Evaluation (chapter 7) and 4. merging
+# 3. Evaluation (chapter 8) and 4. merging
 # ---------------------------------------------------------------------------------------------------------------
 
 def evaluate(base, tuned, tok, heldout: Sequence[Mapping], profile_name: str,
              probes: Sequence[str] | None = None) -> list[dict]:
-    """Chapter 7's harness on the base model and the assistant (KL measured against the base), with the
+    """Chapter 8's harness on the base model and the assistant (KL measured against the base), with the
     held-out seed tasks as the instruction probe. Returns the two result rows."""
     from .evaluation import Harness
 
@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows = evaluate(model, tuned, tok, held, setup.profile, probes=("perplexity", "instructions", "kl"))
     print(format_results(rows))
     merged = merge_and_save(tuned, tok, out / "merged")
-    print(f"merged assistant saved in {merged}; chat with it in notebooks/10_capstone_assistant.ipynb")
+    print(f"merged assistant saved in {merged}; chat with it in notebooks/11_capstone_assistant.ipynb")
     return rows
 
 

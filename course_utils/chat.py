@@ -1,4 +1,4 @@
-"""Chapter 7: SFT on chat messages, the format TRL and the hub's chat datasets use.
+"""Chapter 8: SFT on chat messages, the format TRL and the hub's chat datasets use.
 
 A row is a conversation, ``{"messages": [{"role": "system" | "user" | "assistant", "content": ...}, ...]}``,
 possibly of several turns. The model reads it through its **chat template** (the text it was trained to see), and
@@ -10,7 +10,7 @@ returns a 0/1 mask over the tokens. SmolLM2's own template has no such markers, 
 :data:`SMOLLM2_TRAINING_TEMPLATE`: the same text, character for character (tested), with the markers. Each
 assistant turn's ``<|im_end|>`` is inside them, so the model also learns to stop.
 
-:func:`trl_finetune` runs the same data through TRL's ``SFTTrainer``; chapter 7 and the tests show both engines
+:func:`trl_finetune` runs the same data through TRL's ``SFTTrainer``; chapter 8 and the tests show both engines
 give the same losses step by step.
 """
 

@@ -108,7 +108,7 @@ SIZES: dict[str, dict[str, dict]] = {
     },
     # Chapter 3: orderings of the same demonstrations.
     "ch03": {"smoke": dict(orderings=6), "cpu": dict(orderings=24), "gpu": dict(orderings=24)},
-    # Chapter 5: TinyGPTs with each position encoding, trained at length L and read at 1-8 L (extrapolation).
+    # Chapter 6: TinyGPTs with each position encoding, trained at length L and read at 1-8 L (extrapolation).
     "extrapolation": {
         # CI: every variant trains in a few seconds; the numbers mean little.
         "smoke": dict(seq_len=32, n_layer=2, n_head=4, n_embd=64, steps=40, batch_size=16, lr=2e-3,
@@ -119,15 +119,15 @@ SIZES: dict[str, dict[str, dict]] = {
         "gpu": dict(seq_len=128, n_layer=6, n_head=8, n_embd=256, steps=3000, batch_size=64, lr=1e-3,
                     extend_steps=200, extend_batch=32, extend_eval_every=20),
     },
-    # Chapter 5 on the real model: bytes sampled from the ALiBi TinyGPT, tokens of the document RoPE scaling is
+    # Chapter 6 on the real model: bytes sampled from the ALiBi TinyGPT, tokens of the document RoPE scaling is
     # scored on, the sliding window, and a document past the window (0: skipped; one forward pass takes minutes
     # on 2 cores).
-    "ch05": {
+    "ch06": {
         "smoke": dict(sample_bytes=40, doc_tokens=256, window=64, long_doc_tokens=0),
         "cpu": dict(sample_bytes=200, doc_tokens=2048, window=512, long_doc_tokens=0),
         "gpu": dict(sample_bytes=200, doc_tokens=8000, window=1024, long_doc_tokens=16000),
     },
-    # Chapter 6 (and the capstone's data): the Self-Instruct loop and its LoRA fine-tune.
+    # Chapter 7 (and the capstone's data): the Self-Instruct loop and its LoRA fine-tune.
     "self_instruct": {
         # CI: one batch of prompts, a few SFT steps; about a minute on 2 cores.
         "smoke": dict(target=8, max_requests=8, batch_size=8, n_heldout=4, sft_steps=4, sft_batch=4, max_len=160,
@@ -139,31 +139,31 @@ SIZES: dict[str, dict[str, dict]] = {
         "gpu": dict(target=1000, max_requests=1600, batch_size=32, n_heldout=12, sft_steps=300, sft_batch=16,
                     max_len=256, answer_tokens=128),
     },
-    # Chapter 7: the same budget for every fine-tune (smoke: half the batch keeps CI's run short), and the data of
+    # Chapter 8: the same budget for every fine-tune (smoke: half the batch keeps CI's run short), and the data of
     # the sample-strategy comparison (examples per label, dev examples).
-    "ch07": {
+    "ch08": {
         "smoke": dict(steps=2, batch=4, n_per_label=2, dev=6, chat_convs=4, chat_steps=2, chat_batch=2),
         "cpu": dict(steps=30, batch=8, n_per_label=16, dev=60, chat_convs=16, chat_steps=5, chat_batch=4),
         "gpu": dict(steps=200, batch=8, n_per_label=40, dev=60, chat_convs=32, chat_steps=10, chat_batch=8),
     },
-    # Chapter 8's DPO run (a dpo.DPOSetup): pairs, steps of `batch` pairs, seeds, held-out answers.
+    # Chapter 9's DPO run (a dpo.DPOSetup): pairs, steps of `batch` pairs, seeds, held-out answers.
     "dpo": {
         "smoke": dict(n_pairs=16, steps=4, batch=2, seeds=2, heldout=4, new_tokens=16, max_len=192),
         "cpu": dict(n_pairs=209, steps=100, batch=2, seeds=3, heldout=20, new_tokens=64, max_len=192),
         "gpu": dict(n_pairs=209, steps=300, batch=8, seeds=3, heldout=20, new_tokens=128, max_len=256),
     },
-    # Chapter 7's probes (an EvalSizes): it evaluates nine models, so smaller than the capstone's; smoke replies
+    # Chapter 8's probes (an EvalSizes): it evaluates nine models, so smaller than the capstone's; smoke replies
     # are 8 tokens, which is most of the chapter's CI time.
     "sft_probes": {
         "smoke": dict(sentiment=12, facts=8, arithmetic=6, ppl_tokens=256, kl_tokens=128, max_new_tokens=8),
         "cpu": dict(sentiment=60, facts=48, arithmetic=24, ppl_tokens=1024, kl_tokens=256),
         "gpu": dict(sentiment=120, facts=240, arithmetic=100, ppl_tokens=8000, kl_tokens=2048),
     },
-    # Chapter 8. prompts, long_tokens: long-form prompts per decoding setting and tokens per answer (section 2);
+    # Chapter 9. prompts, long_tokens: long-form prompts per decoding setting and tokens per answer (section 2);
     # new_tokens: tokens per answer to an instruction (enough for the ~115-token curated answers at cpu size);
     # heldout: held-out instructions; k: examples per fine-tune; batch, steps, lr: each LoRA fine-tune's budget;
     # pool: distilled candidates; samples: answers per prompt in best-of-n; arith: questions for pass@n.
-    "ch08": {
+    "ch09": {
         "smoke": dict(prompts=1, long_tokens=16, new_tokens=8, heldout=2, k=2, batch=2, steps=1, lr=2e-3, pool=2,
                       samples=2, arith=2),
         "cpu": dict(prompts=6, long_tokens=128, new_tokens=144, heldout=6, k=12, batch=4, steps=12, lr=2e-3, pool=24,
@@ -171,7 +171,7 @@ SIZES: dict[str, dict[str, dict]] = {
         "gpu": dict(prompts=40, long_tokens=256, new_tokens=192, heldout=20, k=40, batch=16, steps=60, lr=1e-3,
                     pool=59, samples=8, arith=100),
     },
-    # Chapter 9: the biographies of fictional people (a BiosSetup).
+    # Chapter 10: the biographies of fictional people (a BiosSetup).
     "knowledge": {
         # CI: seconds; nothing is memorised, the numbers mean little.
         "smoke": dict(n_people=20, n_layer=2, n_head=4, n_embd=64, steps=20, batch_size=16, lr=3e-3, qa_steps=10,
@@ -183,7 +183,7 @@ SIZES: dict[str, dict[str, dict]] = {
         "gpu": dict(n_people=1000, n_layer=8, n_head=8, n_embd=256, steps=6000, batch_size=64, lr=1e-3,
                     qa_steps=1000, qa_lr=1e-4, rewrites=20),
     },
-    # Chapter 9: repeated data under a fixed token budget (a DataScalingSetup).
+    # Chapter 10: repeated data under a fixed token budget (a DataScalingSetup).
     "data_scaling": {
         # CI: seconds; the numbers mean little.
         "smoke": dict(seq_len=32, n_layer=2, n_head=4, n_embd=64, budget_tokens=16 * 32 * 16, batch_size=16,
@@ -194,7 +194,7 @@ SIZES: dict[str, dict[str, dict]] = {
         "gpu": dict(seq_len=128, n_layer=6, n_head=8, n_embd=256, budget_tokens=2048 * 128, batch_size=32,
                     lr=1e-3, repetitions=(1, 2, 4, 8, 16, 32)),
     },
-    # Chapter 9: fine-tuning on new knowledge (a NewKnowledgeSetup; ``slick`` is its SliCKSizes).
+    # Chapter 10: fine-tuning on new knowledge (a NewKnowledgeSetup; ``slick`` is its SliCKSizes).
     "new_knowledge": {
         "smoke": dict(slick=dict(n_sets=2, n_samples=4), n_facts=40, n_test_per_category=2, n_train=8, steps=4,
                       eval_every=2, batch_size=4),
@@ -204,9 +204,9 @@ SIZES: dict[str, dict[str, dict]] = {
         "gpu": dict(slick=dict(n_sets=10, n_samples=16), n_facts=240, n_test_per_category=12, n_train=48,
                     steps=200, eval_every=10, unknown_fractions=(0.0, 0.5, 1.0), single_categories=True),
     },
-    # Chapter 9: answers sampled for one fact.
-    "ch09": {"smoke": dict(n_draw=8), "cpu": dict(n_draw=48), "gpu": dict(n_draw=96)},
-    # Chapter 10: the capstone's fine-tune (an AssistantSetup) and its evaluation harness (an EvalSizes).
+    # Chapter 10: answers sampled for one fact.
+    "ch10": {"smoke": dict(n_draw=8), "cpu": dict(n_draw=48), "gpu": dict(n_draw=96)},
+    # Chapter 11: the capstone's fine-tune (an AssistantSetup) and its evaluation harness (an EvalSizes).
     "assistant": {
         "smoke": dict(steps=4, batch_size=4, lr=3e-4, max_len=160, answer_tokens=16),
         "cpu": dict(steps=60, batch_size=8, lr=3e-4, max_len=192, answer_tokens=64),

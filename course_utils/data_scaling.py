@@ -4,7 +4,7 @@ With a fixed compute budget of ``D`` training tokens, is it better to read ``D``
 unique tokens ``E`` times? The paper: up to about 4 epochs, repeated data is almost as good as unique data; beyond
 that, the value of each extra repetition decays (around 16 epochs and more it is worth little).
 
-Here: TinyGPTs (chapter 5), same seed, same number of steps and tokens, trained on ``D / E`` unique tokens of the
+Here: TinyGPTs (chapter 6), same seed, same number of steps and tokens, trained on ``D / E`` unique tokens of the
 Python reference repeated exactly ``E`` times (the engine walks the windows epoch by epoch), E in 1, 2, 4, 8, 16;
 validation loss on held-out text. The paper's fitted "effective data" formula is given for comparison:
 ``D' = U + U R* (1 - exp(-R / R*))`` with ``U`` the unique tokens, ``R = E - 1`` the repetitions and R* ≈ 15.4.
@@ -52,7 +52,7 @@ class DataScalingSetup:
                              f"{self.batch_size * self.seq_len}.")
 
     def config(self) -> GPTConfig:
-        """The :class:`GPTConfig` every run uses (RoPE, as chapter 5's best in-window model)."""
+        """The :class:`GPTConfig` every run uses (RoPE, as chapter 6's best in-window model)."""
         return GPTConfig(block_size=self.seq_len, n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
                          position="rope")
 

@@ -1,4 +1,4 @@
-"""How diverse is instruction data (chapter 6, the Self-Instruct paper's Figs. 2 and 3): the verbs and objects of
+"""How diverse is instruction data (chapter 7, the Self-Instruct paper's Figs. 2 and 3): the verbs and objects of
 the instructions, and how close each new instruction is to the seed tasks (ROUGE-L)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chapter 8: Direct Preference Optimization (Rafailov et al. 2023), written from the paper.
+"""Chapter 9: Direct Preference Optimization (Rafailov et al. 2023), written from the paper.
 
 Preference data are triples: a prompt ``x``, a preferred answer ``y_w`` (chosen) and a worse one ``y_l``
 (rejected). RLHF would fit a reward model to them and then run PPO against it; DPO shows the optimal policy of
@@ -34,7 +34,7 @@ from .validate import non_empty, not_a_str, positive_float, positive_int
 
 @dataclass(frozen=True)
 class DPOSetup:
-    """Sizes of chapter 8's DPO run (``config.sizes("dpo")``): ``n_pairs`` training pairs, ``steps`` optimiser
+    """Sizes of chapter 9's DPO run (``config.sizes("dpo")``): ``n_pairs`` training pairs, ``steps`` optimiser
     steps of ``batch`` pairs at learning rate ``lr`` and ``beta``, repeated over ``seeds``; ``heldout``
     instructions answered with ``new_tokens`` tokens for the before/after comparison; ``max_len`` tokens per
     prompt + answer."""
@@ -293,11 +293,11 @@ def train_dpo(model, data: Sequence[dict], pad_id: int, steps: int, batch_size: 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Chapter 8's pairs, from the course's own material
+# Chapter 9's pairs, from the course's own material
 # ---------------------------------------------------------------------------------------------------------------
 
 def instruction_rows() -> list[dict]:
-    """Chapter 8's training instructions with written answers: the course's seed tasks (first instance each)
+    """Chapter 9's training instructions with written answers: the course's seed tasks (first instance each)
     and the curated set's training split, as ``{instruction, input, output}`` rows."""
     from .alignment import load_curated
     from .self_instruct import load_seed_tasks
@@ -341,7 +341,7 @@ def answer_stats(model, tok, rows: Sequence[Mapping], max_new_tokens: int) -> di
 
 
 def judge_scores(judge, tok, rows: Sequence[Mapping], answers: Sequence[str]) -> torch.Tensor:
-    """Chapter 8's likelihood judge (``alignment.relevance_scores``) on answers to the rows' instructions."""
+    """Chapter 9's likelihood judge (``alignment.relevance_scores``) on answers to the rows' instructions."""
     from .alignment import instruction_text, relevance_scores
 
     return relevance_scores(judge, tok, [instruction_text(r) for r in rows], list(answers))
@@ -360,7 +360,7 @@ def win_rate(scores: torch.Tensor, baseline: torch.Tensor) -> float:
 
 def run_seeds(model, tok, train: Sequence[dict], held_pairs: Sequence[dict], held_rows: Sequence[Mapping],
               setup: DPOSetup, progress: bool = True) -> tuple[dict, list[dict]]:
-    """Chapter 8's experiment: the original model's answers, then for each seed a fresh LoRA on a copy of
+    """Chapter 9's experiment: the original model's answers, then for each seed a fresh LoRA on a copy of
     ``model``, trained with :func:`train_dpo`, and measured on held-out pairs (:func:`preference_stats`) and on
     its answers to held-out instructions (:func:`answer_stats`, and the judge's :func:`win_rate` against the
     original's answers). Returns ``(original, runs)``: the original's answer stats, and one dict per seed."""

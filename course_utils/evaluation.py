@@ -3,7 +3,7 @@
 Fine-tuning on a narrow task can quietly cost general ability (catastrophic forgetting, LLM Q&A §15). One set
 of probes, run on the original and on the tuned model, shows both sides at once:
 
-* **perplexity** of a held-out general text (the Python reference of chapter 5): language modelling itself;
+* **perplexity** of a held-out general text (the Python reference of chapter 6): language modelling itself;
 * **sentiment** accuracy, zero-shot through chapter 2's template and verbalizer;
 * **facts**: short factual questions written for the course, answered greedily (correct if the answer or an
   alias appears in the reply);
@@ -172,7 +172,7 @@ def kl_to_reference(model, ids: torch.Tensor, reference: torch.Tensor) -> float:
 def most_shifted(tok, ids: torch.Tensor, kl: torch.Tensor, k: int = 10, context: int = 6) -> list[tuple]:
     """The ``k`` positions where the tuned model's prediction moved most: ``(kl, preceding text, next token)``.
 
-    What they have in common says what fine-tuning changed (chapter 8 takes this further with URIAL's token
+    What they have in common says what fine-tuning changed (chapter 9 takes this further with URIAL's token
     shift)."""
     validate.positive_int("k", k, "pass how many positions to show, e.g. k=10")
     validate.positive_int("context", context, "pass how many tokens of text to show before each, e.g. context=6")

@@ -1,4 +1,4 @@
-"""Length extrapolation and context extension, measured on TinyGPTs trained from scratch (chapter 5).
+"""Length extrapolation and context extension, measured on TinyGPTs trained from scratch (chapter 6).
 
 Two experiments:
 

@@ -11,7 +11,7 @@ gloo on CPUs, or on a GPU machine with ``COURSE_DEVICE=cpu``: :func:`launch_plan
 wraps the model in ``DistributedDataParallel``. Each process takes its share of every batch, and the update equals
 the single-process one (tested with two CPU processes). This is data parallelism: every process holds a full copy
 of the model. When the model itself does not fit, it must be split (model / tensor / pipeline
-parallelism, or sharded: FSDP, DeepSpeed ZeRO); see chapter 4's memory section.
+parallelism, or sharded: FSDP, DeepSpeed ZeRO); see chapter 5.
 
 What it writes is what the rest of the ecosystem reads: a LoRA run is a peft adapter folder
 (``adapter_config.json`` + ``adapter_model.safetensors``, loaded by ``PeftModel.from_pretrained`` and
@@ -112,7 +112,7 @@ def load_pairs(data: str, split: str = "train", limit: int | None = None) -> lis
             pairs.append((_text(row, "prompt", where), _text(row, "response" if "response" in row else "completion",
                                                                  where)))
         elif "instruction" in row and "output" in row:
-            from course_utils.instructions import alpaca_prompt  # chapter 6
+            from course_utils.instructions import alpaca_prompt  # chapter 7
 
             row.setdefault("input", "")
             pairs.append((alpaca_prompt(_text(row, "instruction", where), _text(row, "input", where)),
@@ -124,7 +124,7 @@ def load_pairs(data: str, split: str = "train", limit: int | None = None) -> lis
 
 
 def build_data(tok, data: str, max_len: int, limit: int | None = None, packing: bool = False) -> list[dict]:
-    """The training examples of ``--data``: chat rows (``messages``; loss on the assistant turns, chapter 7's
+    """The training examples of ``--data``: chat rows (``messages``; loss on the assistant turns, chapter 8's
     ``chat`` module) or pairs (:func:`load_pairs`; loss on the response); packed into rows of ``max_len`` tokens
     with ``packing``."""
     from course_utils import chat
@@ -480,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> sft.TrainResult | None:
         if rank == 0:
             print(f"Not finished: stopped at step {stop.step} of {args.steps}. Resume with:\n  "
                   f"{resume_command(argv, world)}", file=sys.stderr)
-        if argv is not None:  # called from Python (chapter 10's kernel): the stop stays a KeyboardInterrupt
+        if argv is not None:  # called from Python (chapter 11's kernel): the stop stays a KeyboardInterrupt
             raise
         raise SystemExit(stop.exit_code) from None
     if rank == 0:

@@ -1,4 +1,4 @@
-"""Catastrophic forgetting (灾难性遗忘, LLM Q&A §15) and the mitigations chapter 7 compares.
+"""Catastrophic forgetting (灾难性遗忘, LLM Q&A §15) and the mitigations chapter 8 compares.
 
 Fine-tuning moves the weights towards the new task and nothing holds them near what made the model good at
 everything else. The remedies the LLM Q&A lists, each a small piece here or a setting elsewhere:

@@ -1,18 +1,18 @@
 """Knowledge storage and extraction in miniature (after Allen-Zhu & Li, "Physics of Language Models 3.1").
 
-The experiment (chapter 9):
+The experiment (chapter 10):
 
 1. make fictional people, each with five attributes (birth date, birth city, university, major, employer);
 2. write a **biography** of each from templated sentences, once (``single``) or with **knowledge augmentation**
    (several rewrites per person, sentence order permuted, the full name in every sentence);
-3. pretrain a TinyGPT (chapter 5) on the biographies of *everyone*;
+3. pretrain a TinyGPT (chapter 6) on the biographies of *everyone*;
 4. fine-tune it on question answering about the first half of the people;
 5. ask the same questions about the second half, whose facts the model saw only in the biographies.
 
 Without augmentation the model can recite the biographies yet answers almost nothing about the unseen half: the
 fact is stored as "the sentence that follows the previous sentences", not as a property of the name. With
 augmentation the same facts become extractable. Text is read one word per token (:class:`WordTokenizer`, a
-closed vocabulary of a few hundred words), which makes a biography about 5x shorter than chapter 5's bytes.
+closed vocabulary of a few hundred words), which makes a biography about 5x shorter than chapter 6's bytes.
 
     people = make_people(200)
     run = pretrain_bios(people, sizes("knowledge", "cpu"), augmentation="rewrites")
@@ -247,7 +247,7 @@ _WORD = re.compile(r"\n|\w+|[^\w\s]")
 class WordTokenizer:
     """One token per word or punctuation mark, over the fixed vocabulary of the biographies and questions.
 
-    Chapter 5 read bytes; a biography is about 5x fewer words than bytes, which is what lets the experiment train
+    Chapter 6 read bytes; a biography is about 5x fewer words than bytes, which is what lets the experiment train
     on a laptop. Id 0 is padding; ``\n`` ends every text (the model's end-of-sequence).
     """
 

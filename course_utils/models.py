@@ -540,14 +540,14 @@ def context_window(model) -> int:
 def check_fits(model, n_tokens: int) -> None:
     """Raise a clear :class:`ContextLengthError` if ``n_tokens`` exceeds the model's context window.
 
-    RoPE models *can* run past it (nothing crashes) but quality collapses; chapter 5 shows why and how
+    RoPE models *can* run past it (nothing crashes) but quality collapses; chapter 6 shows why and how
     position interpolation extends the window.
     """
     limit = context_window(model)
     if n_tokens > limit:
         raise ContextLengthError(f"The input has {n_tokens} tokens but the model's context window is {limit}. "
                                  "Truncate it (tokenizer(..., truncation=True, max_length=...)), split it into "
-                                 "chunks, or extend the context (chapter 5).")
+                                 "chunks, or extend the context (chapter 6).")
 
 
 @functools.cache
@@ -624,7 +624,7 @@ def generate_batch(model, tok, prompts: list[str] | list[list[dict]], *, max_new
     """Generate for many prompts, ``batch_size`` at a time, and return the new text of each (in order).
 
     With ``chat``, each prompt is a user message or a whole list of chat messages (a system prompt, few-shot
-    turns, then the user's question: chapter 8's teacher).
+    turns, then the user's question: chapter 9's teacher).
 
     With ``return_finished``, also whether each one ended by itself (an end-of-sequence token) rather than at
     ``max_new_tokens``, i.e. whether its last words may have been cut.

@@ -87,7 +87,7 @@ def sinusoidal_positions(n_positions: int, dim: int, base: float = 10000.0) -> t
     """Vaswani et al.'s fixed position vectors, shape ``[n_positions, dim]``.
 
     ``PE[m, 2i] = sin(m / base^(2i/d))`` and ``PE[m, 2i+1] = cos(m / base^(2i/d))``. Defined for any ``m``:
-    nothing stops a model from being run past its training length, which is exactly what chapter 5 tests.
+    nothing stops a model from being run past its training length, which is exactly what chapter 6 tests.
     """
     validate.positive_int("n_positions", n_positions, "pass how many positions to encode, e.g. n_positions=64")
     validate.integer("dim", dim, "pass an even model width, e.g. dim=128")

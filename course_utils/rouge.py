@@ -1,4 +1,4 @@
-"""Chapter 6: ROUGE-L from scratch, and the fast novelty filter of Self-Instruct (自指令).
+"""Chapter 7: ROUGE-L from scratch, and the fast novelty filter of Self-Instruct (自指令).
 
 Self-Instruct (Wang et al. 2023) grows a pool of instructions from a few seeds: the model proposes new ones,
 and a candidate joins the pool only if its ROUGE-L with *every* instruction already there is below 0.7.
@@ -352,7 +352,7 @@ def pairwise_max_similarity(texts: Sequence[str], pool: Sequence[str], *, progre
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Synthetic instructions, for speed tests of the pool (the benchmark, the tests, chapter 6)
+# Synthetic instructions, for speed tests of the pool (the benchmark, the tests, chapter 7)
 # ---------------------------------------------------------------------------------------------------------------
 
 _VERBS = ("write explain summarize describe list give classify translate generate create suggest compare find "

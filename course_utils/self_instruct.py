@@ -577,7 +577,7 @@ class FilterReport:
 
 @dataclass(frozen=True)
 class SelfInstructSetup:
-    """Sizes of chapter 6's run: how many instructions to make, and the short LoRA SFT on them."""
+    """Sizes of chapter 7's run: how many instructions to make, and the short LoRA SFT on them."""
 
     target: int  # new instructions to keep (step 1)
     max_requests: int

@@ -1,7 +1,7 @@
 """The course's supervised fine-tuning engine: (prompt, response) pairs -> masked labels -> a training loop.
 
 One readable loop instead of a framework, so every line can be taught; ``transformers.Trainer`` is shown next to
-it in chapter 4 and must give comparable losses. Used again by chapters 6-9.
+it in chapter 4 and must give comparable losses. Used again by chapters 7-10.
 
     data = build_dataset(tok, [("Review: great film\\nSentiment:", " positive"), ...], max_len=64)
     result = train(model, data, TrainConfig(steps=60, batch_size=8, lr=2e-4), eval_data=dev)
@@ -70,7 +70,7 @@ def tokenize_pair(tok, prompt: str, response: str, max_len: int, *, chat: bool =
         response: what the model must learn to write (its tokens get labels; EOS is appended so it learns to stop).
         max_len: maximum tokens of the whole example.
         on_overflow: ``"truncate"`` cuts the response to fit (keeping the prompt whole), ``"error"`` raises.
-        weight: a per-example loss weight (chapter 7's sample weights); 1.0 is the plain mean.
+        weight: a per-example loss weight (chapter 8's sample weights); 1.0 is the plain mean.
 
     Raises:
         ValueError: an empty response, or an example that does not fit (``on_overflow="error"``, or a prompt
@@ -451,7 +451,7 @@ def training_step(net, micro_batches: Sequence[dict], n_targets: int, optimizer,
                 loss_sum, _ = token_loss_sum(net, batch)             # forward; cross-entropy on target tokens only
             scaler.scale(loss_sum * world / n_targets).backward()    # backward; DDP divides by world, so * world
         total += loss_sum.item()
-    if penalty is not None:                                          # chapter 7's L2-SP / EWC, once per step
+    if penalty is not None:                                          # chapter 8's L2-SP / EWC, once per step
         scaler.scale(penalty(getattr(net, "module", net))).backward()
     loss = all_reduce_sum(total, dev) / n_targets
     if not math.isfinite(loss):
@@ -588,7 +588,7 @@ def train(model, train_data: Sequence[dict], cfg: TrainConfig, eval_data: Sequen
             current step, write the checkpoint and raise ``checkpoints.TrainingStopped`` (a ``KeyboardInterrupt``).
         on_step: called with (step, loss) after every optimiser step.
         penalty: a regulariser on the weights, ``penalty(model) -> scalar``, added to every step's loss (chapter
-            7's L2-SP and EWC, :mod:`course_utils.forgetting`); the reported loss stays the data loss.
+            8's L2-SP and EWC, :mod:`course_utils.forgetting`); the reported loss stays the data loss.
 
     Returns:
         A :class:`TrainResult`; the model is left in eval mode.

@@ -83,7 +83,7 @@ print(f"cache: {models.model_cache_path(P.model_name)}")
 
 # %% [markdown]
 # What is inside? The config names the architecture's sizes. Note the **context window**
-# (`max_position_embeddings`, chapter 5) and the **RoPE** position encoding (`rope_parameters`, chapter 5).
+# (`max_position_embeddings`, chapter 6) and the **RoPE** position encoding (`rope_parameters`, chapter 6).
 
 # %%
 cfg = model.config
@@ -96,7 +96,7 @@ for key in ("model_type", "num_hidden_layers", "hidden_size", "num_attention_hea
 #
 # An instruction-tuned model was fine-tuned on conversations written in a fixed format. To talk to it we must
 # use the same format: the tokenizer's **chat template** wraps each message in role markers. (This is the
-# instruction format that chapters 6 and 7 build data for.)
+# instruction format that chapters 7 and 8 build data for.)
 
 # %%
 messages = [{"role": "user", "content": "What is the capital of France?"}]
@@ -130,7 +130,7 @@ print(f"{n_new} new tokens in {elapsed:.1f} s = {n_new / elapsed:.1f} tokens/s o
 
 # %% [markdown]
 # The arithmetic answer is worth checking by hand (17 × 23 = 391): small models often produce a confident,
-# wrong number. Chapter 9 studies such **hallucinations**.
+# wrong number. Chapter 10 studies such **hallucinations**.
 #
 # Sampling instead of greedy decoding draws the next token at random from the model's distribution;
 # `temperature` sharpens (< 1) or flattens (> 1) it. With a fixed seed, sampling repeats too:

@@ -214,7 +214,7 @@ by_hand = masks.lm_loss(out.logits, ids)
 print(f"library loss {out.loss.item():.6f} | by hand {by_hand.item():.6f} | perplexity {by_hand.exp().item():.2f}")
 assert_close(by_hand, out.loss, model, "the library's loss and ours")
 
-# Train on the target only (the prefix-LM loss, and SFT's prompt masking in chapter 7): labels -100 on the prefix.
+# Train on the target only (the prefix-LM loss, and SFT's prompt masking in chapter 8): labels -100 on the prefix.
 labels = masks.prefix_labels(ids, split)
 with torch.no_grad():
     out_t = model(ids, labels=labels)
@@ -315,7 +315,7 @@ for question, right, wrong in [("The capital of France is", " Paris", " Rome"),
 # %% [markdown]
 # ## 8. How long can the input be? (LLM Q&A §8)
 #
-# In theory a Llama-style model takes any length: RoPE (chapter 5) computes a position encoding for any
+# In theory a Llama-style model takes any length: RoPE (chapter 6) computes a position encoding for any
 # position, and nothing in the code stops at 2k. In practice quality collapses beyond the lengths seen in
 # training, so each model declares a **context window**. The LLM Q&A's "2k" was LLaMA-1's; SmolLM2 declares:
 
@@ -329,7 +329,7 @@ except ContextLengthError as err:
     print("ContextLengthError:", err)
 
 # %% [markdown]
-# Chapter 5 measures the collapse past the trained length and extends the window with position interpolation.
+# Chapter 6 measures the collapse past the trained length and extends the window with position interpolation.
 #
 # ## 9. BERT or LLaMA? A domain model or a general one? (LLM Q&A §9-10)
 #
@@ -338,7 +338,7 @@ except ContextLengthError as err:
 # | mask | bidirectional (全1) | causal (下三角), or prefix (ChatGLM-1 was a GLM prefix LM) |
 # | good at | classification, tagging, retrieval embeddings: the whole input is seen at once | generation, instructions, open-ended tasks, few-shot prompting |
 # | typical size | 0.1-0.3B, fine on a CPU | 0.1B-100B+; our 135M is tiny |
-# | adapt it by | fine-tuning a small head on labelled data | prompting (ch2-3) or SFT (ch4, ch7) |
+# | adapt it by | fine-tuning a small head on labelled data | prompting (ch2-3) or SFT (ch4, ch8) |
 #
 # Pick BERT when the task is understanding with a fixed label set, labelled data exists and compute is tight;
 # pick a decoder LLM when the output is text, labels are scarce, or one model must serve many tasks.
@@ -346,7 +346,7 @@ except ContextLengthError as err:
 # **Domain models** (LLM Q&A §10): a medical, legal or engineering model knows the field's terms and facts
 # better; a general model handles a wider range of questions, generalises better to rare inputs, and is
 # easier to maintain. A common middle road is a general model plus domain adaptation: continued
-# pre-training on domain text, then SFT on domain instructions (chapters 4 and 7), or retrieval of domain
+# pre-training on domain text, then SFT on domain instructions (chapters 4 and 8), or retrieval of domain
 # documents at question time.
 
 # %% [markdown]
@@ -374,7 +374,7 @@ except ContextLengthError as err:
 #
 # **Q8. Can LLaMA's input be infinitely long?** The code accepts any length, but quality degrades beyond the
 # trained context window (2k for LLaMA-1, 8192 for SmolLM2). `check_fits` refuses longer inputs with a clear
-# error; chapter 5 extends windows.
+# error; chapter 6 extends windows.
 #
 # **Q9. When BERT, when LLaMA/ChatGLM?** Section 9's table: BERT for understanding tasks with labels and tight
 # compute; decoder LLMs for generation and many tasks with few labels.

@@ -218,7 +218,7 @@ plt.show()
 #
 # **What is in-context learning, and how does it differ from fine-tuning?** The model reads solved examples in
 # its prompt and continues the pattern; no parameter changes (only forward inference), so nothing is learned
-# beyond the current prompt. Fine-tuning (chapters 4, 7) changes weights and keeps what it learned.
+# beyond the current prompt. Fine-tuning (chapters 4, 8) changes weights and keeps what it learned.
 #
 # **Why is it sensitive to the order and choice of demonstrations?** The prediction is a function of the
 # whole prompt; recency and majority-label biases (Zhao et al.) and surface similarity to the query all change

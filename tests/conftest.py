@@ -52,7 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def base_model():
-    """Chapter 8's base model (Gemma-3-270M offline, installed by `make`), loaded once; skipped where missing."""
+    """Chapter 9's base model (Gemma-3-270M offline, installed by `make`), loaded once; skipped where missing."""
     from course_utils.alignment import load_base_model
     from course_utils.models import ModelNotAvailableError
 

@@ -165,7 +165,7 @@ CASES = [
     Case("effective_data_nan_repetitions", lambda: data_scaling.effective_data(100, NAN), ["repetitions", "nan"]),
     Case("unique_windows_seq_len_zero", lambda: data_scaling.unique_windows(torch.arange(100), 0, 5),
          ["seq_len", "0", "seq_len=64"]),
-    # --- instruction data (chapter 6) ---
+    # --- instruction data (chapter 7) ---
     Case("read_jsonl_folder", lambda: instructions.read_jsonl(_folder()), ["a_folder", "the file inside it"]),
     Case("read_jsonl_json_array",
          lambda: instructions.read_jsonl(_file("array.jsonl", '[\n  {"instruction": "a", "output": "b"}\n]\n')),
@@ -217,7 +217,7 @@ CASES = [
          ["n_heldout", "2.5"]),
     Case("self_instruct_target_zero",
          lambda: dataclasses.replace(config.sizes("self_instruct", "smoke"), target=0), ["target", "0"]),
-    # --- chat SFT (chapter 7) ---
+    # --- chat SFT (chapter 8) ---
     Case("conversation_str", lambda: chat.check_conversation("Hello there"), ["str", "list of messages"]),
     Case("conversation_one_message", lambda: chat.check_conversation(CONV[0]), ["dict", "list of messages"]),
     Case("tokenize_conversation_negative_max_len",
@@ -243,7 +243,7 @@ CASES = [
          ["1 pairs", "turns=2"]),
     Case("pairs_turns_true", lambda: chat.conversations_from_pairs([("Hi", "Hello!")], True), ["turns", "True"]),
     Case("trl_finetune_no_rows", lambda: chat.trl_finetune(None, None, [], None), ["non-empty", "0"]),
-    # --- DPO (chapter 8) ---
+    # --- DPO (chapter 9) ---
     Case("dpo_beta_inf", lambda: dpo.dpo_loss(*_zeros(), *_zeros(), beta=INF), ["beta", "inf", "beta=0.1"]),
     Case("dpo_beta_true", lambda: dpo.dpo_loss(*_zeros(), *_zeros(), beta=True), ["beta", "True", "beta=0.1"]),
     Case("dpo_rows_number_prompt", lambda: dpo.check_rows([{**PAIR, "prompt": 5}]), ["'prompt'", "5", "int"]),
@@ -265,7 +265,7 @@ CASES = [
     Case("win_rate_shapes", lambda: dpo.win_rate(torch.ones(3), torch.ones(1)), ["(3,)", "(1,)"]),
     Case("mean_and_se_no_runs", lambda: dpo.mean_and_se([], "EOS rate"), ["runs", "empty"]),
     Case("mean_and_se_unknown_key", lambda: dpo.mean_and_se([{"EOS rate": 0.5}], "eos"), ["'eos'", "EOS rate"]),
-    # --- alignment (chapter 8) ---
+    # --- alignment (chapter 9) ---
     Case("auc_strings", lambda: alignment.auc("abc", "abd"), ["good", "str"]),
     Case("select_random_k_true", lambda: alignment.select_random(ROWS, True), ["k", "True"]),
     Case("select_longest_k_float", lambda: alignment.select_longest(ROWS, 1.5), ["k", "1.5"]),
@@ -287,7 +287,7 @@ CASES = [
     Case("judge_scores_strings", lambda: alignment.judge_scores(None, None, "abc", "xyz"),
          ["instructions", "str", "['abc']"]),
     Case("evaluate_answers_no_rows", lambda: alignment.evaluate_answers(None, None, [], "base"), ["rows", "empty"]),
-    # --- knowledge (chapter 9) ---
+    # --- knowledge (chapter 10) ---
     Case("make_people_true", lambda: knowledge.make_people(True), ["True", "n=200"]),
     Case("make_people_float", lambda: knowledge.make_people(2.5), ["2.5", "n=200"]),
     Case("split_people_nan", lambda: knowledge.split_people(PEOPLE, NAN), ["fraction", "nan", "0.5"]),
@@ -299,7 +299,7 @@ CASES = [
     Case("word_tokenizer_number", lambda: knowledge.WordTokenizer().encode(5), ["int", "pass the text"]),
     Case("extraction_variants_str", lambda: knowledge.extraction_experiment(config.sizes("knowledge", "smoke"),
                                                                             "single"), ["variants", "['single']"]),
-    # --- SliCK and new knowledge (chapter 9) ---
+    # --- SliCK and new knowledge (chapter 10) ---
     Case("slick_temperature_inf", lambda: slick.SliCKSizes(n_sets=2, temperature=INF), ["temperature", "inf"]),
     Case("slick_samples_float", lambda: slick.SliCKSizes(n_sets=2, n_samples=2.5), ["n_samples=2.5"]),
     Case("exemplar_sets_zero", lambda: slick.exemplar_sets(_facts(), 0, 4), ["n_sets", "0", "n_sets=10"]),
@@ -319,7 +319,7 @@ CASES = [
     Case("training_set_float", lambda: new_knowledge.training_set(_facts(), 2.5, 0.0), ["n=2.5", "n=32"]),
     Case("split_train_test_category_str", lambda: new_knowledge.split_train_test(_facts(), 1, categories="Unknown"),
          ["categories", "['Unknown']"]),
-    # --- forgetting and sample optimisation (chapter 7) ---
+    # --- forgetting and sample optimisation (chapter 8) ---
     Case("l2sp_alpha_inf", lambda: forgetting.L2SP(_tiny(), INF), ["alpha", "inf"]),
     Case("fisher_max_batches_zero", lambda: forgetting.fisher_diagonal(_tiny(), _examples(), max_batches=0),
          ["max_batches", "0", "max_batches=8"]),

@@ -230,31 +230,35 @@ CORRECT = {
     "03.format_demos": format_demos,
     "03.knn_indices": knn,
     "03.knn_prompt": knn_prompt(),
-    "04.adam_bytes": adam_bytes,
+    "05.adam_bytes": adam_bytes,
+    "04.lora_params": lambda shapes, r: sum(r * (i + o) for o, i in shapes),
+    "05.micro_batch_losses": lambda losses: [t.sum() / sum(x.numel() for x in losses) for t in losses],
+    "05.zero_bytes": lambda n, g, stage: n * (2 / (g if stage >= 3 else 1) + 2 / (g if stage >= 2 else 1)
+                                              + 12 / (g if stage >= 1 else 1)),
     "04.lora_layer": lora_class(),
     "04.effective_rank": lambda s, e: __import__("course_utils.lora").lora.effective_rank(s, e),
-    "05.rotate_half": lambda x: __import__("course_utils.positions").positions.rotate_half(x),
-    "05.apply_rope": rope,
-    "05.alibi_slopes": lambda n: __import__("course_utils.positions").positions.alibi_slopes(n),
-    "06.alpaca_prompt": alpaca,
-    "06.distinct_n": distinct,
-    "06.rouge_filter": rouge_filter(),
-    "07.sft_labels": lambda p, r, eos: (p + r + [eos], [-100] * len(p) + r + [eos]),
-    "07.l2sp_penalty": l2sp,
-    "07.hard_weights": hard_weights,
+    "06.rotate_half": lambda x: __import__("course_utils.positions").positions.rotate_half(x),
+    "06.apply_rope": rope,
+    "06.alibi_slopes": lambda n: __import__("course_utils.positions").positions.alibi_slopes(n),
+    "07.alpaca_prompt": alpaca,
+    "07.distinct_n": distinct,
+    "07.rouge_filter": rouge_filter(),
+    "08.sft_labels": lambda p, r, eos: (p + r + [eos], [-100] * len(p) + r + [eos]),
+    "08.l2sp_penalty": l2sp,
+    "08.hard_weights": hard_weights,
     "00.weight_gib": weight_gib,
     "00.param_count": param_count,
     "00.profile_name": profile_name,
-    "08.shift_kind": lambda r: __import__("course_utils.alignment").alignment.shift_kind(r),
-    "08.pass_at_k": lambda n, c, k: __import__("course_utils.alignment").alignment.pass_at_k(n, c, k),
-    "08.repetition_penalty": repetition_penalty,
-    "09.effective_data": lambda u, e: __import__("course_utils.data_scaling").data_scaling.effective_data(u, e),
-    "09.slick_category": lambda pg, ps: __import__("course_utils.slick").slick.categorize(pg, ps),
-    "09.sample_probability": lambda lg, a, st, t: __import__("course_utils.slick").slick.sample_probability(
+    "09.shift_kind": lambda r: __import__("course_utils.alignment").alignment.shift_kind(r),
+    "09.pass_at_k": lambda n, c, k: __import__("course_utils.alignment").alignment.pass_at_k(n, c, k),
+    "09.repetition_penalty": repetition_penalty,
+    "10.effective_data": lambda u, e: __import__("course_utils.data_scaling").data_scaling.effective_data(u, e),
+    "10.slick_category": lambda pg, ps: __import__("course_utils.slick").slick.categorize(pg, ps),
+    "10.sample_probability": lambda lg, a, st, t: __import__("course_utils.slick").slick.sample_probability(
         lg, a, st, t),
-    "10.merge_lora": lambda W, A, B, alpha, r: W + B @ A * alpha / r,
-    "10.keep_instruction": keep_instruction,
-    "10.alpaca_conversation": conversation,
+    "11.merge_lora": lambda W, A, B, alpha, r: W + B @ A * alpha / r,
+    "11.keep_instruction": keep_instruction,
+    "11.alpaca_conversation": conversation,
 }
 
 # (exercise, a wrong answer, a fragment of the hint it must get)
@@ -276,27 +280,32 @@ WRONG = [
     ("03.knn_indices", lambda p, q, k: knn(p, q, k, cosine=False), "dot product"),
     ("03.knn_indices", lambda p, q, k: [row[::-1] for row in knn(p, q, k)], "reverse order"),
     ("03.knn_prompt", knn_prompt(nearest_last=False), "nearest one comes first"),
-    ("04.adam_bytes", lambda n: 12 * n, "12 bytes per parameter"),
-    ("04.adam_bytes", lambda n: adam_bytes(n) / 2**30, "GiB"),
+    ("05.adam_bytes", lambda n: 12 * n, "12 bytes per parameter"),
+    ("05.adam_bytes", lambda n: adam_bytes(n) / 2**30, "GiB"),
+    ("04.lora_params", lambda shapes, r: sum(r * i for o, i in shapes), "only one of the two"),
+    ("04.lora_params", lambda shapes, r: sum(o * i for o, i in shapes), "the full matrix"),
+    ("05.micro_batch_losses", lambda losses: [t.mean() / len(losses) for t in losses], "weighs a token"),
+    ("05.micro_batch_losses", lambda losses: [t.mean() for t in losses], "sum of the micro-batch means"),
+    ("05.zero_bytes", lambda n, g, stage: 16 * n / (g if stage else 1), "shards"),
     ("04.lora_layer", lora_class("random B"), "is B zero?"),
     ("04.lora_layer", lora_class("no scaling"), "not scaled"),
     ("04.effective_rank", effective_rank_unsquared, "s ** 2"),
-    ("05.rotate_half", rotate_interleaved, "neighbours (2i, 2i+1)"),
-    ("05.rotate_half", lambda x: torch.cat((x.chunk(2, -1)[1], -x.chunk(2, -1)[0]), -1), "signs are swapped"),
-    ("05.apply_rope", lambda x, base: rope(x, 10000.0), "`base` argument"),
-    ("05.apply_rope", lambda x, base: rope(x, base).roll(1, dims=-2), "position 0"),
-    ("05.alibi_slopes", lambda n: [2 ** (-8 * (h + 1) / n) for h in range(n)], "not a power of two"),
-    ("06.alpaca_prompt", lambda i, inp="": alpaca(i, inp or "x").replace("### Input:\nx", "### Input:\n"),
+    ("06.rotate_half", rotate_interleaved, "neighbours (2i, 2i+1)"),
+    ("06.rotate_half", lambda x: torch.cat((x.chunk(2, -1)[1], -x.chunk(2, -1)[0]), -1), "signs are swapped"),
+    ("06.apply_rope", lambda x, base: rope(x, 10000.0), "`base` argument"),
+    ("06.apply_rope", lambda x, base: rope(x, base).roll(1, dims=-2), "position 0"),
+    ("06.alibi_slopes", lambda n: [2 ** (-8 * (h + 1) / n) for h in range(n)], "not a power of two"),
+    ("07.alpaca_prompt", lambda i, inp="": alpaca(i, inp or "x").replace("### Input:\nx", "### Input:\n"),
      "pick the other template"),
-    ("06.alpaca_prompt", lambda i, inp="": alpaca(i, inp).replace("Response:\n", "Response:"), "whitespace"),
-    ("06.distinct_n", distinct_per_text, "averages the texts"),
-    ("06.rouge_filter", rouge_filter(chained=False), "joins the pool"),
-    ("07.sft_labels", lambda p, r, eos: (p + r, [-100] * len(p) + r), "then EOS"),
-    ("07.sft_labels", lambda p, r, eos: (p + r + [eos], p + r + [eos]), "-100"),
-    ("07.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha, half=False), "alpha / 2"),
-    ("07.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha).detach(), "differentiable"),
-    ("07.hard_weights", lambda losses, f, b: hard_weights(losses, f, b, rescale=False), "mean 1"),
-    ("07.hard_weights", lambda losses, f, b: hard_weights(-losses, f, b), "easy examples"),
+    ("07.alpaca_prompt", lambda i, inp="": alpaca(i, inp).replace("Response:\n", "Response:"), "whitespace"),
+    ("07.distinct_n", distinct_per_text, "averages the texts"),
+    ("07.rouge_filter", rouge_filter(chained=False), "joins the pool"),
+    ("08.sft_labels", lambda p, r, eos: (p + r, [-100] * len(p) + r), "then EOS"),
+    ("08.sft_labels", lambda p, r, eos: (p + r + [eos], p + r + [eos]), "-100"),
+    ("08.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha, half=False), "alpha / 2"),
+    ("08.l2sp_penalty", lambda m, a, alpha: l2sp(m, a, alpha).detach(), "differentiable"),
+    ("08.hard_weights", lambda losses, f, b: hard_weights(losses, f, b, rescale=False), "mean 1"),
+    ("08.hard_weights", lambda losses, f, b: hard_weights(-losses, f, b), "easy examples"),
     ("00.weight_gib", lambda n, d: weight_gib(n, d, unit=1e9), "GB (10 ** 9 bytes)"),
     ("00.weight_gib", lambda n, d: weight_gib(n, d, bits=True), "counts bits"),
     ("00.weight_gib", lambda n, d: n * 2 / 2**30, "element_size()"),
@@ -308,38 +317,38 @@ WRONG = [
     ("00.profile_name", lambda n, e, c: profile_name(n, e, c, normalise=False, strict=False), "case- and space"),
     ("00.profile_name", lambda n, e, c: profile_name(n, e, c, strict=False), "raise ValueError"),
     ("00.profile_name", lambda n, e, c: profile_name(n, e, not c), "'gpu' when CUDA"),
-    ("08.shift_kind", lambda r: "unshifted" if r == 1 else "marginal" if r <= 2 else "shifted", "top 3"),
-    ("08.shift_kind", lambda r: "unshifted" if r <= 1 else "marginal" if r <= 4 else "shifted", "beyond"),
-    ("08.shift_kind", lambda r: r, "return one of"),
-    ("08.pass_at_k", lambda n, c, k: 1 - (1 - c / n) ** k, "without replacement"),
-    ("08.pass_at_k", lambda n, c, k: c / n, "one minus the chance"),
-    ("08.repetition_penalty", lambda i, s, p: repetition_penalty(i, s, p, sign_aware=False), "negative logit"),
-    ("08.repetition_penalty", lambda i, s, p: repetition_penalty(i, s, p, per_occurrence=True), "penalised once"),
-    ("08.repetition_penalty", lambda i, s, p: s / p, "not in input_ids"),
-    ("09.effective_data", lambda u, e: u * e, "counts every repeated token"),
-    ("09.effective_data", lambda u, e: u * 15.4 * (1 - math.exp(-(e - 1) / 15.4)), "first epoch"),
-    ("09.effective_data", lambda u, e: u + u * 15.4 * (1 - math.exp(-e / 15.4)), "R = E - 1"),
-    ("09.slick_category", lambda pg, ps: "HighlyKnown" if pg == 1 else "WeaklyKnown" if ps > 0 else "Unknown",
+    ("09.shift_kind", lambda r: "unshifted" if r == 1 else "marginal" if r <= 2 else "shifted", "top 3"),
+    ("09.shift_kind", lambda r: "unshifted" if r <= 1 else "marginal" if r <= 4 else "shifted", "beyond"),
+    ("09.shift_kind", lambda r: r, "return one of"),
+    ("09.pass_at_k", lambda n, c, k: 1 - (1 - c / n) ** k, "without replacement"),
+    ("09.pass_at_k", lambda n, c, k: c / n, "one minus the chance"),
+    ("09.repetition_penalty", lambda i, s, p: repetition_penalty(i, s, p, sign_aware=False), "negative logit"),
+    ("09.repetition_penalty", lambda i, s, p: repetition_penalty(i, s, p, per_occurrence=True), "penalised once"),
+    ("09.repetition_penalty", lambda i, s, p: s / p, "not in input_ids"),
+    ("10.effective_data", lambda u, e: u * e, "counts every repeated token"),
+    ("10.effective_data", lambda u, e: u * 15.4 * (1 - math.exp(-(e - 1) / 15.4)), "first epoch"),
+    ("10.effective_data", lambda u, e: u + u * 15.4 * (1 - math.exp(-e / 15.4)), "R = E - 1"),
+    ("10.slick_category", lambda pg, ps: "HighlyKnown" if pg == 1 else "WeaklyKnown" if ps > 0 else "Unknown",
      "MaybeKnown"),
-    ("09.slick_category", lambda pg, ps: "HighlyKnown" if pg > 0.5 else "MaybeKnown" if pg > 0 else
+    ("10.slick_category", lambda pg, ps: "HighlyKnown" if pg > 0.5 else "MaybeKnown" if pg > 0 else
      "WeaklyKnown" if ps > 0 else "Unknown", "MaybeKnown"),
-    ("09.slick_category", lambda pg, ps: "HighlyKnown" if pg == 1 else "MaybeKnown" if pg > 0 else
+    ("10.slick_category", lambda pg, ps: "HighlyKnown" if pg == 1 else "MaybeKnown" if pg > 0 else
      "WeaklyKnown" if ps > 0.1 else "Unknown", "one right sample"),
-    ("09.slick_category", lambda pg, ps: "known", "return one of"),
-    ("09.sample_probability", lambda lg, a, st, t: torch.softmax(lg / t, -1)[torch.arange(len(a)), a].prod(),
+    ("10.slick_category", lambda pg, ps: "known", "return one of"),
+    ("10.sample_probability", lambda lg, a, st, t: torch.softmax(lg / t, -1)[torch.arange(len(a)), a].prod(),
      "also *stop*"),
-    ("09.sample_probability", lambda lg, a, st, t: (lambda p: p[torch.arange(len(a)), a].prod() * p[-1][st].sum())(
+    ("10.sample_probability", lambda lg, a, st, t: (lambda p: p[torch.arange(len(a)), a].prod() * p[-1][st].sum())(
         torch.softmax(lg, -1)), "temperature"),
-    ("09.sample_probability", lambda lg, a, st, t: torch.log_softmax(lg / t, -1)[torch.arange(len(a)), a].sum(),
+    ("10.sample_probability", lambda lg, a, st, t: torch.log_softmax(lg / t, -1)[torch.arange(len(a)), a].sum(),
      "[0, 1]"),
-    ("10.merge_lora", lambda W, A, B, alpha, r: W + B @ A, "not scaled"),
-    ("10.merge_lora", lambda W, A, B, alpha, r: W + B @ A * r / alpha, "upside down"),
-    ("10.merge_lora", lambda W, A, B, alpha, r: B @ A * alpha / r, "only the update"),
-    ("10.keep_instruction", lambda t: keep_instruction(t, whole_words=False), "whole words"),
-    ("10.keep_instruction", lambda t: len(t.split()) > 3, "should be rejected"),
-    ("10.alpaca_conversation", lambda h, m: conversation(h, m, head_per_turn=True), "not once per turn"),
-    ("10.alpaca_conversation", lambda h, m: conversation(h, m, compact=True), "whitespace differs"),
-    ("10.alpaca_conversation", lambda h, m: conversation(h, m) + "\n", "ends with"),
+    ("11.merge_lora", lambda W, A, B, alpha, r: W + B @ A, "not scaled"),
+    ("11.merge_lora", lambda W, A, B, alpha, r: W + B @ A * r / alpha, "upside down"),
+    ("11.merge_lora", lambda W, A, B, alpha, r: B @ A * alpha / r, "only the update"),
+    ("11.keep_instruction", lambda t: keep_instruction(t, whole_words=False), "whole words"),
+    ("11.keep_instruction", lambda t: len(t.split()) > 3, "should be rejected"),
+    ("11.alpaca_conversation", lambda h, m: conversation(h, m, head_per_turn=True), "not once per turn"),
+    ("11.alpaca_conversation", lambda h, m: conversation(h, m, compact=True), "whitespace differs"),
+    ("11.alpaca_conversation", lambda h, m: conversation(h, m) + "\n", "ends with"),
 ]
 
 
@@ -394,10 +403,10 @@ def test_exercise_modules_load_lazily():
 
     code = ("import sys; from course_utils.course import checks; "
             "print(sorted(m for m in sys.modules if '.exercises.ch' in m)); "
-            "checks.verdict('05.rotate_half', None); "
+            "checks.verdict('06.rotate_half', None); "
             "print(sorted(m for m in sys.modules if '.exercises.ch' in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == "[]" and out[1] == "['course_utils.course.exercises.ch05']", out
+    assert out[0] == "[]" and out[1] == "['course_utils.course.exercises.ch06']", out
 
 
 def test_every_chapter_has_the_three_tiers():
@@ -410,12 +419,12 @@ def test_every_chapter_has_the_three_tiers():
 def test_progress_file_table_widget_and_cli(progress_path, capsys):
     assert checks.progress_file() == progress_path
     assert checks.load_progress() == {}
-    checks.record_pass("04.adam_bytes")
-    first = checks.load_progress()["04.adam_bytes"]
-    checks.record_pass("04.adam_bytes")  # the first pass is kept
-    assert checks.load_progress() == {"04.adam_bytes": first}
+    checks.record_pass("04.lora_params")
+    first = checks.load_progress()["04.lora_params"]
+    checks.record_pass("04.lora_params")  # the first pass is kept
+    assert checks.load_progress() == {"04.lora_params": first}
     rows = checks.progress_rows("04")
-    assert [r["id"] for r in rows] == ["04.adam_bytes", "04.lora_layer", "04.effective_rank"]
+    assert [r["id"] for r in rows] == ["04.lora_params", "04.lora_layer", "04.effective_rank"]
     assert [r["passed"] for r in rows] == [True, False, False]
     assert checks.progress_rows("04_peft") == rows
     table = checks.progress_table()
@@ -428,7 +437,7 @@ def test_progress_file_table_widget_and_cli(progress_path, capsys):
 
     assert main(["progress", "--chapter", "4"]) == 0
     out = capsys.readouterr().out
-    assert "04.adam_bytes" in out and "01.causal_mask" not in out and "1 of 3 exercises passed" in out
+    assert "04.lora_params" in out and "01.causal_mask" not in out and "1 of 3 exercises passed" in out
 
 
 def test_unreadable_or_unwritable_progress_never_raises(progress_path, monkeypatch, tmp_path, capsys):
@@ -437,7 +446,7 @@ def test_unreadable_or_unwritable_progress_never_raises(progress_path, monkeypat
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     monkeypatch.setenv(checks.PROGRESS_ENV, str(blocker / "progress.json"))  # its parent is a file
-    assert checks.check("04.adam_bytes", CORRECT["04.adam_bytes"]) is True
+    assert checks.check("05.adam_bytes", CORRECT["05.adam_bytes"]) is True
     assert "progress not saved" in capsys.readouterr().out
 
 

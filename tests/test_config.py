@@ -44,7 +44,7 @@ def test_every_section_has_every_profile_and_builds():
         for name in config.PROFILE_NAMES:
             assert config.sizes(section, name) is not None  # a typed section builds its class
     assert config.sizes("assistant", "cpu").profile == "cpu" and config.sizes("course", "gpu").name == "gpu"
-    assert config.sizes("ch07", "cpu").steps == config.SIZES["ch07"]["cpu"]["steps"]
+    assert config.sizes("ch08", "cpu").steps == config.SIZES["ch08"]["cpu"]["steps"]
     assert config.sizes("new_knowledge", "smoke").slick.n_sets == 2  # a nested table builds its class too
 
 

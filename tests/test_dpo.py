@@ -124,7 +124,7 @@ def test_pairs_that_do_not_fit_are_left_out_with_a_warning(tiny_lm):
 @pytest.mark.slow
 @pytest.mark.model
 def test_dpo_on_the_real_model_ranks_held_out_pairs(real_model):
-    """Chapter 8's claim at a smaller size (one seed, a quarter of the pairs, 30 steps of 2 pairs): on held-out
+    """Chapter 9's claim at a smaller size (one seed, a quarter of the pairs, 30 steps of 2 pairs): on held-out
     pairs the mean implicit reward margin is positive and nearly every pair's is (at this size both answers'
     log-probabilities may still rise, the chosen more; the full run's table shows the rejected falling)."""
     from peft import get_peft_model

@@ -1,4 +1,4 @@
-"""Chapter 5's experiments: the plumbing at smoke size, and the extrapolation claim at the cpu size where it holds."""
+"""Chapter 6's experiments: the plumbing at smoke size, and the extrapolation claim at the cpu size where it holds."""
 
 import dataclasses
 import math

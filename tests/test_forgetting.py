@@ -110,7 +110,7 @@ def test_compare_mitigations_runs_every_kind_on_copies():
 
 @pytest.mark.model
 def test_a_smaller_learning_rate_forgets_less(real_model):
-    """Chapter 7's claim at the cpu profile's budget (30 steps of full fine-tuning on sentiment pairs, about 2
+    """Chapter 8's claim at the cpu profile's budget (30 steps of full fine-tuning on sentiment pairs, about 2
     minutes): the task is learned either way, but at lr 1e-5 the model moves far less from the original (KL on
     general text) than at 1e-4. Measured: KL 0.122 vs 0.007, sentiment 0.62 -> 0.93 / 0.97."""
     from course_utils import evaluation as ev

@@ -71,8 +71,8 @@ def test_bad_submission_paths_are_refused_clearly(tmp_path):
 
 
 def test_the_chapter_comes_from_the_checked_ids_else_the_file_name():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('checks.check("05.rotate_half", f)')])
-    assert grade.chapter_of(nb, "homework.ipynb") == "05_positions_and_context"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('checks.check("06.rotate_half", f)')])
+    assert grade.chapter_of(nb, "homework.ipynb") == "06_positions_and_context"
     empty = nbformat.v4.new_notebook()
     assert grade.chapter_of(empty, "03_mine.ipynb") == "03_in_context_learning"
     assert grade.chapter_of(empty, "notes.ipynb") is None

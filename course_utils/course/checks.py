@@ -80,7 +80,7 @@ def exercise(exercise_id: str, tier: str, title: str) -> Callable:
 
 
 def load_chapter(exercise_id: str) -> None:
-    """Import the checkers of the chapter an exercise id (``"05.rotate_half"``) or chapter number (``"05"``)
+    """Import the checkers of the chapter an exercise id (``"06.rotate_half"``) or chapter number (``"05"``)
     belongs to; importing registers them in :data:`EXERCISES`.
 
     Raises:

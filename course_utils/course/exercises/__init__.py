@@ -1,4 +1,4 @@
-"""The exercises' checkers, one module per chapter (``ch01`` ... ``ch10``), imported when a chapter's exercise is
+"""The exercises' checkers, one module per chapter (``ch01`` ... ``ch11``), imported when a chapter's exercise is
 first checked (:func:`course_utils.course.checks.load_chapter`); below, the small helpers they share.
 
 Adding an exercise to a chapter: in ``chNN.py`` write a checker with ``@exercise("NN.name", tier, title)`` that

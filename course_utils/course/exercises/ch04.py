@@ -5,7 +5,6 @@ Each checker raises :class:`Hint` for each way an answer can be wrong.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,23 +15,21 @@ from course_utils.course.checks import Hint, exercise
 from course_utils.course.exercises import call, close, tensor
 
 
-@exercise("04.adam_bytes", "warm-up", "memory of full fine-tuning with mixed-precision AdamW")
-def check_adam_bytes(fn: Callable[[int], float]) -> None:
-    """``fn(n_params)``: bytes of weights, gradients, master copy and Adam states (``memory.bytes_per_param``)."""
-    from course_utils.memory import bytes_per_param
-
-    per = sum(bytes_per_param().values())
-    for n in (1, 135_000_000, 7_000_000_000):
-        out = call(fn, n)
-        if not isinstance(out, (int, float)) or isinstance(out, bool):
-            raise Hint(f"return a number of bytes, got {type(out).__name__}.")
-        if math.isclose(out, n * per, rel_tol=1e-9):
+@exercise("04.lora_params", "warm-up", "how many parameters LoRA trains")
+def check_lora_params(fn: Callable[[list[tuple[int, int]], int], int]) -> None:
+    """``fn(shapes, r)``: ``r * (d_in + d_out)`` summed over the (d_out, d_in) shapes."""
+    for shapes, r in (([(5, 3)], 2), ([(576, 576), (192, 576)], 8), ([(4096, 4096)] * 64, 16)):
+        out = call(fn, shapes, r)
+        if isinstance(out, bool) or not isinstance(out, (int, float)):
+            raise Hint(f"return a number of parameters, got {type(out).__name__}.")
+        want = sum(r * (d_in + d_out) for d_out, d_in in shapes)
+        if out == want:
             continue
-        if math.isclose(out, n * per / 2**30, rel_tol=1e-9):
-            raise Hint("that is GiB; return bytes.")
-        got = out / n
-        raise Hint(f"you count {got:g} bytes per parameter. Add up the 16-bit weights, their gradients, the fp32 "
-                   "master copy and AdamW's two fp32 moments.")
+        if out == sum(r * d_in for _, d_in in shapes) or out == sum(r * d_out for d_out, _ in shapes):
+            raise Hint("you counted only one of the two matrices: A is r x d_in and B is d_out x r.")
+        if out == sum(d_out * d_in for d_out, d_in in shapes):
+            raise Hint("that is the full matrix d_out x d_in: LoRA trains the two thin factors instead.")
+        raise Hint(f"for shapes {shapes[:2]}{'...' if len(shapes) > 2 else ''} and r={r} expected {want}, got {out}.")
 
 
 @exercise("04.lora_layer", "core", "a LoRA layer from scratch")

@@ -1,77 +1,74 @@
-"""Chapter 5's exercises: positions.
+"""Chapter 5's exercises: fine-tuning memory and scale.
 
 Each checker raises :class:`Hint` for each way an answer can be wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 
 from course_utils.course.checks import Hint, exercise
-from course_utils.course.exercises import call, close, tensor
+from course_utils.course.exercises import call
 
 
-@exercise("05.rotate_half", "warm-up", "rotate_half: [x1, x2] -> [-x2, x1]")
-def check_rotate_half(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """``fn(x)`` must equal ``positions.rotate_half(x)`` on any leading shape."""
-    from course_utils.positions import rotate_half
+@exercise("05.adam_bytes", "warm-up", "memory of full fine-tuning with mixed-precision AdamW")
+def check_adam_bytes(fn: Callable[[int], float]) -> None:
+    """``fn(n_params)``: bytes of weights, gradients, master copy and Adam states (``memory.bytes_per_param``)."""
+    from course_utils.memory import bytes_per_param
 
-    x = torch.arange(1.0, 9.0)
-    for inp in (x, torch.randn(2, 3, 8)):
-        out = tensor(call(fn, inp.clone()), tuple(inp.shape), "rotate_half(x)")
-        if close(out, rotate_half(inp)):
-            continue
-        x1, x2 = inp.chunk(2, dim=-1)
-        if close(out, torch.cat((x2, -x1), -1)):
-            raise Hint("the signs are swapped: the first half of the result is -x2.")
-        inter = torch.stack((-inp[..., 1::2], inp[..., 0::2]), -1).flatten(-2)
-        if close(out, inter):
-            raise Hint("that pairs neighbours (2i, 2i+1), Meta's layout; transformers pairs dimension i with i + d/2: "
-                       "split the last dimension into two halves.")
-        raise Hint(f"rotate_half({x.tolist()}) should pair dimension i with i + d/2 and swap the halves with one "
-                   "sign change; check the last dimension is the one you split.")
-
-
-@exercise("05.apply_rope", "core", "RoPE from scratch")
-def check_apply_rope(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(x, base)`` for ``x`` of shape ``[..., seq, d]`` at positions ``0..seq-1`` (``positions.apply_rope``)."""
-    from course_utils.positions import apply_rope
-
-    g = torch.Generator().manual_seed(0)
-    for shape, base in (((5, 8), 10000.0), ((2, 3, 7, 16), 100.0)):
-        x = torch.randn(*shape, generator=g)
-        out = tensor(call(fn, x.clone(), base), shape, f"RoPE of a {shape} input")
-        ref = apply_rope(x, base=base)
-        if close(out, ref, atol=1e-4):
-            continue
-        if not close(out[..., 0, :], x[..., 0, :], atol=1e-4):
-            raise Hint("position 0 has angle 0, so it must come out unchanged; check the positions start at 0.")
-        if close(out, apply_rope(x, base=10000.0), atol=1e-4):
-            raise Hint(f"use the `base` argument ({base:g} here) in the frequencies, not a fixed 10,000.")
-        raise Hint("position m turns pair i by m * theta_i with theta_i = base ** (-2i / d), i = 0 .. d/2 - 1; "
-                   "both halves use the same angles: x * cos + rotate_half(x) * sin.")
-
-
-@exercise("05.alibi_slopes", "stretch", "ALiBi slopes for any number of heads")
-def check_alibi_slopes(fn: Callable[[int], Any]) -> None:
-    """``fn(num_heads)`` must equal ``positions.alibi_slopes`` (power of two or not)."""
-    from course_utils.positions import alibi_slopes
-
-    for n in (8, 1, 2, 16, 6, 12, 20):
+    per = sum(bytes_per_param().values())
+    for n in (1, 135_000_000, 7_000_000_000):
         out = call(fn, n)
-        try:
-            got = torch.as_tensor(out, dtype=torch.float32).flatten()
-        except (TypeError, ValueError, RuntimeError):
-            raise Hint(f"return the slopes as a list or a tensor, got {type(out).__name__}.")
-        if got.shape != (n,):
-            raise Hint(f"{n} heads need {n} slopes, got {got.numel()}.")
-        if close(got, alibi_slopes(n), atol=1e-6):
+        if not isinstance(out, (int, float)) or isinstance(out, bool):
+            raise Hint(f"return a number of bytes, got {type(out).__name__}.")
+        if math.isclose(out, n * per, rel_tol=1e-9):
             continue
-        if n & (n - 1) == 0:
-            raise Hint(f"for {n} heads the slopes are 1/a, 1/a^2, ..., 1/a^{n} with a^{n} = 256 (8 heads: 1/2 .. "
-                       "1/256).")
-        raise Hint(f"{n} heads is not a power of two: take the slopes of the power of two just below, then every "
-                   "other slope of twice that many heads until there are enough.")
+        if math.isclose(out, n * per / 2**30, rel_tol=1e-9):
+            raise Hint("that is GiB; return bytes.")
+        got = out / n
+        raise Hint(f"you count {got:g} bytes per parameter. Add up the 16-bit weights, their gradients, the fp32 "
+                   "master copy and AdamW's two fp32 moments.")
+
+
+@exercise("05.micro_batch_losses", "core", "gradient accumulation that gives the large batch's update")
+def check_micro_batch_losses(fn: Callable[[Sequence[torch.Tensor]], list]) -> None:
+    """``fn(token_losses)``: one loss per micro-batch, each its tokens' sum over the whole step's token count."""
+    torch.manual_seed(0)
+    micro = [torch.rand(n) for n in (3, 9, 4)]  # micro-batches with different numbers of target tokens
+    out = call(fn, micro)
+    if not isinstance(out, (list, tuple)) or len(out) != len(micro):
+        raise Hint(f"return one loss per micro-batch: a list of {len(micro)} scalars.")
+    vals = [float(v) for v in out]
+    total = sum(int(t.numel()) for t in micro)
+    want = [float(t.sum()) / total for t in micro]
+    if all(math.isclose(v, w, rel_tol=1e-5) for v, w in zip(vals, want)):
+        return
+    if all(math.isclose(v, float(t.mean()) / len(micro), rel_tol=1e-5) for v, t in zip(vals, micro)):
+        raise Hint("each micro-batch's mean divided by the number of micro-batches weighs a token of a short "
+                   "micro-batch more than one of a long one: divide every token sum by the whole step's tokens.")
+    if all(math.isclose(v, float(t.mean()), rel_tol=1e-5) for v, t in zip(vals, micro)):
+        raise Hint("the sum of the micro-batch means is not the batch's mean: divide every micro-batch's token "
+                   "sum by the number of target tokens of the whole step.")
+    raise Hint(f"for token counts {[t.numel() for t in micro]} the losses should add up to the mean over all "
+               f"{total} tokens ({sum(want):.4f}); yours add up to {sum(vals):.4f}.")
+
+
+@exercise("05.zero_bytes", "stretch", "memory per GPU under ZeRO sharding")
+def check_zero_bytes(fn: Callable[[int, int, int], float]) -> None:
+    """``fn(n_params, n_gpus, stage)``: bytes per GPU of mixed-precision AdamW with ZeRO stage 0-3."""
+    for n, gpus in ((1_000_000, 1), (7_000_000_000, 8), (1_000, 4)):
+        want = {0: 16 * n, 1: 4 * n + 12 * n / gpus, 2: 2 * n + 14 * n / gpus, 3: 16 * n / gpus}
+        for stage, w in want.items():
+            out = call(fn, n, gpus, stage)
+            if isinstance(out, bool) or not isinstance(out, (int, float)):
+                raise Hint(f"return a number of bytes, got {type(out).__name__}.")
+            if math.isclose(out, w, rel_tol=1e-9):
+                continue
+            shards = {1: "the 12 bytes of optimiser states", 2: "the optimiser states and the 2 bytes of gradients",
+                      3: "everything: weights, gradients and optimiser states"}
+            raise Hint(f"stage {stage} with {gpus} GPUs: expected {w:g} bytes for {n:,} parameters, got {out:g}. "
+                       + (f"Stage {stage} shards {shards[stage]} over the GPUs; the rest is replicated."
+                          if stage else "Stage 0 is plain data parallelism: 16 bytes per parameter on every GPU."))

@@ -1,81 +1,77 @@
-"""Chapter 6's exercises: instruction data.
+"""Chapter 6's exercises: positions.
 
 Each checker raises :class:`Hint` for each way an answer can be wrong.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Any
+
+import torch
 
 from course_utils.course.checks import Hint, exercise
-from course_utils.course.exercises import call
+from course_utils.course.exercises import call, close, tensor
 
 
-@exercise("06.alpaca_prompt", "warm-up", "the Alpaca prompt template")
-def check_alpaca_prompt(fn: Callable[..., str]) -> None:
-    """``fn(instruction, input)`` must equal ``instructions.alpaca_prompt``."""
-    from course_utils.instructions import alpaca_prompt
+@exercise("06.rotate_half", "warm-up", "rotate_half: [x1, x2] -> [-x2, x1]")
+def check_rotate_half(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """``fn(x)`` must equal ``positions.rotate_half(x)`` on any leading shape."""
+    from course_utils.positions import rotate_half
 
-    for instruction, inp in (("Name three colours.", ""), ("Translate to French.", "Good morning"),
-                             ("  Sum the numbers. ", " 3, 4 "), ("Say hi.", "   ")):
-        out = call(fn, instruction, inp)
-        ref = alpaca_prompt(instruction, inp)
-        if out == ref:
+    x = torch.arange(1.0, 9.0)
+    for inp in (x, torch.randn(2, 3, 8)):
+        out = tensor(call(fn, inp.clone()), tuple(inp.shape), "rotate_half(x)")
+        if close(out, rotate_half(inp)):
             continue
-        if ("### Input:" in out) != ("### Input:" in ref):
-            raise Hint(f"for input {inp!r} pick the other template: the with-input one only when the input has text "
-                       "(whitespace alone counts as empty).")
-        if out.strip() == ref.strip():
-            raise Hint("keep the template's whitespace as it is, including the newline after '### Response:'.")
-        raise Hint(f"for {instruction!r}: strip the spaces around the instruction and input before filling in.")
+        x1, x2 = inp.chunk(2, dim=-1)
+        if close(out, torch.cat((x2, -x1), -1)):
+            raise Hint("the signs are swapped: the first half of the result is -x2.")
+        inter = torch.stack((-inp[..., 1::2], inp[..., 0::2]), -1).flatten(-2)
+        if close(out, inter):
+            raise Hint("that pairs neighbours (2i, 2i+1), Meta's layout; transformers pairs dimension i with i + d/2: "
+                       "split the last dimension into two halves.")
+        raise Hint(f"rotate_half({x.tolist()}) should pair dimension i with i + d/2 and swap the halves with one "
+                   "sign change; check the last dimension is the one you split.")
 
 
-@exercise("06.distinct_n", "core", "distinct-n: how diverse is a set of texts?")
-def check_distinct_n(fn: Callable[[list, int], float]) -> None:
-    """``fn(texts, n)`` on lists of words must equal ``decoding.distinct_n`` (pooled over all texts)."""
-    from course_utils.decoding import distinct_n
+@exercise("06.apply_rope", "core", "RoPE from scratch")
+def check_apply_rope(fn: Callable[..., torch.Tensor]) -> None:
+    """``fn(x, base)`` for ``x`` of shape ``[..., seq, d]`` at positions ``0..seq-1`` (``positions.apply_rope``)."""
+    from course_utils.positions import apply_rope
 
-    texts = [["write", "a", "poem", "about", "cats"], ["write", "a", "poem", "about", "dogs"],
-             ["list", "three", "cats"], ["hi"]]
-    for sample, n in ((texts, 1), (texts, 2), (texts, 3), ([["hi"]], 2), ([["a", "a", "a"]], 1)):
-        out = call(fn, [list(t) for t in sample], n)
-        ref = distinct_n(sample, n)
-        if isinstance(out, (int, float)) and math.isclose(out, ref, abs_tol=1e-9):
+    g = torch.Generator().manual_seed(0)
+    for shape, base in (((5, 8), 10000.0), ((2, 3, 7, 16), 100.0)):
+        x = torch.randn(*shape, generator=g)
+        out = tensor(call(fn, x.clone(), base), shape, f"RoPE of a {shape} input")
+        ref = apply_rope(x, base=base)
+        if close(out, ref, atol=1e-4):
             continue
-        if not sample or all(len(t) < n for t in sample):
-            raise Hint(f"texts shorter than n={n} have no n-grams: return 0.0 (and do not divide by zero).")
-        per_text = [len(set(map(tuple, (t[i:i + n] for i in range(len(t) - n + 1))))) / (len(t) - n + 1)
-                    for t in sample if len(t) >= n]
-        if isinstance(out, (int, float)) and math.isclose(out, sum(per_text) / len(per_text), abs_tol=1e-9):
-            raise Hint("that averages the texts one by one; distinct-n pools the n-grams of all texts, so repeats "
-                       "across texts count.")
-        raise Hint(f"for n={n}: count the n-grams (n consecutive words) of every text, and divide the number of "
-                   "distinct ones by the total.")
+        if not close(out[..., 0, :], x[..., 0, :], atol=1e-4):
+            raise Hint("position 0 has angle 0, so it must come out unchanged; check the positions start at 0.")
+        if close(out, apply_rope(x, base=10000.0), atol=1e-4):
+            raise Hint(f"use the `base` argument ({base:g} here) in the frequencies, not a fixed 10,000.")
+        raise Hint("position m turns pair i by m * theta_i with theta_i = base ** (-2i / d), i = 0 .. d/2 - 1; "
+                   "both halves use the same angles: x * cos + rotate_half(x) * sin.")
 
 
-@exercise("06.rouge_filter", "stretch", "Self-Instruct's ROUGE-L filter")
-def check_rouge_filter(fn: Callable[..., list]) -> None:
-    """``fn(candidates, pool, threshold)``: keep a candidate whose ROUGE-L F with every pool text (and every candidate
-    kept before it) is below ``threshold``; a kept candidate joins the pool (``rouge.RougePool.is_novel``)."""
-    from course_utils.rouge import RougePool
+@exercise("06.alibi_slopes", "stretch", "ALiBi slopes for any number of heads")
+def check_alibi_slopes(fn: Callable[[int], Any]) -> None:
+    """``fn(num_heads)`` must equal ``positions.alibi_slopes`` (power of two or not)."""
+    from course_utils.positions import alibi_slopes
 
-    pool = ["Write a poem about the sea.", "Translate the sentence into French."]
-    candidates = ["Write a short poem about the sea.", "List three prime numbers.", "List three prime numbers please.",
-                  "Summarise the article in one sentence.", "Translate this sentence into German."]
-    for threshold in (0.7, 0.5, 0.8):
-        out = call(fn, list(candidates), list(pool), threshold)
-        index, ref = RougePool(pool), []
-        for c in candidates:
-            if index.is_novel(c, threshold):
-                ref.append(c)
-                index.add(c)
-        if list(out) == ref:
+    for n in (8, 1, 2, 16, 6, 12, 20):
+        out = call(fn, n)
+        try:
+            got = torch.as_tensor(out, dtype=torch.float32).flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise Hint(f"return the slopes as a list or a tensor, got {type(out).__name__}.")
+        if got.shape != (n,):
+            raise Hint(f"{n} heads need {n} slopes, got {got.numel()}.")
+        if close(got, alibi_slopes(n), atol=1e-6):
             continue
-        unchained = [c for c in candidates if RougePool(pool).is_novel(c, threshold)]
-        if list(out) == unchained:
-            raise Hint("a kept candidate joins the pool: a later near-duplicate of it must be rejected too.")
-        if sorted(out) == sorted(ref):
-            raise Hint("keep the candidates in their original order.")
-        raise Hint(f"at threshold {threshold}: keep a candidate only if its ROUGE-L F (rouge.rouge_l) with every "
-                   "text already in the pool is below the threshold.")
+        if n & (n - 1) == 0:
+            raise Hint(f"for {n} heads the slopes are 1/a, 1/a^2, ..., 1/a^{n} with a^{n} = 256 (8 heads: 1/2 .. "
+                       "1/256).")
+        raise Hint(f"{n} heads is not a power of two: take the slopes of the power of two just below, then every "
+                   "other slope of twice that many heads until there are enough.")

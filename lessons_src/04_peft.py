@@ -23,6 +23,12 @@
 #
 # Where the memory of a training run goes, and what to do when it runs out, is chapter 5.
 #
+# **Before you start.** Chapters: 1 (the LM loss, labels shifted by one), 2 (templates and verbalizers: this
+# chapter's task), 3 (the in-context baselines LoRA is compared with). Maths: matrix products and shapes, matrix
+# rank, singular values (SVD; a matrix's "energy" is the sum of its squared singular values), and gradients, enough
+# to see why B = 0 with a random A still trains.
+# **Study time:** about 10 min reading, plus the run (see the runtime table).
+#
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
@@ -103,6 +109,13 @@ print(inspect.getsource(sft.training_step))
 # $r$, scaled by $\alpha / r$. **A is random and B is zero, so $BA = 0$: before training the bypass changes
 # nothing** (LLM-TAP says A is Gaussian; microsoft/LoRA and peft use Kaiming-uniform, which is what runs here).
 # After training, $W_0 + \frac{\alpha}{r} BA$ is one matrix again: **merged, LoRA costs nothing at inference**.
+#
+# ![LoRA: the frozen weight W0 beside a trainable bypass of A (r by d_in, random) and B (d_out by r, zero), the two
+# outputs added with the scale alpha over r, and after training the merge W0 plus (alpha/r) BA into one
+# matrix.](../figures/lora.svg)
+#
+# The figure shows the two paths of a LoRA layer: the input goes through the frozen $W_0$ and, in parallel, through
+# the thin $A$ and $B$; only $A$ and $B$ receive gradients.
 
 # %%
 print(inspect.getsource(lora.LoRALinear.forward))
@@ -135,6 +148,19 @@ print(f"max |our logits - peft logits| = {diff:.1e}")
 print(lora.count_parameters(ours))
 theirs.print_trainable_parameters()
 del ours, theirs
+
+# %% [markdown]
+# **Your turn: the LoRA playground.** Pick a rank, alpha and the layers LoRA adapts, press **Run**: the playground
+# counts the trainable parameters, estimates the training memory (chapter 5 explains the estimate), trains a few
+# steps on this chapter's sentiment pairs, and checks that the merged model gives the LoRA model's logits. Every run
+# is kept, so you can compare settings: what does doubling the rank do to the parameters, and to the loss after
+# the same steps? What happens when you add the MLP projections (`gate_proj`, `up_proj`, `down_proj`)?
+
+# %%
+from course_utils.widgets import lora_playground
+
+lora_playground(model, tok, train_data, rank=8, alpha=16, targets=("q_proj", "v_proj"),
+                steps=max(2, P.train_steps // 2), batch_size=P.batch_size)
 
 # %% [markdown]
 # ## 3. Experiment: does LoRA beat prompting on chapter 2's task?
@@ -241,6 +267,14 @@ del a, b
 # invisible tokens preceded the input. **Soft prompts** (prompt tuning, Lester et al. 2021) learn `n` input
 # embeddings instead (continuous prompts: 软提示). Either way the virtual tokens sit in the context window, so the
 # real input can only be as long as what is left (LLM-TAP: 随着软提示的参数量增多, 实际输入序列的最大长度也会相应减小).
+#
+# ![One decoder layer: a bottleneck adapter (down-projection, nonlinearity, up-projection, with its own residual)
+# after the attention sublayer and after the MLP, each before the layer's residual add; and prefix tuning's n
+# learned keys and values placed in front of the real tokens' keys and values inside
+# attention.](../figures/adapter_and_prefix.svg)
+#
+# The figure places both in one layer: the adapters sit *in series* on the main path (every token passes through
+# them, hence the latency), while the prefix only adds keys and values that attention can read.
 
 # %%
 print(inspect.getsource(adapters.BottleneckAdapter.forward))
@@ -524,3 +558,39 @@ checks.progress_widget("04")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("04_peft")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - Supervised fine-tuning learns only the response: prompt positions get the label -100, and a checkpoint of
+#   weights, optimiser, schedule and random state lets a stopped run resume where it was.
+# - LoRA adds a scaled low-rank bypass BA to a frozen W0; B starts at zero so training starts from the base model, A
+#   is random so the gradients are not zero, and merging folds BA back into one matrix.
+# - The from-scratch LoRA gives peft's logits, and the course's loop gives `transformers.Trainer`'s losses on the same
+#   batches: a readable re-implementation, not a different algorithm.
+# - A few dozen LoRA steps on a few hundred labelled sentences beat the prompting baselines of chapters 2 and 3
+#   (templates, their ensemble, demonstrations) measured on the same test split.
+# - Full fine-tuning, LoRA, adapters and prefix tuning reached similar accuracy, while the efficient methods trained
+#   under 1 % of the weights and needed far less memory.
+# - At inference merged LoRA costs nothing, adapters add latency because they add layers in series, and a prefix or
+#   soft prompt takes up part of the context window.
+# - A real fine-tuning update keeps most of its energy in a few singular directions, where a random matrix of the
+#   same shape spreads it over all: the low rank LoRA relies on.
+#
+# ## Further reading
+#
+# - Hu, E. J., Shen, Y., Wallis, P., et al. (2021). *LoRA: Low-Rank Adaptation of Large Language Models*. ICLR 2022.
+#   arXiv:2106.09685. The method, its initialisation and merging, and the comparison table with adapters and
+#   prefix-layer tuning.
+# - Houlsby, N., Giurgiu, A., Jastrzebski, S., et al. (2019). *Parameter-Efficient Transfer Learning for NLP*. ICML
+#   2019. arXiv:1902.00751. Bottleneck adapters after attention and after the MLP.
+# - Li, X. L., & Liang, P. (2021). *Prefix-Tuning: Optimizing Continuous Prompts for Generation*. ACL-IJCNLP 2021.
+#   arXiv:2101.00190. Trained keys and values in every layer.
+# - Lester, B., Al-Rfou, R., & Constant, N. (2021). *The Power of Scale for Parameter-Efficient Prompt Tuning*. EMNLP
+#   2021. arXiv:2104.08691. Soft prompts on the input embeddings, and how the gap closes with model size.
+# - Schick, T., & Schütze, H. (2020). *Exploiting Cloze Questions for Few Shot Text Classification and Natural
+#   Language Inference*. EACL 2021. arXiv:2001.07676. Prompt-based fine-tuning, the idea behind this chapter's pairs.
+# - Loshchilov, I., & Hutter, F. (2017). *Decoupled Weight Decay Regularization*. ICLR 2019. arXiv:1711.05101.
+#   AdamW, the optimiser of every fine-tune in the course.
+# - Zhang, Q., Gui, T., Zheng, R., et al. (2023). *大规模语言模型：从理论到实践* (Large Language Models: From
+#   Theory to Practice), ch. 5, §5.2 (高效微调). https://intro-llm.github.io/. The section this chapter teaches.

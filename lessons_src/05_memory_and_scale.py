@@ -23,6 +23,12 @@
 # 4. run the same fine-tune in several processes (data parallelism) and say when the model itself must be split
 #    (pipeline, tensor, sharded) or quantized (QLoRA).
 #
+# **Before you start.** Chapters: 4 (the fine-tuning engine, LoRA, trainable vs frozen weights). Maths: bytes per
+# parameter arithmetic, floating-point formats (exponent and significand bits, rounding to a grid of representable
+# numbers), and the linearity of gradients (the sum of the micro-batches' gradients is the batch's gradient); no
+# calculus beyond "one gradient per weight".
+# **Study time:** about 10 min reading, plus the run (see the runtime table).
+#
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
@@ -72,6 +78,10 @@ train_data = sft.build_dataset(tok, prompting.prompt_pairs(SENTIMENT_TEMPLATE, S
 # | gradients | 2 (bf16) | one per trained weight |
 # | optimiser states | 12 = 4 (fp32 master copy) + 4 (Adam's m) + 4 (Adam's v) | AdamW keeps two running moments |
 # | activations | grows with batch × sequence length × layers | saved in the forward pass for the backward pass |
+#
+# ![Bytes per parameter of mixed-precision AdamW as stacked bars: full fine-tuning pays 2 for the weights, 2 for the
+# gradients, 4 for the fp32 master copy and 4 + 4 for Adam's two moments, 16 in all; with LoRA a frozen weight
+# pays only its 2 bytes and the few trainable parameters pay the rest.](../figures/memory_breakdown.svg)
 #
 # That is **16 bytes per parameter** before activations (the ZeRO paper's (2 + 2 + 12)Ψ): 7B parameters need
 # about 112 GB (7e9 × 16 bytes; 104 GiB), more than any single GPU of 80 GB. Only the trained parameters pay for
@@ -396,3 +406,43 @@ checks.progress_widget("05")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("05_memory_and_scale")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - Full fine-tuning with mixed-precision AdamW needs about 16 bytes per trained parameter (16-bit weights and
+#   gradients, an fp32 master copy and two moments) before activations; frozen weights pay only for themselves.
+# - An estimate of weights, gradients, optimiser states and activations matched the measured peak of a real training
+#   step, and LoRA's peak sat far below full fine-tuning's.
+# - Trainable weights stay in float32 because an update of AdamW's size applied to bfloat16 weights mostly rounds
+#   away; the matmuls run in bf16 on GPUs that support it, in fp16 with a gradient scaler on older ones.
+# - Gradient accumulation gives exactly the large batch's update when the loss is normalised over the whole step's
+#   target tokens.
+# - Gradient checkpointing trades about one more forward pass for activation memory, so it helps only where
+#   activations, not gradients and optimiser states, set the peak: know where your peak is before picking a remedy.
+# - Data parallelism (`torchrun`, `accelerate launch`) averages gradients, so several processes reproduce the
+#   one-process update; a model that does not fit one device must be split (pipeline, tensor) or sharded (FSDP, ZeRO).
+# - QLoRA keeps the frozen base in 4-bit NF4 and trains LoRA on top, which needs CUDA and bitsandbytes.
+#
+# ## Further reading
+#
+# - Rajbhandari, S., Rasley, J., Ruwase, O., et al. (2019). *ZeRO: Memory Optimizations Toward Training Trillion
+#   Parameter Models*. SC 2020. arXiv:1910.02054. Where the (2 + 2 + 12) bytes per parameter come from, and sharding
+#   them.
+# - Micikevicius, P., Narang, S., Alben, J., et al. (2017). *Mixed Precision Training*. ICLR 2018. arXiv:1710.03740.
+#   The fp32 master copy and loss scaling.
+# - Chen, T., Xu, B., Zhang, C., et al. (2016). *Training Deep Nets with Sublinear Memory Cost*. arXiv:1604.06174.
+#   Gradient checkpointing: recompute activations instead of storing them.
+# - Kingma, D. P., & Ba, J. (2014). *Adam: A Method for Stochastic Optimization*. ICLR 2015. arXiv:1412.6980. The two
+#   running moments that cost 8 bytes per trained parameter.
+# - Li, S., Zhao, Y., Varma, R., et al. (2020). *PyTorch Distributed: Experiences on Accelerating Data Parallel
+#   Training*. Proceedings of the VLDB Endowment (2020). arXiv:2006.15704. How `DistributedDataParallel`
+#   averages gradients.
+# - Zhao, Y., Gu, A., Varma, R., et al. (2023). *PyTorch FSDP: Experiences on Scaling Fully Sharded Data Parallel*.
+#   Proceedings of the VLDB Endowment (2023). arXiv:2304.11277. Sharding weights, gradients and optimiser states.
+# - Dettmers, T., Pagnoni, A., Holtzman, A., et al. (2023). *QLoRA: Efficient Finetuning of Quantized LLMs*.
+#   NeurIPS 2023. arXiv:2305.14314. NF4, double quantization and paged optimisers.
+# - *语言大模型知识点简介* (An introduction to LLM knowledge points), questions 12 and 19 (n.d.; no author named). The questions this chapter answers with measurements.
+# - Zhang, Q., Gui, T., Zheng, R., et al. (2023). *大规模语言模型：从理论到实践* (Large Language Models: From
+#   Theory to Practice), ch. 5, §5.2 (高效微调). https://intro-llm.github.io/. Its claim that efficient
+#   fine-tuning saves memory, measured.

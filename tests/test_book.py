@@ -49,6 +49,9 @@ def test_whole_book_builds_offline_without_execution(built):
         assert f"Not executed in this build: run make book BOOK_CHAPTERS={stem[:2]} BOOK_PROFILE=smoke" \
             in _text(result.html)
     assert "术语表" in _text(site / "GLOSSARY.html")
+    figures = {m for page in (site / "notebooks").glob("*.html")
+               for m in re.findall(r'<img [^>]*src="[^"]*?([a-z_]+)\.svg"', page.read_text())}
+    assert len(figures) >= 10, f"the lessons' figures should show in the book: found {sorted(figures)}"
     for page in site.rglob("*.html"):
         text = page.read_text()
         remote = [u for u in _REMOTE.findall(text) if not u.startswith(_VIEW_TIME_OK)]

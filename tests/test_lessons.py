@@ -145,3 +145,64 @@ def test_write_all_regenerates_and_removes_orphans(monkeypatch, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["00_setup_and_tour.ipynb"]
     assert "00_setup_and_tour.ipynb" in readme.read_text() and "old" not in readme.read_text()
     assert lessons.stale_files() == [] and lessons.main(["notebooks", "--check"]) == 0
+
+
+def _markdown(chapter) -> str:
+    """A lesson's markdown cells as text (the `# ` comment prefixes dropped)."""
+    cells = re.split(r"^# %%.*$", chapters.lesson_path(chapter).read_text(), flags=re.M)
+    md = [c for c, head in zip(cells[1:], re.findall(r"^# %%.*$", chapters.lesson_path(chapter).read_text(), re.M))
+          if "[markdown]" in head]
+    return "\n".join(re.sub(r"^# ?", "", line) for c in md for line in c.strip("\n").splitlines())
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under a `## heading` up to the next `## ` heading."""
+    m = re.search(rf"^## {re.escape(heading)}.*?$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    return m.group(1) if m else ""
+
+
+# authors (year). *title*. venue year, arXiv id or URL; an undated source without authors gives "(n.d.)"
+_REFERENCE = re.compile(r"\((?:\d{4}|n\.d\.)[^)]*\).*\*[^*]+\*|\*[^*]+\*.*\(n\.d\.[^)]*\)", re.S)
+_WHERE = re.compile(r"arXiv:\d{4}\.\d{4,5}|[A-Z][A-Za-z-]+ \d{4}|https?://\S+|\(n\.d\.")
+
+
+@pytest.mark.parametrize("chapter", chapters.written_chapters(), ids=lambda c: c.stem)
+def test_every_chapter_states_prerequisites_summary_and_further_reading(chapter):
+    text = _markdown(chapter)
+    first = text.split("\n## ")[0]
+    assert "**Before you start.**" in first and "**Study time:**" in first, f"{chapter.stem}: prerequisites"
+    summary = _section(text, "Summary")
+    assert len(re.findall(r"^- ", summary, re.M)) >= 3, f"{chapter.stem}: a Summary of at least 3 bullets"
+    reading = _section(text, "Further reading")
+    items = re.split(r"^- ", reading, flags=re.M)[1:]
+    assert len(items) >= 2, f"{chapter.stem}: a Further reading list"
+    bad = [i.split("\n")[0] for i in items if not (_REFERENCE.search(i) and _WHERE.search(i))]
+    assert not bad, f"{chapter.stem}: cite as authors (year). *title*. venue or arXiv id: {bad}"
+    assert text.rstrip().endswith(items[-1].rstrip()), f"{chapter.stem}: Summary and Further reading end the chapter"
+
+
+_FIGURE = re.compile(r"!\[([^\]]*)\]\(\.\./figures/([a-z0-9_]+)\.svg\)")
+
+
+def test_lessons_show_at_least_ten_figures_with_alt_text():
+    shown = {}
+    for ch in chapters.written_chapters():
+        for alt, stem in _FIGURE.findall(_markdown(ch)):
+            assert len(alt.split()) >= 5, f"{ch.stem}: give {stem}.svg a descriptive alt text"
+            assert (chapters.ROOT / "figures" / f"{stem}.svg").exists(), f"{ch.stem}: figures/{stem}.svg is missing"
+            shown[stem] = ch.stem
+    assert len(shown) >= 10, f"only {len(shown)} figures are shown: {sorted(shown)}"
+
+
+_QUOTED_RESULT = re.compile(r"(?:\bch(?:apter)?\.?\s*\d+)[^\n]*\b0\.\d\d\b|\b0\.\d\d\b[^\n]*\bch(?:apter)?\.?\s*\d+",
+                            re.I)
+
+
+@pytest.mark.parametrize("chapter", chapters.written_chapters(), ids=lambda c: c.stem)
+def test_no_code_cell_quotes_another_chapters_result(chapter):
+    src = chapters.lesson_path(chapter).read_text()
+    code = [c for c, head in zip(re.split(r"^# %%.*$", src, flags=re.M)[1:], re.findall(r"^# %%.*$", src, re.M))
+            if "[markdown]" not in head]
+    quoted = [line.strip() for c in code for line in c.splitlines()
+              if not line.lstrip().startswith("#") and _QUOTED_RESULT.search(line)]
+    assert not quoted, f"{chapter.stem}: measure it in this run instead of quoting: {quoted}"

@@ -356,6 +356,8 @@ def build_book(out: Path = DEFAULT_OUT, profile: str = "cpu", chapters: Sequence
     _write_if_changed(src / "_toc.yml", _toc_yml(book))
     _write_if_changed(src / "intro.md", _intro(profile, rows))
     _write_if_changed(src / "GLOSSARY.md", (ROOT / "GLOSSARY.md").read_text(encoding="utf-8"))
+    for fig in sorted((ROOT / "figures").glob("*.svg")):  # the lessons' `../figures/x.svg`, next to notebooks/
+        _write_if_changed(src / "figures" / fig.name, fig.read_text(encoding="utf-8"))
     timings = {
         "profile": profile, "cpus": os.cpu_count(), "torch_threads": _torch_threads(),
         "chapters": {ch.stem: {"status": r.status, "seconds": r.seconds, "executed_at": meta.get("executed_at"),

@@ -26,7 +26,7 @@ def verb_object(instruction: str) -> tuple[str, str]:
 
 def plot_verb_object(instructions: Sequence[str], top_verbs: int = 10, top_objects: int = 3, ax=None,
                      title: str = "Verbs (inner) and their objects (outer)"):
-    """The paper's Fig. 2 in miniature: a two-ring pie of the most common verbs and each verb's objects."""
+    """The paper's Fig. 3 in miniature: a two-ring pie of the most common verbs and each verb's objects."""
     import matplotlib.pyplot as plt
 
     pairs = [verb_object(i) for i in instructions]
@@ -49,7 +49,7 @@ def plot_verb_object(instructions: Sequence[str], top_verbs: int = 10, top_objec
 
 
 def plot_similarity_histogram(generated: Sequence[str], seed: Sequence[str], ax=None, bins: int = 20):
-    """The paper's Fig. 3: each new instruction's highest ROUGE-L against the seed instructions. Mass near 0.7
+    """The paper's Fig. 4: each new instruction's highest ROUGE-L against the seed instructions. Mass near 0.7
     would mean the model mostly paraphrases its prompts; the filter removes everything at 0.7 and above."""
     import matplotlib.pyplot as plt
 

@@ -33,7 +33,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | SMOKE4 |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake (`pytest --nbmake --durations`) | 57 s |
 # | cpu | the same 2-core CPU, nothing else running | not measured since the chapter was split (before: 6.2 min with chapter 5's part; the four-method comparison 3.8) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
@@ -100,6 +100,14 @@ plt.show()
 
 # %%
 print(inspect.getsource(sft.training_step))
+
+# %% [markdown]
+# Read it for the four steps: forward and masked loss (`token_loss_sum`), backward, clip, step. Three things in it
+# do nothing in this chapter and are explained where they matter: `grad_sync`, `world` and `all_reduce_sum` let
+# several processes train one model (data parallelism, chapter 5); the `scaler` rescales float16 losses on older
+# GPUs (chapter 5); `penalty` adds chapter 8's regularisers against forgetting. On one process in float32 the
+# scaler is a no-op and `world` is 1. The loop over `micro_batches` is gradient accumulation (chapter 5): here each
+# step is one micro-batch.
 
 # %% [markdown]
 # ## 2. LoRA from scratch (Hu et al. 2021)

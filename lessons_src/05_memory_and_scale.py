@@ -33,7 +33,7 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | SMOKE5 |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake (`pytest --nbmake --durations`) | 39 s |
 # | cpu | the same 2-core CPU, nothing else running | not measured since the chapter was split |
 # | gpu | Colab T4 / A100 | not measured yet |
 

@@ -210,3 +210,18 @@ def test_prompt_longer_than_the_context_window_is_a_clear_error(tiny):
 
     with pytest.raises(ContextLengthError, match="context window is 128"):
         pr.answer_search(tiny, CharTok(), pr.Template("[X] is [Z]"), ["x" * 200], ["a", "b"])
+
+
+@pytest.mark.model
+def test_length_normalisation_moves_predictions_to_the_long_answer(real_model):
+    """Chapter 2, answers of 1, 4 and 1 tokens. Measured (test split, 120 sentences, SmolLM2 float32 on CPU): the
+    summed log-prob never picks the 4-token neutral answer (0 of 120), the mean picks it 76 times. Accuracy moves
+    from 0.583 (sum) to 0.508 (mean), but that gap is within the noise (73 sentences change, 41 vs 32; sign test
+    p = 0.35), so only the shift of the predictions is asserted: normalising trades one length bias for another."""
+    model, tok = real_model
+    X = [e.text for e in load_sentiment("test")]
+    words = {"positive": "positive", "neutral": "neither positive nor negative", "negative": "negative"}
+    clf = pr.PromptClassifier(model, tok, pr.SENTIMENT_TEMPLATE, words, batch_size=32)
+    summed = clf.predict(X)
+    mean = dataclasses.replace(clf, normalize=True).predict(X)
+    assert summed.count("neutral") <= 10 and mean.count("neutral") >= 50

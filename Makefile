@@ -13,6 +13,7 @@
 #                   playwright is missing. CI (.ci/run) installs chromium and sets COURSE_REQUIRE_BROWSER=1.
 #   make notebooks  regenerate notebooks/*.ipynb (exercises blank), solutions/*.ipynb (exercises filled in) and
 #                   the README chapter table from lessons_src/*.py
+#   make figures    redraw the lessons' static figures, figures/*.svg, from course_utils/course/figures/
 #   make bench      every chapter's benchmarks (generation, KV cache, answer search, PEFT latency / throughput /
 #                   memory, sliding-window context, ROUGE-L, model load, notebook runtimes), then one summary table
 #   make book       execute the notebooks (cached per chapter) and render them as a static HTML book in
@@ -50,8 +51,8 @@ BOOK_CHAPTERS ?=
 BENCH_ARGS ?=
 GPU_CHECK_ARGS ?=
 
-.PHONY: lab lint test test-fast browser-test notebooks check-notebooks bench book doctor clean setup colab-check \
-	gpu-check gpu-pack models constraints
+.PHONY: lab lint test test-fast browser-test notebooks check-notebooks figures bench book doctor clean setup \
+	colab-check gpu-check gpu-pack models constraints
 
 setup: $(STAMP)
 
@@ -103,6 +104,9 @@ notebooks: $(STAMP)
 
 check-notebooks: $(STAMP)
 	$(PY) -m course_utils notebooks --check
+
+figures: $(STAMP)
+	$(PY) -m course_utils figures
 
 doctor: $(STAMP)
 	$(PY) -m course_utils doctor

@@ -15,6 +15,7 @@ COMMANDS = {
     "book": ("course_utils.course.book:main", "build the static HTML book (--profile, --chapters, --out)"),
     "finetune": ("course_utils.finetune:main", "fine-tune a model: a peft adapter (LoRA) or a model folder (full)"),
     "assistant": ("course_utils.assistant:main", "the capstone end to end: data, fine-tune, evaluation, merge"),
+    "figures": ("course_utils.course.figures:main", "redraw the course's static figures (figures/*.svg)"),
 }
 
 

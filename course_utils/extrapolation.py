@@ -27,7 +27,7 @@ EXTENSION_METHODS = ("extrapolation", "interpolation", "ntk")
 
 @dataclass(frozen=True)
 class ExtrapolationSetup:
-    """Sizes of the chapter-5 experiments for one profile."""
+    """Sizes of the chapter-6 experiments for one profile."""
 
     seq_len: int  # L, the training context
     n_layer: int

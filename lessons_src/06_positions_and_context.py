@@ -21,6 +21,12 @@
 # 4. extend a RoPE model's context by interpolation or NTK scaling, and set `rope_parameters` on a real model;
 # 5. score a document longer than the window with chunks or a sliding window, and measure the trade-off.
 #
+# **Before you start.** Chapters: 1 (attention masks, the causal mask, the context window), 4 (the fine-tuning
+# engine, which trains the tiny GPTs). Maths: dot products, 2-D rotations (or complex multiplication), sine and
+# cosine, geometric sequences (the frequencies base^(-2i/d)), softmax's invariance to adding a constant to a row,
+# and perplexity = exp(mean negative log-likelihood).
+# **Study time:** about 15 min reading, plus the run (see the runtime table).
+#
 # **Runtime** of this whole notebook:
 #
 # | profile | machine | time |
@@ -89,7 +95,7 @@ for pos in ("none", "rope"):
 
 # %% [markdown]
 # The classic answers add a vector per position to each token embedding: **learned** (GPT-2: a trained table
-# with one row per position up to the window, so there is simply no row for position 8,193) or **sinusoidal**
+# of 1,024 rows, one per position of its window, so there is simply no row for position 1,025) or **sinusoidal**
 # (Vaswani et al.: `sin`/`cos` waves of geometrically spaced wavelengths, defined for every position). Two newer
 # ones act inside attention and are the ones today's models use: RoPE and ALiBi.
 #
@@ -100,6 +106,12 @@ for pos in ("none", "rope"):
 # have the dot product $\langle R_m q, R_n k\rangle = \langle q, R_{n-m} k\rangle$: **only the distance counts**.
 # transformers pairs dimension $i$ with $i + d/2$ (`rotate_half`); Meta's original code pairs $2i$ with $2i+1$.
 # Both are RoPE, but a checkpoint converted from one layout to the other needs its q/k weights permuted.
+#
+# ![RoPE turns each pair of query and key dimensions by m times theta_i at position m, so a query at m and a key
+# at n meet at the angle (m - n) theta_i and their score depends only on the distance.](../figures/rope_rotation.svg)
+#
+# The figure shows one pair of dimensions: rotating the query by $m\theta_i$ and the key by $n\theta_i$ leaves
+# an angle of $(n-m)\theta_i$ between them, wherever the pair of tokens sits in the text.
 #
 # The course's RoPE is three small functions. The angles first: a frequency per pair, and the cosine and sine
 # of $m\theta_i$ for every position (dimension $i$ and $i + d/2$ share an angle):
@@ -117,7 +129,7 @@ print(inspect.getsource(positions.rope_cos_sin))
 # %%
 q, k = torch.randn(1, 2, 10, 16), torch.randn(1, 2, 10, 16)
 pos_ids = torch.arange(10)[None]
-for rope_type, scale in (("default", 1.0), ("linear", 4.0)):  # linear = position interpolation, section 7
+for rope_type, scale in (("default", 1.0), ("linear", 4.0)):  # linear = position interpolation, section 6
     params = {"rope_type": rope_type, "rope_theta": 10000.0} | ({"factor": scale} if scale > 1 else {})
     rotary = LlamaRotaryEmbedding(LlamaConfig(hidden_size=32, num_attention_heads=2, head_dim=16,
                                               rope_parameters=params))
@@ -154,9 +166,19 @@ rope_explorer(head_dim=64, base=10000.0, max_pos=512, train_len=128)
 # ALiBi drops position vectors entirely and adds a penalty proportional to distance to every attention score
 # (LLM-TAP §5.3): $\text{softmax}(q_i K^T + m\cdot[-(i-1), \dots, -2, -1, 0])$. Each head has its own slope
 # $m \in \{\frac{1}{a}, \frac{1}{a^2}, \dots, \frac{1}{256}\}$ with $a^{\text{num\_heads}} = 256$: with 8 heads,
-# $1/2, 1/4, \dots, 1/256$. Steep heads look at the last few tokens, flat heads far back. For a head count that
-# is not a power of two, the paper takes the slopes of the next lower power of two and interleaves every other
-# slope of the next higher one.
+# $1/2, 1/4, \dots, 1/256$. Steep heads look at the last few tokens, flat heads far back. For a head count $n$
+# that is not a power of two, Press et al.'s reference code (`get_slopes`) takes the slopes of the largest power
+# of two below it, $c = 2^{\lfloor \log_2 n \rfloor}$, and *appends* every other slope of $2c$ heads after them
+# until there are $n$: 12 heads get $1/2, \dots, 1/256$ (the 8-head slopes), then
+# $2^{-0.5}, 2^{-1.5}, 2^{-2.5}, 2^{-3.5}$. The appended *values* sit among the first ones ($2^{-1.5}$ lies
+# between $1/2$ and $1/4$), but in head order they come after them.
+#
+# ![ALiBi adds -m (i - j) to the score of query i and key j and masks future keys, shown for one head with slope
+# 1/2, beside the geometric slopes 1/2 to 1/256 of eight heads.](../figures/alibi.svg)
+#
+# The figure shows what ALiBi adds to the scores: nothing on the diagonal, a penalty that grows linearly with the
+# distance to the key, and, beside it, the eight heads' slopes, which decide how fast each head's attention fades
+# with distance.
 
 # The bias itself is a few lines: the distance $i - j$ of every query to every key, times each head's slope,
 # negated, with $-\infty$ on future keys (the causal mask). The slopes (`alibi_slopes`, the rule above) are the
@@ -250,8 +272,15 @@ print(decode_bytes(tiny_models["alibi"].generate(prompt, REAL.sample_bytes, temp
 #
 # To read L' > L tokens with a RoPE model, position interpolation (Chen et al. 2023) squeezes the new positions
 # into the trained range (LLM-TAP §5.3): $f'(x, m) = f(x, \frac{mL}{L'})$, i.e. position $m$ is rotated as if it
-# were at $m/s$ with $s = L'/L$, so $[0, L')$ maps to $[0, L)$. Dividing the positions is the same as dividing
-# every frequency by $s$ (transformers' `rope_type="linear"`):
+# were at $m/s$ with $s = L'/L$, so $[0, L')$ maps to $[0, L)$.
+#
+# ![For an input four times the trained length, extrapolation uses positions never seen in training, while
+# position interpolation scales every position by L/L' so all of them fall inside the trained
+# range.](../figures/interpolation_vs_extrapolation.svg)
+#
+# The figure shows the two choices: extrapolation keeps the spacing and leaves the trained range; interpolation
+# stays in the trained range and makes the spacing finer. Dividing the positions is the same as dividing every
+# frequency by $s$ (transformers' `rope_type="linear"`):
 
 # %%
 x = torch.randn(1, 8, 16)
@@ -481,8 +510,9 @@ checks.check("06.apply_rope", my_apply_rope)
 
 # %% [markdown]
 # **Stretch · ALiBi slopes for any head count.** For a power of two `n`: $1/a, 1/a^2, \dots, 1/a^n$ with
-# $a^n = 256$. Otherwise (section 4): the slopes of the largest power of two below `n`, then every other
-# slope of twice that many heads, until there are `n`. The checker tries 1, 2, 6, 8, 12, 16 and 20 heads.
+# $a^n = 256$. Otherwise (section 4): the slopes of the largest power of two below `n`, then, appended after
+# them, every other slope of twice that many heads, until there are `n`. The checker tries 1, 2, 6, 8, 12, 16
+# and 20 heads.
 
 # %% tags=["exercise"]
 import math
@@ -538,3 +568,44 @@ checks.progress_widget("06")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("06_positions_and_context")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - A context window is the length a model was trained at, not a limit in the code; past it, positions the model
+#   never saw make quality collapse.
+# - Without positions attention is blind to order; learned and sinusoidal encodings add a vector per position, RoPE
+#   rotates query/key pairs so a score depends only on distance, and ALiBi adds a per-head linear distance penalty.
+# - The from-scratch RoPE and ALiBi match transformers' Llama and BLOOM code, and BLOOM's key-index bias equals
+#   ALiBi's distance bias only under a causal mask.
+# - Tiny GPTs trained at length L reproduce Press et al.'s finding in the recorded cpu run: ALiBi stayed flat far
+#   past L, RoPE and sinusoidal degraded, and learned positions could not run past L at all.
+# - Position interpolation divides every position by s = L'/L, while NTK-aware scaling raises the base instead and
+#   keeps the fast pairs that tell neighbouring tokens apart.
+# - At this tiny byte-level scale NTK scaling extended the window best and interpolation worst, the opposite of
+#   Chen et al.'s 7B result for interpolation, and the chapter reports the difference.
+# - On the real model, linear scaling without fine-tuning hurts even inside the window, while dynamic scaling changes
+#   nothing until the input is longer than the window.
+# - For text longer than the window, a sliding window recovers most of what chunking loses at a compute cost that
+#   grows as the stride shrinks; Transformer-XL caches the previous segment instead of recomputing it.
+#
+# ## Further reading
+#
+# - Vaswani, A., Shazeer, N., Parmar, N., et al. (2017). *Attention Is All You Need*. NeurIPS 2017.
+#   arXiv:1706.03762. The Transformer and its sinusoidal position encoding.
+# - Su, J., Lu, Y., Pan, S., et al. (2021). *RoFormer: Enhanced Transformer with Rotary Position Embedding*.
+#   Neurocomputing 568 (2024). arXiv:2104.09864. RoPE, and why the rotated score depends only on distance.
+# - Press, O., Smith, N. A., & Lewis, M. (2021). *Train Short, Test Long: Attention with Linear Biases Enables Input
+#   Length Extrapolation*. ICLR 2022. arXiv:2108.12409. ALiBi, its slopes and the extrapolation curves
+#   of its Fig. 1.
+# - Chen, S., Wong, S., Chen, L., et al. (2023). *Extending Context Window of Large Language Models via Positional
+#   Interpolation*. arXiv:2306.15595. Position interpolation and its short fine-tune.
+# - Peng, B., Quesnelle, J., Fan, H., et al. (2023). *YaRN: Efficient Context Window Extension of Large Language
+#   Models*. ICLR 2024. arXiv:2309.00071. Per-band interpolation with an attention temperature, and NTK scaling.
+# - Dai, Z., Yang, Z., Yang, Y., et al. (2019). *Transformer-XL: Attentive Language Models Beyond a Fixed-Length
+#   Context*. ACL 2019. arXiv:1901.02860. Segment-level recurrence: a memory of the previous segment.
+# - Rae, J. W., Potapenko, A., Jayakumar, S. M., et al. (2019). *Compressive Transformers for Long-Range Sequence
+#   Modelling*. ICLR 2020. arXiv:1911.05507. Compressing older memories instead of dropping them.
+# - Zhang, Q., Gui, T., Zheng, R., et al. (2023). *大规模语言模型：从理论到实践* (Large Language Models: From
+#   Theory to Practice), ch. 5, §5.3 (模型上下文窗口扩展). https://intro-llm.github.io/. The section this
+#   chapter teaches.

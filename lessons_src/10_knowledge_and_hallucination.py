@@ -10,10 +10,11 @@
 # %% [markdown]
 # # Chapter 10 · Knowledge, data and hallucination (知识、数据与幻觉)
 #
-# *Lee GenAI §6, §7 and §8, from notes on Hung-yi Lee's Generative AI lecture "预训练-对齐" (pretraining and
-# alignment): §6 (如何达成有效的pretrain: how pretraining stores knowledge so that alignment can get it out), §7
+# *Lee GenAI §6, §7 and §8, from notes on Hung-yi Lee's Generative AI lecture "预训练-对齐" (pretraining and alignment):
+# §6 (如何达成有效的pretrain: how pretraining stores knowledge so that alignment can get it out), §7
 # (有限算力下,pretrain的时候应该看更多不同的资料: with limited compute, read more different data) and §8 (对齐的极限:
-# the limits of alignment, i.e. fine-tuning on facts the model does not know).*
+# the limits of alignment, i.e. fine-tuning on facts the model does not know); and LLM Q&A §15 ("语言大模型知识点简介":
+# how can a model learn more knowledge during pretraining?), with chapter 8.*
 #
 # **Learning objectives.** After this chapter you can
 # 1. explain why a fact a model has memorised can still be out of reach of a question, and show that rewriting
@@ -22,6 +23,12 @@
 # 3. sort facts into HighlyKnown / MaybeKnown / WeaklyKnown / Unknown from a model's few-shot greedy and sampled
 #    answers (SliCK);
 # 4. fine-tune a real model on known vs unknown facts and watch what happens to the facts it knew.
+#
+# **Before you start.** Chapters: 3 (few-shot prompting with exemplars), 4 (the fine-tuning engine, LoRA), 6 (the
+# TinyGPT and byte-level perplexity), 8 (early stopping, drift, and why SFT mostly teaches format). Maths:
+# exact-match accuracy, an exponential decay (the worth of repeated data), sampling at a temperature, and the
+# probability of a sequence as a product of its tokens' probabilities.
+# **Study time:** about 20 min reading, plus the run (see the runtime table).
 #
 # **Runtime** of this whole notebook:
 #
@@ -143,7 +150,7 @@ for ex, (prompt, answer) in zip(q, knowledge.qa_pairs([people[-1]])):
 # Lee adds: it is enough that **part** of the pretraining data is rewritten (当然预训练资料里面的一部分被改写了就行).
 # In the paper, rewriting only the biographies of the QA-training half (the "celebrities") also lifts extraction
 # for the un-rewritten half (the "minorities"): the model learns *how* to store facts from the rewritten people and
-# applies it to everyone. The variant `partial` of `knowledge.VARIANTS` does this; exercise 3 runs it.
+# applies it to everyone. The variant `partial` of `knowledge.VARIANTS` does this; Try it 3 runs it.
 #
 # ## 2. With limited compute, read more different data (Lee GenAI §7; Muennighoff et al. 2023)
 #
@@ -195,6 +202,14 @@ plt.show()
 # | **MaybeKnown** | greedy right with some exemplar sets only, $0 < P_\text{correct}(T{=}0) < 1$ | 用某一组范例可能回答不对,用别的范例就会答对了 |
 # | **WeaklyKnown** | greedy never right, but a sample ($T > 0$) sometimes is | sample的意思是根据输出概率采样一个结果,可能会对 |
 # | **Unknown** | never right, greedy or sampled | 怎么样都不会 |
+#
+# ![SliCK's decision rules: a fact is HighlyKnown when the greedy answer is right under every exemplar set,
+# MaybeKnown under some, WeaklyKnown when only sampling is sometimes right, and Unknown
+# otherwise.](../figures/slick_categories.svg)
+#
+# The figure shows the table as a decision tree: three questions, asked in order, about the same few-shot answers.
+# The first two look only at the greedy answers; only a fact that no greedy answer gets right is asked about the
+# samples.
 #
 # *Greedy* (贪心) picks the most probable token at every step; *sampling* draws each token from the model's
 # probabilities (at temperature $T$). The questions are asked **few-shot**, with 4 exemplar questions and answers
@@ -263,9 +278,9 @@ plt.show()
 #
 # **Experiment.** The model is fine-tuned (LoRA, chapter 4) on closed-book QA, `Q: question\nA: answer` with no
 # exemplars, with training sets that differ only in which facts they hold. A fixed set of known facts (the
-# profile's `n_test_per_category` HighlyKnown and as many MaybeKnown) is held out of all training sets. Every few steps: held-out accuracy on the **known** facts
-# (HighlyKnown and MaybeKnown, zero-shot greedy exact match), and the share of each category's *training*
-# examples the model answers right.
+# profile's `n_test_per_category` HighlyKnown and as many MaybeKnown) is held out of all training sets. Every few
+# steps: held-out accuracy on the **known** facts (HighlyKnown and MaybeKnown, zero-shot greedy exact match), and
+# the share of each category's *training* examples the model answers right.
 #
 # **Expected** (Gekhman et al.): known training examples are fitted within a few steps, Unknown ones much later;
 # with mostly unknown training data the held-out accuracy peaks early and falls as the Unknown examples are
@@ -314,6 +329,20 @@ plt.show()
 # 24 held-out facts, so one fact is 0.04 of accuracy; the gap at the end (0.62 against 0.42) is five facts, the
 # fall in the Unknown run (0.50 to 0.42) two. `tests/test_new_knowledge.py` (slow) reruns this cell's two
 # fine-tunes (every step is seeded, so it gets these numbers) and checks the gap at the end and the late fit.
+#
+# > **Why is knowledge learned in pretraining and not in SFT? (LLM Q&A §15)** The LLM Q&A asks it as "how can a model
+# > learn more knowledge during pretraining?" (提高模型在预训练过程中学习知识的方法), and answers: more and more diverse
+# > pretraining data, a larger model, better pretraining methods. That knowledge is pretraining's business is taken for
+# > granted; this chapter shows why. Pretraining sees each fact many times, in many phrasings, across a huge corpus, and
+# > the phrasings matter: in section 1 a fact read in one wording was stored but out of reach of a question, and
+# > rewriting the pretraining data (the Q&A's "more diverse data", made concrete) made it reachable. SFT is small by
+# > comparison (far fewer examples and steps, each fact in it seen a few times in one wording) and mostly teaches format
+# > and style: LIMA's **superficial alignment hypothesis** (Zhou et al. 2023). The table above is the other half of the
+# > answer: the Unknown facts, taught only by the fine-tune, were fitted later than the known ones, and as they were
+# > fitted the accuracy on held-out known facts fell. That is Gekhman et al.'s finding: facts taught only in SFT are
+# > learned slowly, and fitting them teaches the model to answer beyond what it knows. Chapter 8 (section 4) answers the
+# > same question from the SFT side: its fine-tune changed the format of the answers, while its factual probe stayed
+# > within its noise.
 
 # %%
 if NEW.single_categories:
@@ -327,7 +356,7 @@ if NEW.single_categories:
     new_knowledge.plot_held_out(singles, key="all")
     plt.show()
 else:
-    print("one fine-tune per SliCK category runs in the gpu profile (exercise 5 runs it here)")
+    print("one fine-tune per SliCK category runs in the gpu profile (Try it 5 runs it here)")
 
 # %% [markdown]
 # ## 5. What we measured
@@ -351,10 +380,10 @@ else:
 #   examples were fitted (0.53 fitted at step 8, 0.97 at step 16, against 0.95 of the known examples at step 8):
 #   Gekhman et al.'s effect, and early stopping's remedy, in miniature (one seed, 24 held-out facts). Tested at
 #   this size in `tests/test_new_knowledge.py` (slow, about 7 minutes).
-# * **The exercises, measured once** (compare after you have run them). Exercise 3: the `partial` variant
+# * **Two Try-it items, measured once** (compare after you have run them). Try it 3: the `partial` variant
 #   extracts 0.09 of the un-rewritten half, against 0.08 for `single`: at this size the rewritten "celebrities"
 #   do **not** help the "minorities" (the paper's effect did not reproduce), though the rewritten half itself is
-#   answered perfectly (1.00). Exercise 5, one fine-tune of 32 facts per category, held-out known accuracy at the
+#   answered perfectly (1.00). Try it 5, one fine-tune of 32 facts per category, held-out known accuracy at the
 #   end (best in brackets): HighlyKnown 0.71 (0.71), MaybeKnown 0.62 (0.62), WeaklyKnown 0.54 (0.58), Unknown
 #   0.33 (0.42). Unknown is the least useful training data, as Gekhman et al. found; the most useful here is
 #   HighlyKnown, not MaybeKnown as in the paper, by two facts of 24, which one seed cannot separate.
@@ -525,3 +554,40 @@ checks.progress_widget("10")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("10_knowledge_and_hallucination")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - A fact seen in one wording can be stored (reproduced inside its own text) yet not extractable by a question;
+#   rewriting the pretraining data makes it extractable, and mixing QA into pretraining helps most.
+# - At laptop scale the direction of Allen-Zhu & Li's result reproduced, but the rewrites' gain was much smaller, and
+#   rewriting only half of the people did not help the other half (Try it 3).
+# - By Muennighoff et al.'s fit a few epochs of repeated data are worth almost as much as fresh data and many epochs
+#   add little: with limited compute, read more different data.
+# - Our repeated-vs-unique runs did not reproduce that ordering, because the seed-to-seed spread was as large as the
+#   effect, though heavy repetition did memorise.
+# - SliCK sorts facts into HighlyKnown, MaybeKnown, WeaklyKnown and Unknown from few-shot greedy and sampled answers,
+#   and one teacher-forced forward pass decides both without generating.
+# - Exact match is strict: SliCK measures whether the model produces this answer string, not whether it holds the
+#   fact in some form.
+# - Fine-tuning on Unknown facts fitted them late and lowered accuracy on held-out known facts as they were fitted,
+#   while training on known facts did not; early stopping or leaving Unknown examples out avoids most of it.
+# - Knowledge is pretraining's business (LLM Q&A §15): pretraining sees each fact many times in many wordings, SFT is
+#   small and mostly teaches format (LIMA's superficial alignment hypothesis), and facts taught only by SFT are
+#   learned slowly and invite hallucination.
+#
+# ## Further reading
+#
+# - Allen-Zhu, Z., & Li, Y. (2023). *Physics of Language Models: Part 3.1, Knowledge Storage and Extraction*. ICML
+#   2024. arXiv:2309.14316. Synthetic biographies, knowledge augmentation and probing where facts are stored.
+# - Muennighoff, N., Rush, A. M., Barak, B., et al. (2023). *Scaling Data-Constrained Language Models*. NeurIPS 2023.
+#   arXiv:2305.16264. Repeated vs unique data and the effective-data formula of section 2.
+# - Gekhman, Z., Yona, G., Aharoni, R., et al. (2024). *Does Fine-Tuning LLMs on New Knowledge Encourage
+#   Hallucinations?* EMNLP 2024. arXiv:2405.05904. SliCK and how Unknown examples raise hallucination.
+# - Zhou, C., Liu, P., Xu, P., et al. (2023). *LIMA: Less Is More for Alignment*. NeurIPS 2023. arXiv:2305.11206.
+#   The superficial alignment hypothesis: knowledge comes from pretraining, alignment teaches the format.
+# - Lee, H.-y. (李宏毅) (2025). *大型語言模型訓練方法「預訓練–對齊」(Pretrain-Alignment) 的強大與極限*, lecture 5
+#   of *生成式AI時代下的機器學習 (2025)*, National Taiwan University, Spring 2025; read through the notes
+#   "李宏毅genai 笔记:预训练-对齐", §6-8. The lecture sections this chapter teaches.
+# - *语言大模型知识点简介* (An introduction to LLM knowledge points) (n.d.; no author named), question 15. How a model
+#   learns more knowledge in pretraining, answered here and in chapter 8.

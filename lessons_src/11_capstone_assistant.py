@@ -11,7 +11,7 @@
 # # Chapter 11 · Capstone: build your own assistant (综合实践)
 #
 # *Every chapter at once: instruction data made by the model itself (chapter 7, Self-Instruct), a LoRA
-# fine-tune (chapter 4) launched as a script that also runs on several GPUs, the before/after evaluation
+# fine-tune (chapter 4) launched as a script that also runs on several GPUs (chapter 5), the before/after evaluation
 # harness (chapter 8), merging the adapter into the weights (chapter 4), and a chat box to talk to the result.*
 #
 # **Learning objectives.** After this capstone you can
@@ -19,6 +19,11 @@
 # 2. launch the same fine-tune on one process or several (`accelerate launch`, `torchrun`);
 # 3. judge the result on both sides (the held-out tasks it was made for, the general abilities it may cost);
 # 4. merge LoRA into the weights, check the merged model gives the same logits, and chat with it.
+#
+# **Before you start.** Chapters: 4 (LoRA, merging), 5 (data parallelism with `torchrun` and `accelerate launch`),
+# 7 (Self-Instruct, the Alpaca template), 8 (the evaluation harness, standard errors); chapter 9's curated data for
+# one "Try it". Maths: none beyond those chapters (the merge W0 + (alpha / r) BA, a standard error).
+# **Study time:** about 10 min reading, plus the run (see the runtime table).
 #
 # **Runtime** of this whole notebook:
 #
@@ -75,11 +80,11 @@ for row in data[:3]:
 # are fluent and often wrong ("The last day of January was Monday, so what's next Tuesday tomorrow?" ->
 # "Friday."), which is chapter 7's lesson.
 #
-# ## 2. The fine-tune: one script, one process or many (chapter 4)
+# ## 2. The fine-tune: one script, one process or many (chapters 4 and 5)
 #
-# The fine-tune is `course_utils.finetune`, the same script chapter 4 ran: LoRA (r = 8 on q, v) on the Alpaca
-# prompts of the new data, labels masked on the prompt. The command that runs here, and the same command on four
-# GPUs:
+# The fine-tune is `course_utils.finetune`, the script chapter 5 launched under `torchrun`: LoRA (chapter 4; r = 8
+# on q, v) on the Alpaca prompts of the new data, labels masked on the prompt. The command that runs here, and the
+# same command on four GPUs:
 
 # %%
 args = assistant.finetune_args(OUT, setup, P.model_name)
@@ -189,9 +194,9 @@ assistant.chat_widget(merged, tok, heldout[1]["instruction"], max_new_tokens=set
 # %% [markdown]
 # ## 6. Concept check
 #
-# **Which chapter does each step come from, and what can go wrong in it?** Data (6): the model copies the seeds'
-# forms, and its outputs are often wrong (the manual audit). Fine-tune (4): too many steps or too high a
-# learning rate drift the model (7). Evaluation (7): small probes are noisy, so compare against the standard
+# **Which chapter does each step come from, and what can go wrong in it?** Data (7): the model copies the seeds'
+# forms, and its outputs are often wrong (the manual audit). Fine-tune (4, launched as in 5): too many steps or too
+# high a learning rate drift the model (8). Evaluation (8): small probes are noisy, so compare against the standard
 # error. Merge (4): a merge that is wrong changes the logits, so check them.
 #
 # **What changes when the same fine-tune runs on four GPUs?** Each process holds the whole model and a quarter of
@@ -346,3 +351,42 @@ checks.progress_widget("11")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("11_capstone_assistant")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - The whole pipeline (Self-Instruct data, LoRA SFT, before/after evaluation, merge, chat) runs from one notebook or
+#   one command, and each step resumes from what its run folder already holds.
+# - The same fine-tune script runs in one process or several under `accelerate launch` or `torchrun` with the same
+#   update, because data parallelism averages the gradients.
+# - A LoRA run saves as a small peft adapter that names its base model; merged, it becomes a plain model folder that
+#   any transformers pipeline loads, with the same logits.
+# - Tuning on the model's own data gave a small, real gain on held-out human-written tasks at a small cost in general
+#   drift, as chapters 7 and 8 predicted.
+# - Compare every probe's change with its standard error before calling it a result.
+# - Chat with the model in the template it was tuned on: the chat box feeds the whole conversation back in the
+#   Alpaca format.
+#
+# ## Further reading
+#
+# - Wang, Y., Kordi, Y., Mishra, S., et al. (2022). *Self-Instruct: Aligning Language Models with Self-Generated
+#   Instructions*. ACL 2023. arXiv:2212.10560. The data step.
+# - Taori, R., Gulrajani, I., Zhang, T., et al. (2023). *Stanford Alpaca: An Instruction-following LLaMA Model*.
+#   GitHub, https://github.com/tatsu-lab/stanford_alpaca. The template the assistant is tuned and chatted with in.
+# - Hu, E. J., Shen, Y., Wallis, P., et al. (2021). *LoRA: Low-Rank Adaptation of Large Language Models*. ICLR 2022.
+#   arXiv:2106.09685. The fine-tune and the merge.
+# - Li, S., Zhao, Y., Varma, R., et al. (2020). *PyTorch Distributed: Experiences on Accelerating Data Parallel
+#   Training*. Proceedings of the VLDB Endowment 13(12), 2020. arXiv:2006.15704. What each process does under
+#   `DistributedDataParallel`.
+# - Rajbhandari, S., Rasley, J., Ruwase, O., et al. (2019). *ZeRO: Memory Optimizations Toward Training Trillion
+#   Parameter Models*. SC 2020. arXiv:1910.02054. What to do when the model no longer fits one GPU.
+# - Mangrulkar, S., Gugger, S., Debut, L., et al. (2022). *PEFT: State-of-the-art Parameter-Efficient Fine-Tuning
+#   Methods*. GitHub, https://github.com/huggingface/peft. The adapter format the run folder is saved in.
+# - Zhang, Q., Gui, T., Zheng, R., et al. (2023). *大规模语言模型：从理论到实践* (Large Language Models: From
+#   Theory to Practice), ch. 5 (有监督微调). https://intro-llm.github.io/. Prompt learning, efficient
+#   fine-tuning and instruction data.
+# - *语言大模型知识点简介* (An introduction to LLM knowledge points) (n.d.; no author named), the numbered questions.
+#   SFT practice, memory and repetition.
+# - Lee, H.-y. (李宏毅) (2025). *大型語言模型訓練方法「預訓練–對齊」(Pretrain-Alignment) 的強大與極限*, lecture 5
+#   of *生成式AI時代下的機器學習 (2025)*, National Taiwan University, Spring 2025; read through the notes
+#   "李宏毅genai 笔记:预训练-对齐", §0-9. Alignment data and its limits.

@@ -19,7 +19,7 @@ def test_alibi_slopes_power_of_two_is_the_seed_formula():
     assert torch.allclose(P.alibi_slopes(16), torch.tensor([2 ** (-(h + 1) / 2) for h in range(16)]))
 
 
-def test_alibi_slopes_twelve_heads_interleave():
+def test_alibi_slopes_twelve_heads_append():
     s = P.alibi_slopes(12)
     assert torch.allclose(s[:8], P.alibi_slopes(8))
     assert torch.allclose(s[8:], torch.tensor([0.7071, 0.3536, 0.1768, 0.0884]), atol=1e-4)

@@ -121,11 +121,14 @@ QUIZ_CELL = 'from course_utils.course.quiz import show_quiz\n\nshow_quiz("{stem}
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_every_lesson_ends_with_its_quiz_and_links_the_glossary(stem):
+def test_every_lesson_ends_with_its_quiz_then_its_summary(stem):
     import jupytext
 
     cells = jupytext.read(chapters.LESSONS / f"{stem}.py").cells
-    assert cells[-1].cell_type == "code" and cells[-1].source.strip() == QUIZ_CELL.format(stem=stem), (
-        f"end {stem}.py with a '## Quiz' markdown cell and the code cell: {QUIZ_CELL.format(stem=stem)}")
-    assert cells[-2].cell_type == "markdown" and cells[-2].source.startswith("## Quiz")
-    assert "](../GLOSSARY.md)" in cells[-2].source
+    # the quiz, then one markdown cell: the summary and the further reading close the chapter
+    assert cells[-1].cell_type == "markdown" and cells[-1].source.startswith("## Summary"), (
+        f"end {stem}.py with a markdown cell '## Summary: what to remember' and '## Further reading'")
+    assert cells[-2].cell_type == "code" and cells[-2].source.strip() == QUIZ_CELL.format(stem=stem), (
+        f"put the quiz before the summary: a '## Quiz' markdown cell and the code cell {QUIZ_CELL.format(stem=stem)}")
+    assert cells[-3].cell_type == "markdown" and cells[-3].source.startswith("## Quiz")
+    assert "](../GLOSSARY.md)" in cells[-3].source

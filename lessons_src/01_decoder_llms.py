@@ -23,6 +23,11 @@
 # 4. give evidence-based answers to the LLM Q&A's concept questions (why decoder-only? how long can the input
 #    be? BERT or LLaMA? a domain model or a general one?).
 #
+# **Before you start.** Chapters: 0 (loading the model offline, the chat template, greedy generation). Maths:
+# matrices as grids of allowed (query, key) pairs, softmax, log-probabilities and the mean negative log-likelihood
+# (cross-entropy); no calculus.
+# **Study time:** about 10 min reading, plus the run (see the runtime table).
+#
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
@@ -57,11 +62,23 @@ set_seed(0)
 # | prefix decoder (non-causal decoder, prefix LM) | 前缀解码器 | UniLM, GLM, U-PaLM | j ≤ i, **or** j is in the prefix |
 # | encoder-decoder | 编码器-解码器 | T5, BART | encoder: every j; decoder: j ≤ i, plus every encoder state (cross-attention) |
 #
+# The figure shows the two ways of building the stack. An encoder-decoder has two stacks: the encoder reads the
+# source bidirectionally, and each decoder layer adds a cross-attention sublayer that reads the encoder's states.
+# A decoder-only model (causal or prefix) has one stack that reads prompt and answer as one sequence.
+#
+# ![An encoder-decoder reads the source with a bidirectional encoder and writes the target with a decoder that adds cross-attention to the encoder's states, while a decoder-only model reads prompt and answer as one sequence under causal self-attention.](../figures/encoder_decoder_vs_decoder_only.svg)
+#
 # The LLM Q&A says it in one line: *the mask decides the architecture*. A mask of all ones (全1) is
 # bidirectional attention; a lower-triangular mask (下三角) is one-directional (causal) attention. A single
 # Transformer stack with a custom mask can behave as any of the three. In the LLM Q&A's figure, blue is
 # attention among prefix tokens, green is target tokens attending to the prefix, and yellow is target tokens
-# attending to earlier targets; the rest is masked.
+# attending to earlier targets; the rest is masked. The figure draws the three masks in those colours, for a
+# prefix (source) of three tokens x and a target of three tokens y:
+#
+# ![Three attention masks over prefix tokens x and target tokens y: the causal decoder's lower triangle, the prefix decoder's mask that opens the prefix in both directions, and the encoder-decoder's bidirectional encoder, cross-attention and causal decoder blocks.](../figures/attention_masks.svg)
+#
+# The prefix decoder and the encoder-decoder allow the same (query, key) pairs; the encoder-decoder only splits
+# them over two stacks.
 #
 # A careful reading of the LLM Q&A: its one-line definitions of the causal and prefix decoder both say "looks at
 # previous outputs". The real difference is only **inside the prefix**: a prefix decoder lets prefix tokens
@@ -505,3 +522,44 @@ checks.progress_widget("01")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("01_decoder_llms")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - Causal decoder, prefix decoder and encoder-decoder differ in their attention masks: lower-triangular,
+#   bidirectional inside the prefix, or a bidirectional encoder joined to a causal decoder by cross-attention.
+# - Hand a model a custom mask as an additive float 4D tensor: a boolean 4D mask blocks nothing under eager
+#   attention, with no error.
+# - The LM objective is maximum likelihood, the mean negative log-probability of each next token with the labels
+#   shifted by one, and computed by hand it matches the library's loss.
+# - The mask is fixed at pre-training: opening a causal model's prefix raised its loss on the target instead of
+#   helping.
+# - Decoder-only models dominate because every token is a training target, the KV cache makes generation cheap, and
+#   one objective on raw text scales without labels.
+# - Part of "emergence" is in the metric: the log-probability of the right answer moves smoothly where exact match
+#   jumps from 0 to 1.
+# - The code accepts any input length, but quality holds only inside the context window the model was trained on.
+# - Pick a BERT-style encoder for understanding tasks with labels and tight compute, a decoder LLM for generation and
+#   many tasks with few labels, and adapt a general model to a domain rather than build one from scratch.
+#
+# ## Further reading
+#
+# - Wang, T., Roberts, A., Hesslow, D., et al. (2022). *What Language Model Architecture and Pretraining Objective
+#   Work Best for Zero-Shot Generalization?* ICML 2022. arXiv:2204.05832. Causal vs non-causal decoders vs
+#   encoder-decoders trained at 5B scale: the evidence behind "why decoder-only".
+# - Wei, J., Tay, Y., Bommasani, R., et al. (2022). *Emergent Abilities of Large Language Models*. TMLR 2022.
+#   arXiv:2206.07682. The definition of emergence and the scaling curves behind it.
+# - Schaeffer, R., Miranda, B., & Koyejo, S. (2023). *Are Emergent Abilities of Large Language Models a Mirage?*
+#   NeurIPS 2023. arXiv:2304.15004. How all-or-nothing metrics make smooth improvement look sudden.
+# - Dong, L., Yang, N., Wang, W., et al. (2019). *Unified Language Model Pre-training for Natural Language
+#   Understanding and Generation*. NeurIPS 2019. arXiv:1905.03197. UniLM: one Transformer, three masks.
+# - Du, Z., Qian, Y., Liu, X., et al. (2021). *GLM: General Language Model Pretraining with Autoregressive Blank
+#   Infilling*. ACL 2022. arXiv:2103.10360. The prefix-style mask behind ChatGLM.
+# - Raffel, C., Shazeer, N., Roberts, A., et al. (2019). *Exploring the Limits of Transfer Learning with a Unified
+#   Text-to-Text Transformer*. JMLR 21 (2020). arXiv:1910.10683. T5, and its comparison of encoder-decoder and
+#   prefix-LM masks.
+# - Devlin, J., Chang, M.-W., Lee, K., et al. (2018). *BERT: Pre-training of Deep Bidirectional Transformers for
+#   Language Understanding*. NAACL 2019. arXiv:1810.04805. The bidirectional encoder of section 9 and its
+#   masked-LM objective.
+# - *语言大模型知识点简介* (An introduction to LLM knowledge points) (n.d.), questions 1-4 and 8-10; author not
+#   given. The questions this chapter answers.

@@ -21,6 +21,11 @@
 #    are chosen (random vs nearest neighbours, KATE);
 # 4. compare in-context learning with zero-shot prompting on the same test split.
 #
+# **Before you start.** Chapters: 1 (the KV cache), 2 (templates, verbalizers, answer search, contextual
+# calibration). Maths: log-probabilities, mean and standard deviation over random draws, permutations (4
+# demonstrations have 24 orders), dot products and the cosine similarity of unit vectors.
+# **Study time:** about 5 min reading, plus the run (see the runtime table).
+#
 # **Runtime** of this whole notebook, measured with `make bench` (`bench/bench_foundation.py`):
 #
 # | profile | machine | time |
@@ -85,8 +90,10 @@ print(f"max |naive - fast| = {assert_close(fast, naive, model, 'concatenation an
 #
 # **Expected** (Brown et al. 2020; Zhao et al. 2021): with large models, accuracy rises with k. With a
 # 135M-parameter model we expect a weak trend and a wide spread over which demonstrations are drawn: small
-# models are poor in-context learners. Calibration should reduce the spread. k = 0 is chapter 2's zero-shot
-# number for this template on the same split.
+# models are poor in-context learners. Calibration should reduce the spread: the demonstrations add their own
+# biases (towards the label that is most frequent among them, and towards the label of the last one), and
+# chapter 2's $p_{cf}$, measured on "N/A" *with the same demonstrations in front*, estimates exactly that prompt's
+# bias (Zhao et al. 2021). k = 0 is chapter 2's zero-shot number for this template on the same split.
 
 # %%
 clf = prompting.PromptClassifier(model, tok, template, verbalizer, batch_size=32)
@@ -350,3 +357,37 @@ checks.progress_widget("03")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("03_in_context_learning")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - In-context learning puts k solved demonstrations in the prompt and changes no weight; the demonstrations are a
+#   shared prefix whose keys and values are computed once for every query.
+# - On a 135M model accuracy did not rise with k: which demonstrations were drawn mattered more than how many, unlike
+#   the rise reported for large models.
+# - Reordering the same demonstrations moved accuracy from chance to above zero-shot, as Lu et al. found.
+# - Random labels in the demonstrations did not hurt: the small model takes the format and the label space from
+#   them, not the input-label mapping.
+# - Nearest-neighbour demonstrations (KATE: a sentence encoder and cosine similarity) beat random ones, by less than
+#   the spread of the random draws.
+# - How much gold labels matter depends on the model and the task; large models can even follow flipped labels.
+# - Rerun with a larger model to see whether the k-shot gain appears with scale.
+#
+# ## Further reading
+#
+# - Brown, T. B., Mann, B., Ryder, N., et al. (2020). *Language Models are Few-Shot Learners*. NeurIPS 2020.
+#   arXiv:2005.14165. GPT-3 and in-context learning, with accuracy rising with k.
+# - Zhao, T. Z., Wallace, E., Feng, S., et al. (2021). *Calibrate Before Use: Improving Few-Shot Performance of
+#   Language Models*. ICML 2021. arXiv:2102.09690. Why demonstrations bias predictions, and calibration.
+# - Lu, Y., Bartolo, M., Moore, A., et al. (2021). *Fantastically Ordered Prompts and Where to Find Them: Overcoming
+#   Few-Shot Prompt Order Sensitivity*. ACL 2022. arXiv:2104.08786. Order sensitivity and entropy-based ordering.
+# - Min, S., Lyu, X., Holtzman, A., et al. (2022). *Rethinking the Role of Demonstrations: What Makes In-Context
+#   Learning Work?* EMNLP 2022. arXiv:2202.12837. Random labels cost little; format, label space and inputs matter.
+# - Yoo, K. M., Kim, J., Kim, H. J., et al. (2022). *Ground-Truth Labels Matter: A Deeper Look into Input-Label
+#   Demonstrations*. EMNLP 2022. arXiv:2205.12685. When gold labels do matter.
+# - Wei, J., Wei, J., Tay, Y., et al. (2023). *Larger Language Models Do In-Context Learning Differently*.
+#   arXiv:2303.03846. Flipped and semantically unrelated labels: large models can override their priors.
+# - Liu, J., Shen, D., Zhang, Y., et al. (2021). *What Makes Good In-Context Examples for GPT-3?* DeeLIO 2022 (ACL
+#   workshop). arXiv:2101.06804. KATE: choosing demonstrations by nearest neighbours.
+# - Zhang, Q., Gui, T., Zheng, R., et al. (2023). *大规模语言模型：从理论到实践* (Large Language Models: From
+#   Theory to Practice), ch. 5, §5.1 (语境学习). https://intro-llm.github.io/. The section this chapter teaches.

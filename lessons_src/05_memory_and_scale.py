@@ -34,7 +34,7 @@
 # | profile | machine | time |
 # |---|---|---|
 # | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake (`pytest --nbmake --durations`) | 39 s |
-# | cpu | the same 2-core CPU, nothing else running | not measured since the chapter was split |
+# | cpu | the same 2-core CPU (`bench/profile_notebook.py`) | 79 s (the two memory measurements 62) |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%

@@ -53,7 +53,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("03_in_context_learning", "In-context learning", "LLM-TAP §5.1", SMOLLM2 + MINILM, peak_gib=1.9),
     Chapter("04_peft", "Parameter-efficient fine-tuning", "LLM-TAP §5.2", SMOLLM2, peak_gib=6.9),
     Chapter("05_memory_and_scale", "Fine-tuning memory and scale", "LLM Q&A §12, §19; LLM-TAP §5.2", SMOLLM2,
-            peak_gib=6.9),
+            peak_gib=5.3),
     Chapter("06_positions_and_context", "Position encodings and context windows", "LLM-TAP §5.3; LLM Q&A §8, §11",
             SMOLLM2, peak_gib=2.0),
     Chapter("07_instruction_data_and_self_instruct", "Instruction data and Self-Instruct", "LLM-TAP §5.4-5.5",

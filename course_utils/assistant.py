@@ -1,7 +1,7 @@
 """The capstone: build your own assistant from the course's pieces, end to end.
 
     data, report = make_data(model, tok, out, setup)    # chapter 7: Self-Instruct -> instruction_data.jsonl
-    run_finetune(finetune_args(out, setup))             # chapter 4: LoRA SFT, the same script as `accelerate launch`
+    run_finetune(finetune_args(out, setup))             # chapters 4-5: LoRA SFT, the script `accelerate launch` runs
     tuned, tok = load_tuned(out)                        # the peft adapter on a fresh copy of the model
     rows = evaluate(model, tuned, tok, heldout, setup)  # chapter 8: the harness, before and after
     merged = merge_and_save(tuned, tok, out / "merged") # LoRA folded into the weights, saved as safetensors
@@ -97,7 +97,7 @@ def data_path(out_dir: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 2. Fine-tuning (chapter 4's script)
+# 2. Fine-tuning (the script of chapters 4 and 5)
 # ---------------------------------------------------------------------------------------------------------------
 
 def finetune_args(out_dir: str | Path, setup: AssistantSetup, model_name: str = DEFAULT_MODEL) -> list[str]:

@@ -1,4 +1,4 @@
-"""Chapter 4's fine-tune as a script that runs unchanged on one process or many.
+"""Chapter 4's fine-tune as a script that runs unchanged on one process or many (chapter 5 runs it in two).
 
     python -m course_utils.finetune --data sentiment --method lora --steps 60 --output-dir runs/lora
     python -m course_utils.finetune --data chat.jsonl --steps 60 --output-dir runs/chat --merge

@@ -128,7 +128,7 @@ def to_additive_4d(allowed: torch.Tensor, dtype: torch.dtype = torch.float32,
 def prefix_labels(input_ids: torch.Tensor, prefix_len: int) -> torch.Tensor:
     """Labels for training on the target only: a copy of ``input_ids`` with the prefix set to ``IGNORE_INDEX``.
 
-    The same trick masks the prompt in SFT (chapter 8) and the padding in any batch.
+    The same trick masks the prompt in SFT (chapter 4) and the padding in any batch.
     """
     validate.integer("prefix_len", prefix_len, "pass the prefix length in tokens, e.g. prefix_len=3")
     if not 0 <= prefix_len <= input_ids.shape[-1]:

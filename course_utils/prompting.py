@@ -35,7 +35,7 @@ AGGREGATIONS = ("sum", "mean", "max", "first")  # how several words of one label
 SEED_TEMPLATE = "[X] I feel [Z]."
 SEED_LABEL_WORDS = {"positive": ["great", "good"], "neutral": ["okay"], "negative": ["bad", "terrible"]}
 ONE_WORD_LABELS = {"positive": ["great"], "neutral": ["okay"], "negative": ["terrible"]}
-#: The course's sentiment task as a prompt (chapters 3, 4, 7 and the capstone's probes): the label names are the
+#: The course's sentiment task as a prompt (chapters 3, 4, 5, 8 and the capstone's probes): the label names are the
 #: answers, so a fine-tune learns to write "positive", "neutral" or "negative" after "Sentiment:".
 SENTIMENT_TEMPLATE = "Review: [X]\nSentiment: [Z]"
 SENTIMENT_WORDS = {"positive": "positive", "neutral": "neutral", "negative": "negative"}

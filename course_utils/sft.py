@@ -1,7 +1,7 @@
 """The course's supervised fine-tuning engine: (prompt, response) pairs -> masked labels -> a training loop.
 
 One readable loop instead of a framework, so every line can be taught; ``transformers.Trainer`` is shown next to
-it in chapter 4 and must give comparable losses. Used again by chapters 7-10.
+it in chapter 4 and must give comparable losses. Used again by chapters 5-11.
 
     data = build_dataset(tok, [("Review: great film\\nSentiment:", " positive"), ...], max_len=64)
     result = train(model, data, TrainConfig(steps=60, batch_size=8, lr=2e-4), eval_data=dev)

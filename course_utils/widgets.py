@@ -122,7 +122,7 @@ def rope_explorer(head_dim: int = 64, base: float = 10000.0, scale: float = 1.0,
 
 
 def decoding_playground(model, tok, prompt: str, max_new_tokens: int = 64):
-    """Chapter 8's playground: temperature, top-p, repetition penalty and no-repeat n-gram controls for one
+    """Chapter 9's playground: temperature, top-p, repetition penalty and no-repeat n-gram controls for one
     prompt, with the reply and its repetition metrics (seq-rep-4, distinct-2, loop) under it.
 
     Temperature 0 means greedy. The first reply (greedy) is printed at once, so the cell shows something where

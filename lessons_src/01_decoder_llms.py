@@ -231,7 +231,7 @@ by_hand = masks.lm_loss(out.logits, ids)
 print(f"library loss {out.loss.item():.6f} | by hand {by_hand.item():.6f} | perplexity {by_hand.exp().item():.2f}")
 assert_close(by_hand, out.loss, model, "the library's loss and ours")
 
-# Train on the target only (the prefix-LM loss, and SFT's prompt masking in chapter 8): labels -100 on the prefix.
+# Train on the target only (the prefix-LM loss, and SFT's prompt masking in chapter 4): labels -100 on the prefix.
 labels = masks.prefix_labels(ids, split)
 with torch.no_grad():
     out_t = model(ids, labels=labels)

@@ -221,7 +221,7 @@ print("data parallelism here:", plan.note)
 env = {**os.environ, "COURSE_DEVICE": plan.device}  # both runs on the same kind of device, so their losses compare
 common = ["-m", "course_utils.finetune", "--model", "tiny", "--method", "full", "--steps", "3", "--batch-size", "8",
           "--limit", "32", "--lr", "1e-3"]
-dist_dir = Path(tempfile.mkdtemp(prefix="ch4-ddp-"))
+dist_dir = Path(tempfile.mkdtemp(prefix="ch5-ddp-"))
 runs = {"1 process": [sys.executable, *common, "--output-dir", str(dist_dir / "one")],
         f"{plan.processes} processes (torchrun, {plan.backend})": [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(plan.processes),
@@ -267,7 +267,8 @@ assert_close(two, one, autocast_dtype(plan.device) or torch.float32, "the losses
 # - `tests/test_memory.py`: the estimate is within 20 % of the measurement.
 # - `tests/test_sft.py`: accumulation and two processes.
 #
-# `make bench` records the memory of both engines (`bench/bench_memory.py`).
+# `make bench` records the estimate against the measured peak for full fine-tuning and LoRA, with and without
+# checkpointing (`bench/bench_memory.py`).
 #
 # ## 4. Concept check
 #

@@ -37,7 +37,7 @@ SPLITS = ("train", "dev", "test")
 
 
 def load_sentiment(split: str = "test", source: str = "course", limit: int | None = None) -> list[Example]:
-    """Sentiment examples for chapters 2-4.
+    """Sentiment examples for chapters 2-5 and 8.
 
     Args:
         split: ``train``, ``dev`` or ``test``.
